@@ -1,0 +1,12 @@
+"""The integer IR: typed integer tensors, ops with integer semantics, graphs, the validator,
+the reference interpreter, a stable printer and save/load."""
+
+from .graph import Graph, GraphBuilder, Node
+from .ops import (OPS, Add, AvgPool, Concat, Conv, Dense, Dequantize, MaxPool, Op, Quantize,
+                  Requant, Reshape, fixed_multiplier, fixed_offset)
+from .types import FloatType, IRError, QType, Value
+from .validate import acc_type, validate
+
+__all__ = ["Graph", "GraphBuilder", "Node", "OPS", "Add", "AvgPool", "Concat", "Conv", "Dense",
+           "Dequantize", "MaxPool", "Op", "Quantize", "Requant", "Reshape", "fixed_multiplier",
+           "fixed_offset", "FloatType", "IRError", "QType", "Value", "acc_type", "validate"]

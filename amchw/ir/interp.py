@@ -1,0 +1,147 @@
+"""Runs a graph on a batch of frames. Backend "ref" (vectorised numpy, the `_ref` twins) defines
+the IR's semantics; "numba" (loop kernels) and "fast" (exact GEMM variants) must equal it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from amchw import kernels as K
+
+from .graph import Graph
+from .ops import Add, AvgPool, Concat, Conv, Dense, Dequantize, MaxPool, Quantize, Requant, Reshape
+from .types import IRError, QType
+
+BACKENDS = ("ref", "numba", "fast")
+
+_IMPL = {
+    # op kind -> kernel name per backend
+    "ref": dict(conv="conv2d_i32_ref", dense="dense_i32_ref", requant="requant_i32_ref",
+                quantize="quantize_f64_ref", dequantize="dequantize_f64_ref",
+                maxpool="maxpool2d_i32_ref", sumpool="sumpool2d_i32_ref",
+                avgpool="avgpool2d_i32_ref", add="add_i32_ref"),
+    "numba": dict(conv="conv2d_i32", dense="dense_i32", requant="requant_i32",
+                  quantize="quantize_f64", dequantize="dequantize_f64", maxpool="maxpool2d_i32",
+                  sumpool="sumpool2d_i32", avgpool="avgpool2d_i32", add="add_i32"),
+    "fast": dict(conv="conv2d_i32_gemm", dense="dense_i32_gemm", requant="requant_i32",
+                 quantize="quantize_f64", dequantize="dequantize_f64", maxpool="maxpool2d_i32",
+                 sumpool="sumpool2d_i32", avgpool="avgpool2d_i32", add="add_i32"),
+}
+
+
+def _to2d(x: np.ndarray, nd: int) -> np.ndarray:
+    return x[:, :, None, :] if nd == 1 else x
+
+
+def _pads(padding) -> tuple[int, int, int, int]:
+    if len(padding) == 1:
+        return (0, 0, padding[0][0], padding[0][1])
+    return (padding[0][0], padding[0][1], padding[1][0], padding[1][1])
+
+
+def _pair(t, fill=1) -> tuple[int, int]:
+    return (fill, t[0]) if len(t) == 1 else (t[0], t[1])
+
+
+def kernels_for(backend: str) -> dict:
+    """The kernel functions a backend uses, by role."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
+    return {k: getattr(K, v) for k, v in _IMPL[backend].items()}
+
+
+def eval_node(node, args, in_types, impl) -> np.ndarray:
+    """Evaluate one node on given input arrays (used by run and by layer-wise verification)."""
+    try:
+        return _apply(node.op, args, in_types, impl)
+    except (ValueError, IRError) as e:
+        raise IRError(f"node {node.name!r} ({node.op.kind}): {e}") from e
+
+
+def run(graph: Graph, x: np.ndarray, backend: str = "ref", keep: bool = False):
+    """Run `graph` on x (N, *input shape). Returns the output array (one output) or a tuple;
+    with keep=True returns a dict of every value by name (for per-layer comparison)."""
+    impl = kernels_for(backend)
+    inp = graph.inputs[0]
+    x = np.asarray(x)
+    if x.ndim != len(inp.shape) + 1 or tuple(x.shape[1:]) != inp.shape:
+        raise IRError(f"graph {graph.name!r} expects input (N, {', '.join(map(str, inp.shape))}), "
+                      f"got {x.shape}")
+    env: dict[str, np.ndarray] = {inp.name: x}
+    types = graph.values()
+    last_use = {i: k for k, n in enumerate(graph.nodes) for i in n.inputs}
+    for k, node in enumerate(graph.nodes):
+        env[node.output.name] = eval_node(node, [env[i] for i in node.inputs],
+                                          [types[i].dtype for i in node.inputs], impl)
+        if not keep:  # free what no later node reads
+            for i in node.inputs:
+                if last_use[i] == k and i not in graph.outputs:
+                    env.pop(i, None)
+    if keep:
+        return env
+    outs = tuple(env[o] for o in graph.outputs)
+    return outs[0] if len(outs) == 1 else outs
+
+
+def _i64(v) -> np.ndarray:
+    return np.ascontiguousarray(np.atleast_1d(np.asarray(v, dtype=np.int64)))
+
+
+def _apply(op, args, in_types, impl) -> np.ndarray:
+    x = args[0]
+    t: QType = in_types[0]
+    if isinstance(op, Quantize):
+        if not np.all(np.isfinite(x)):
+            raise IRError("input frames contain NaN or infinity")
+        return impl["quantize"](x, op.out.scale_array(), _i64(op.out.zero_point), op.out.lo,
+                                op.out.hi, K.ROUNDING_NAMES[op.rounding])
+    if isinstance(op, Conv):
+        nd = op.ndim
+        w = op.weight if nd == 2 else op.weight[:, :, None, :]
+        bias = op.bias if op.bias is not None else np.zeros(op.weight.shape[0], np.int32)
+        y = impl["conv"](np.ascontiguousarray(_to2d(x, nd)), np.ascontiguousarray(w), bias,
+                         t.zero_point, op.w_type.zero_point, _pair(op.stride), _pads(op.padding),
+                         _pair(op.dilation), op.groups)
+        return y[:, :, 0, :] if nd == 1 else y
+    if isinstance(op, Dense):
+        bias = op.bias if op.bias is not None else np.zeros(op.weight.shape[0], np.int32)
+        return impl["dense"](np.ascontiguousarray(x), op.weight, bias, t.zero_point,
+                             op.w_type.zero_point)
+    if isinstance(op, Requant):
+        return impl["requant"](np.ascontiguousarray(x), op.multiplier, op.shift, op.offset,
+                               t.zero_point, op.out.zero_point, op.clamp_lo, op.clamp_hi,
+                               K.ROUNDING_NAMES[op.rounding])
+    if isinstance(op, MaxPool):
+        nd = len(op.kernel)
+        y = impl["maxpool"](np.ascontiguousarray(_to2d(x, nd)), _pair(op.kernel),
+                            _pair(op.stride), _pads(op.padding), _pair(op.dilation))
+        return y[:, :, 0, :] if nd == 1 else y
+    if isinstance(op, AvgPool):
+        nd = len(op.kernel)
+        x2 = np.ascontiguousarray(_to2d(x, nd))
+        if op.mode == "sum":
+            y = impl["sumpool"](x2, _pair(op.kernel), _pair(op.stride), _pads(op.padding),
+                                t.zero_point)
+        else:
+            y = impl["avgpool"](x2, _pair(op.kernel), _pair(op.stride), _pads(op.padding),
+                                t.zero_point, K.ROUNDING_NAMES[op.rounding])
+        return y[:, :, 0, :] if nd == 1 else y
+    if isinstance(op, Add):
+        a, b = args
+        ta, tb = in_types
+        return impl["add"](np.ascontiguousarray(a), np.ascontiguousarray(b), op.ma, op.mb,
+                           op.shift, op.offset, ta.zero_point, tb.zero_point,
+                           op.out.zero_point, op.out.lo, op.out.hi, K.ROUNDING_NAMES[op.rounding])
+    if isinstance(op, Concat):
+        parts = []
+        for a, ta, m, s in zip(args, in_types, op.multipliers, op.shifts):
+            parts.append(impl["requant"](np.ascontiguousarray(a), _i64(m), _i64(s), _i64(0),
+                                         ta.zero_point, op.out.zero_point, op.out.lo, op.out.hi,
+                                         K.ROUNDING_NAMES[op.rounding]))
+        return np.concatenate(parts, axis=op.axis)
+    if isinstance(op, Reshape):
+        return np.ascontiguousarray(x).reshape((x.shape[0], *op.shape))
+    if isinstance(op, Dequantize):
+        bias = op.bias if op.bias is not None else np.zeros(1)
+        return impl["dequantize"](np.ascontiguousarray(x), t.scale_array(), _i64(t.zero_point),
+                                  bias)
+    raise IRError(f"no implementation for {op.kind}")

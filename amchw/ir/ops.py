@@ -1,0 +1,366 @@
+"""The IR's ops: one frozen dataclass per op, each docstring its semantics in integers.
+
+Codes are held in int32 arrays; accumulation is modulo 2^32 (the validator proves it never
+wraps for a graph it accepts); requantization is exact int64 arithmetic with a stated tie rule.
+Shapes exclude the batch; channel axis is 1 counting the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from fractions import Fraction
+
+import numpy as np
+
+from amchw.kernels import ROUNDING_NAMES
+
+from .types import IRError, QType
+
+ROUNDINGS = tuple(ROUNDING_NAMES)
+
+
+def _check_rounding(rounding: str) -> None:
+    if rounding not in ROUNDING_NAMES:
+        raise IRError(f"unknown rounding {rounding!r}; expected one of {ROUNDINGS}")
+
+
+def _i64(a) -> np.ndarray:
+    return np.ascontiguousarray(np.atleast_1d(np.asarray(a, dtype=np.int64)))
+
+
+class Op:
+    """Base: every op is a frozen dataclass; arrays compare by value."""
+
+    kind = "op"
+    n_inputs = 1
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if isinstance(getattr(self, f.name), np.ndarray)}
+
+    def params(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if not isinstance(getattr(self, f.name), np.ndarray)}
+
+    def __eq__(self, other) -> bool:
+        if type(self) is not type(other):
+            return False
+        for f in fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+                if a is None or b is None or not (a.dtype == b.dtype and np.array_equal(a, b)):
+                    return False
+            elif a != b:
+                return False
+        return True
+
+    __hash__ = None
+
+
+@dataclass(frozen=True, eq=False)
+class Quantize(Op):
+    """q = clamp(round(float64(x) / scale[c]) + zp, lo, hi): float frames in, codes out.
+
+    The division is a true float64 division (Brevitas divides; a reciprocal multiply differs);
+    round follows `rounding` (Brevitas and QONNX ROUND: half_even). Non-finite input is an error.
+    """
+
+    out: QType
+    rounding: str = "half_even"
+    kind = "Quantize"
+
+    def __post_init__(self) -> None:
+        _check_rounding(self.rounding)
+
+
+@dataclass(frozen=True, eq=False)
+class Conv(Op):
+    """acc[n,k,p] = bias[k] + sum_{c in group, r} (xp[n,c,p*stride + r*dilation] - zx) * (w[k,c,r] - zw)
+
+    1-D (weight (K, C/g, KL)) or 2-D (weight (K, C/g, KH, KW)); xp is x padded with the code zx,
+    so padding contributes exactly 0. int32 accumulation, wrap modulo 2^32 (never reached in a
+    validated graph). Output: int32 accumulator with scale s_x * s_w[k], zero point 0.
+    padding: (lo, hi) per spatial dim; stride, dilation: per spatial dim.
+    """
+
+    weight: np.ndarray
+    bias: np.ndarray | None
+    w_type: QType
+    stride: tuple[int, ...]
+    padding: tuple[tuple[int, int], ...]
+    dilation: tuple[int, ...]
+    groups: int
+    out: QType
+    kind = "Conv"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weight", np.ascontiguousarray(self.weight, dtype=np.int32))
+        if self.bias is not None:
+            object.__setattr__(self, "bias", np.ascontiguousarray(self.bias, dtype=np.int32))
+        nd = self.weight.ndim - 2
+        if nd not in (1, 2):
+            raise IRError(f"Conv weight must be 3-D or 4-D, got shape {self.weight.shape}")
+        object.__setattr__(self, "stride", tuple(int(s) for s in self.stride))
+        object.__setattr__(self, "dilation", tuple(int(s) for s in self.dilation))
+        object.__setattr__(self, "padding", tuple((int(a), int(b)) for a, b in self.padding))
+        for name in ("stride", "dilation", "padding"):
+            if len(getattr(self, name)) != nd:
+                raise IRError(f"Conv {name} needs {nd} entries, got {getattr(self, name)}")
+
+    @property
+    def ndim(self) -> int:
+        return self.weight.ndim - 2
+
+    @property
+    def kernel(self) -> tuple[int, ...]:
+        return tuple(self.weight.shape[2:])
+
+
+@dataclass(frozen=True, eq=False)
+class Dense(Op):
+    """acc[n,k] = bias[k] + sum_c (x[n,c] - zx) * (w[k,c] - zw); int32 wrap as Conv.
+
+    Output: int32 accumulator with scale s_x * s_w[k].
+    """
+
+    weight: np.ndarray
+    bias: np.ndarray | None
+    w_type: QType
+    out: QType
+    kind = "Dense"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weight", np.ascontiguousarray(self.weight, dtype=np.int32))
+        if self.bias is not None:
+            object.__setattr__(self, "bias", np.ascontiguousarray(self.bias, dtype=np.int32))
+        if self.weight.ndim != 2:
+            raise IRError(f"Dense weight must be 2-D, got shape {self.weight.shape}")
+
+
+@dataclass(frozen=True, eq=False)
+class Requant(Op):
+    """q = clamp(round_shift((x - zx) * multiplier[c] + offset[c], shift[c]) + zo, clamp_lo, clamp_hi)
+
+    int64 intermediate, exact; round_shift(t, s) = t / 2^s rounded by `rounding`.
+    multiplier: integer mantissa, |m| < 2^62 (an int32 hardware requantizer uses |m| < 2^31:
+    see `mantissa_bits`); shift 0..62; offset int64 in units of 2^-shift output LSBs (carries
+    a folded float bias or BatchNorm shift). One entry or one per channel. The validator proves
+    |(x - zx) * m + offset| < 2^63 for every input the type allows.
+    clamp_lo/clamp_hi lie inside the output type's range; ReLU is clamp_lo = zo.
+    """
+
+    multiplier: np.ndarray
+    shift: np.ndarray
+    offset: np.ndarray
+    out: QType
+    clamp_lo: int
+    clamp_hi: int
+    rounding: str = "half_even"
+    kind = "Requant"
+
+    def __post_init__(self) -> None:
+        _check_rounding(self.rounding)
+        m, s, o = _i64(self.multiplier), _i64(self.shift), _i64(self.offset)
+        n = max(len(m), len(s), len(o))
+        for name, a in (("multiplier", m), ("shift", s), ("offset", o)):
+            if len(a) not in (1, n):
+                raise IRError(f"Requant {name} has {len(a)} entries; expected 1 or {n}")
+        object.__setattr__(self, "multiplier", m)
+        object.__setattr__(self, "shift", s)
+        object.__setattr__(self, "offset", o)
+        object.__setattr__(self, "clamp_lo", int(self.clamp_lo))
+        object.__setattr__(self, "clamp_hi", int(self.clamp_hi))
+        if np.any(np.abs(m) >= 2**62):
+            raise IRError("Requant multiplier must be below 2^62 in magnitude")
+        if np.any(s < 0) or np.any(s > 62):
+            raise IRError("Requant shift must be in 0..62")
+        if not (self.out.lo <= self.clamp_lo <= self.clamp_hi <= self.out.hi):
+            raise IRError(f"Requant clamp [{self.clamp_lo}, {self.clamp_hi}] outside "
+                          f"the output range [{self.out.lo}, {self.out.hi}]")
+
+
+@dataclass(frozen=True, eq=False)
+class MaxPool(Op):
+    """q[n,c,p] = max over the window of x (padded positions are ignored); type unchanged."""
+
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[tuple[int, int], ...]
+    dilation: tuple[int, ...]
+    kind = "MaxPool"
+
+    def __post_init__(self) -> None:
+        _norm_window(self)
+
+
+@dataclass(frozen=True, eq=False)
+class AvgPool(Op):
+    """Window average of codes, padding holds the code zx and counts (count_include_pad).
+
+    mode "sum": acc = sum(x - zx) over the window, int32 with scale s_x / window size
+    (exact; a following Requant rounds once). mode "average": q = round_div(sum(x - zx),
+    window size, rounding) + zx, same type as x. A global average pool is the window = the
+    whole spatial extent (kernel None in the text form is written out by the builder).
+    """
+
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[tuple[int, int], ...]
+    mode: str = "sum"
+    rounding: str = "half_even"
+    out: QType | None = None
+    kind = "AvgPool"
+
+    def __post_init__(self) -> None:
+        _check_rounding(self.rounding)
+        if self.mode not in ("sum", "average"):
+            raise IRError(f"AvgPool mode must be 'sum' or 'average', got {self.mode!r}")
+        _norm_window(self, dilation=False)
+
+    @property
+    def window(self) -> int:
+        return int(np.prod(self.kernel))
+
+
+@dataclass(frozen=True, eq=False)
+class Add(Op):
+    """q = clamp(round_shift((a - za) * ma + (b - zb) * mb + offset, shift) + zo, clamp_lo, clamp_hi)
+
+    Residual add with both inputs requantized to the output scale in one rounding:
+    ma = s_a / s_o * 2^shift, mb = s_b / s_o * 2^shift as int32 mantissas; per tensor.
+    """
+
+    ma: int
+    mb: int
+    shift: int
+    offset: int
+    out: QType
+    clamp_lo: int
+    clamp_hi: int
+    rounding: str = "half_even"
+    kind = "Add"
+    n_inputs = 2
+
+    def __post_init__(self) -> None:
+        _check_rounding(self.rounding)
+        for name in ("ma", "mb", "shift", "offset", "clamp_lo", "clamp_hi"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+        if abs(self.ma) >= 2**62 or abs(self.mb) >= 2**62:
+            raise IRError("Add multipliers must be below 2^62 in magnitude")
+        if not 0 <= self.shift <= 62:
+            raise IRError("Add shift must be in 0..62")
+        if not (self.out.lo <= self.clamp_lo <= self.clamp_hi <= self.out.hi):
+            raise IRError("Add clamp outside the output range")
+
+
+@dataclass(frozen=True, eq=False)
+class Concat(Op):
+    """Concatenation along `axis` (counting the batch) after requantizing input i to `out`:
+    q_i = clamp(round_shift((x_i - z_i) * multipliers[i], shifts[i]) + zo, lo, hi).
+    Inputs already in the output type use multiplier 1, shift 0 (an exact copy)."""
+
+    axis: int
+    multipliers: tuple[int, ...]
+    shifts: tuple[int, ...]
+    out: QType
+    rounding: str = "half_even"
+    kind = "Concat"
+    n_inputs = -1  # variadic
+
+    def __post_init__(self) -> None:
+        _check_rounding(self.rounding)
+        object.__setattr__(self, "multipliers", tuple(int(m) for m in self.multipliers))
+        object.__setattr__(self, "shifts", tuple(int(s) for s in self.shifts))
+        if len(self.multipliers) != len(self.shifts):
+            raise IRError("Concat needs one multiplier and one shift per input")
+
+
+@dataclass(frozen=True, eq=False)
+class Reshape(Op):
+    """Row-major reshape of the non-batch dims (Flatten is Reshape to (prod(shape),)); codes unchanged."""
+
+    shape: tuple[int, ...]
+    kind = "Reshape"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+
+
+@dataclass(frozen=True, eq=False)
+class Dequantize(Op):
+    """y = (q - zp) * scale[c] + bias[c] in float64: the real value leaving the integer graph.
+    bias (optional, float64 per channel) is a float bias the model adds after its last layer."""
+
+    bias: np.ndarray | None = None
+    kind = "Dequantize"
+
+    def __post_init__(self) -> None:
+        if self.bias is not None:
+            object.__setattr__(self, "bias", np.ascontiguousarray(self.bias, dtype=np.float64))
+
+
+def _norm_window(op, dilation: bool = True) -> None:
+    nd = len(op.kernel)
+    object.__setattr__(op, "kernel", tuple(int(k) for k in op.kernel))
+    object.__setattr__(op, "stride", tuple(int(s) for s in op.stride))
+    object.__setattr__(op, "padding", tuple((int(a), int(b)) for a, b in op.padding))
+    if dilation:
+        object.__setattr__(op, "dilation", tuple(int(d) for d in op.dilation))
+    if nd not in (1, 2) or len(op.stride) != nd or len(op.padding) != nd:
+        raise IRError(f"{op.kind}: kernel/stride/padding must all have 1 or 2 entries")
+    if min(op.kernel) < 1 or min(op.stride) < 1:
+        raise IRError(f"{op.kind}: kernel and stride must be positive")
+
+
+OPS: dict[str, type[Op]] = {c.kind: c for c in
+                            (Quantize, Conv, Dense, Requant, MaxPool, AvgPool, Add, Concat,
+                             Reshape, Dequantize)}
+
+
+# ---------------------------------------------------------------- fixed-point multipliers
+
+def fixed_multiplier(m: Fraction, max_shift: int = 62, strip: bool = True,
+                     bits: int = 31) -> tuple[int, int]:
+    """Best `bits`-bit mantissa and shift with mantissa / 2^shift ~= m (exact when m is a
+    dyadic rational whose numerator fits the mantissa, e.g. every power of two).
+
+    The mantissa is normalised to 2^(bits-1) <= |mantissa| < 2^bits where the shift range
+    allows, so the relative error is at most 2^-bits (bits=31: an int32 multiplier).
+    strip=True removes trailing zero bits of the mantissa (same value, smaller shift); keep
+    them when an offset needs the fine grid.
+    """
+    m = Fraction(m)
+    if m == 0:
+        return 0, 0
+    mag = abs(m)
+    # smallest shift s with |m| * 2^s >= 2^30
+    shift = bits - 1 - _floor_log2(mag)
+    shift = min(shift, max_shift)
+    if shift < 0:
+        raise IRError(f"multiplier {float(m):.6g} too large for a {bits}-bit mantissa with shift >= 0")
+    mant = _round_half_even(m * (1 << shift))
+    if abs(mant) >= 2**bits:  # rounding carried into the next bit
+        shift -= 1
+        mant = _round_half_even(m * (1 << shift))
+    # strip trailing zero bits so exact dyadic multipliers print small
+    while strip and shift > 0 and mant % 2 == 0:
+        mant //= 2
+        shift -= 1
+    return int(mant), int(shift)
+
+
+def fixed_offset(b: Fraction, shift: int) -> int:
+    """An offset in units of 2^-shift output LSBs: round(b * 2^shift), ties to even."""
+    return _round_half_even(Fraction(b) * (1 << shift))
+
+
+def _floor_log2(q: Fraction) -> int:
+    n, d = q.numerator, q.denominator
+    e = n.bit_length() - d.bit_length()
+    if (n << max(0, -e)) < (d << max(0, e)):
+        e -= 1
+    return e
+
+
+def _round_half_even(q: Fraction) -> int:
+    return round(q)  # Fraction.__round__ rounds half to even

@@ -1,0 +1,219 @@
+"""Shape/type inference and the validator: a graph it accepts cannot overflow its int32
+accumulators or int64 requantization intermediates, for any input codes its types allow."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .graph import Graph
+from .ops import Add, AvgPool, Concat, Conv, Dense, Dequantize, MaxPool, Op, Quantize, Requant, Reshape
+from .types import FloatType, IRError, QType, Value
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+
+def acc_type(x: QType, w: QType) -> QType:
+    """Type of a Conv/Dense accumulator: int32, scale s_x * s_w (exact in float64), zero point 0."""
+    scale = x.scale_array() * w.scale_array()
+    return QType(32, True, False, tuple(scale), 0, 1 if len(scale) > 1 else None)
+
+
+def window_out(size: int, k: int, s: int, pad: tuple[int, int], d: int = 1) -> int:
+    return (size + pad[0] + pad[1] - d * (k - 1) - 1) // s + 1
+
+
+def _q(name: str, op: Op, v: Value, what: str = "input") -> QType:
+    if not isinstance(v.dtype, QType):
+        raise IRError(f"node {name!r} ({op.kind}): {what} {v.name!r} must be an integer tensor, "
+                      f"got {v.dtype.short()}")
+    return v.dtype
+
+
+def _channels_ok(name: str, op: Op, n: int, channels: int, what: str) -> None:
+    if n not in (1, channels):
+        raise IRError(f"node {name!r} ({op.kind}): {what} has {n} entries for {channels} channels")
+
+
+def _spatial(name, op, shape, kernel, stride, padding, dilation) -> tuple[int, ...]:
+    nd = len(kernel)
+    if len(shape) != nd + 1:
+        raise IRError(f"node {name!r} ({op.kind}): input shape {shape} does not match a "
+                      f"{nd}-D window (expected (C, {'L' if nd == 1 else 'H, W'}))")
+    out = tuple(window_out(shape[1 + i], kernel[i], stride[i], padding[i], dilation[i])
+                for i in range(nd))
+    if min(out) < 1:
+        raise IRError(f"node {name!r} ({op.kind}): window {kernel} does not fit input {shape}")
+    return out
+
+
+def out_bound(op: Op, ins: list[Value], in_bounds: list[int]) -> int | None:
+    """Largest |int - zero point| the op's output can hold, for inputs within in_bounds:
+    the weight-exact bound for accumulators (max_k |bias_k| + max|x - zx| * sum|w_k - zw|)."""
+    if isinstance(op, (Conv, Dense)):
+        w = op.weight.reshape(op.weight.shape[0], -1).astype(np.int64)
+        wabs = np.abs(w - op.w_type.zero_point).sum(axis=1) * in_bounds[0]
+        if op.bias is not None:
+            wabs = wabs + np.abs(op.bias.astype(np.int64))
+        return int(wabs.max(initial=0))
+    if isinstance(op, AvgPool) and op.mode == "sum":
+        return op.window * in_bounds[0]
+    if isinstance(op, (MaxPool, Reshape)):
+        return in_bounds[0]
+    return None  # codes: the type's range
+
+
+def _bounds(ins: list[Value], in_bounds) -> list[int]:
+    out = []
+    for i, v in enumerate(ins):
+        b = in_bounds[i] if in_bounds is not None and in_bounds[i] is not None else None
+        if b is None:
+            b = v.dtype.max_abs_centered() if isinstance(v.dtype, QType) else 0
+        out.append(b)
+    return out
+
+
+def infer(name: str, op: Op, ins: list[Value], in_bounds=None) -> tuple[tuple[int, ...], QType | FloatType]:
+    """Output shape and type of `op` applied to `ins`; IRError naming the node otherwise.
+    in_bounds: for each input, the largest |int - zero point| it can hold (None: its type's)."""
+    bnd = _bounds(ins, in_bounds)
+    if op.n_inputs >= 0 and len(ins) != op.n_inputs:
+        raise IRError(f"node {name!r} ({op.kind}): expects {op.n_inputs} input(s), got {len(ins)}")
+    if isinstance(op, Quantize):
+        x = ins[0]
+        if not isinstance(x.dtype, FloatType):
+            raise IRError(f"node {name!r} (Quantize): input must be float, got {x.dtype.short()}")
+        _channels_ok(name, op, len(op.out.scale), x.shape[0] if x.shape else 1, "scale")
+        return x.shape, op.out
+    if isinstance(op, (Conv, Dense)):
+        x = ins[0]
+        xt = _q(name, op, x)
+        if xt.bits > 16:
+            raise IRError(f"node {name!r} ({op.kind}): input codes of {xt.bits} bits; at most 16 "
+                          "(requantize the accumulator first)")
+        w = op.weight
+        K = w.shape[0]
+        _channels_ok(name, op, len(op.w_type.scale), K, "weight scale")
+        if w.size and (w.min() < op.w_type.lo or w.max() > op.w_type.hi):
+            raise IRError(f"node {name!r} ({op.kind}): weight codes [{w.min()}, {w.max()}] outside "
+                          f"{op.w_type.short()} range [{op.w_type.lo}, {op.w_type.hi}]")
+        if op.bias is not None and op.bias.shape != (K,):
+            raise IRError(f"node {name!r} ({op.kind}): bias shape {op.bias.shape}, expected ({K},)")
+        if isinstance(op, Conv):
+            C = x.shape[0]
+            if C != w.shape[1] * op.groups or K % op.groups:
+                raise IRError(f"node {name!r} (Conv): {C} input channels, weight {w.shape} "
+                              f"with groups={op.groups} do not agree")
+            spatial = _spatial(name, op, x.shape, op.kernel, op.stride, op.padding, op.dilation)
+            shape = (K, *spatial)
+        else:
+            if x.shape != (w.shape[1],):
+                raise IRError(f"node {name!r} (Dense): input shape {x.shape} but weight {w.shape} "
+                              "(flatten first)")
+            shape = (K,)
+        want = acc_type(xt, op.w_type)
+        if op.out != want:
+            raise IRError(f"node {name!r} ({op.kind}): output type must be the int32 accumulator "
+                          f"with scale s_x*s_w, got {op.out}")
+        # worst case |acc| over every input the type allows: per output channel,
+        # max|x - zx| * sum|w - zw| + |bias|
+        bound = out_bound(op, ins, [xt.max_abs_centered()])
+        if bound > INT32_MAX:
+            raise IRError(f"node {name!r} ({op.kind}): accumulator can reach {bound} > 2^31-1 "
+                          f"(reduction {w[0].size}, {xt.short()} x {op.w_type.short()}); "
+                          "it would overflow int32")
+        return shape, want
+    if isinstance(op, Requant):
+        x = ins[0]
+        xt = _q(name, op, x)
+        C = x.shape[0] if x.shape else 1
+        for what in ("multiplier", "shift", "offset"):
+            _channels_ok(name, op, len(getattr(op, what)), C, what)
+        _channels_ok(name, op, len(op.out.scale), C, "output scale")
+        bound = bnd[0] * int(np.abs(op.multiplier).max()) + int(np.abs(op.offset).max())
+        if bound > INT64_MAX:
+            raise IRError(f"node {name!r} (Requant): int64 intermediate can reach {bound} > 2^63-1")
+        return x.shape, op.out
+    if isinstance(op, MaxPool):
+        x = ins[0]
+        _q(name, op, x)
+        sp = _spatial(name, op, x.shape, op.kernel, op.stride, op.padding, op.dilation)
+        for i, k in enumerate(op.kernel):
+            if max(op.padding[i]) >= op.dilation[i] * (k - 1) + 1:
+                raise IRError(f"node {name!r} (MaxPool): padding {op.padding[i]} leaves windows "
+                              "with no real element")
+        return (x.shape[0], *sp), x.dtype
+    if isinstance(op, AvgPool):
+        x = ins[0]
+        xt = _q(name, op, x)
+        sp = _spatial(name, op, x.shape, op.kernel, op.stride, op.padding, (1,) * len(op.kernel))
+        if op.window * bnd[0] > INT32_MAX:
+            raise IRError(f"node {name!r} (AvgPool): window sum can overflow int32")
+        scale = tuple(s / op.window for s in xt.scale)
+        dtype = QType(32, True, False, scale, 0, xt.axis) if op.mode == "sum" else xt
+        if op.out is not None and op.out != dtype:
+            raise IRError(f"node {name!r} (AvgPool): declared output type {op.out} != {dtype}")
+        return (x.shape[0], *sp), dtype
+    if isinstance(op, Add):
+        a, b = ins
+        at, bt = _q(name, op, a, "input a"), _q(name, op, b, "input b")
+        if a.shape != b.shape:
+            raise IRError(f"node {name!r} (Add): input shapes {a.shape} and {b.shape} differ")
+        if at.per_channel or bt.per_channel or op.out.per_channel:
+            raise IRError(f"node {name!r} (Add): per-channel scales are not supported")
+        bound = bnd[0] * abs(op.ma) + bnd[1] * abs(op.mb) + abs(op.offset)
+        if bound > INT64_MAX:
+            raise IRError(f"node {name!r} (Add): int64 intermediate can overflow")
+        return a.shape, op.out
+    if isinstance(op, Concat):
+        if len(ins) < 1 or len(ins) != len(op.multipliers):
+            raise IRError(f"node {name!r} (Concat): {len(ins)} inputs but "
+                          f"{len(op.multipliers)} multipliers")
+        ax = op.axis - 1
+        ref = ins[0].shape
+        if not 0 <= ax < len(ref):
+            raise IRError(f"node {name!r} (Concat): axis {op.axis} out of range for shape {ref}")
+        total = 0
+        for j, (v, m) in enumerate(zip(ins, op.multipliers)):
+            t = _q(name, op, v)
+            if t.per_channel:
+                raise IRError(f"node {name!r} (Concat): input {v.name!r} has per-channel scales")
+            if len(v.shape) != len(ref) or any(v.shape[i] != ref[i] for i in range(len(ref)) if i != ax):
+                raise IRError(f"node {name!r} (Concat): shapes {ref} and {v.shape} differ off the axis")
+            if bnd[j] * abs(m) > INT64_MAX:
+                raise IRError(f"node {name!r} (Concat): int64 intermediate can overflow")
+            total += v.shape[ax]
+        shape = list(ref)
+        shape[ax] = total
+        return tuple(shape), op.out
+    if isinstance(op, Reshape):
+        x = ins[0]
+        xt = _q(name, op, x)
+        if int(np.prod(op.shape)) != int(np.prod(x.shape)):
+            raise IRError(f"node {name!r} (Reshape): cannot reshape {x.shape} to {op.shape}")
+        if xt.per_channel and (not op.shape or op.shape[0] != x.shape[0]):
+            raise IRError(f"node {name!r} (Reshape): per-channel type would lose its channel axis")
+        return op.shape, xt
+    if isinstance(op, Dequantize):
+        x = ins[0]
+        _q(name, op, x)
+        if op.bias is not None:
+            _channels_ok(name, op, len(op.bias), x.shape[0] if x.shape else 1, "bias")
+        return x.shape, FloatType(64)
+    raise IRError(f"node {name!r}: unknown op {type(op).__name__}")
+
+
+def validate(graph: Graph) -> Graph:
+    """Re-infer every node; check declared shapes/types and overflow bounds. Returns the graph."""
+    vals = {v.name: v for v in graph.inputs}
+    bounds: dict[str, int | None] = {}
+    for n in graph.nodes:
+        ins = [vals[i] for i in n.inputs]
+        in_b = [bounds.get(i) for i in n.inputs]
+        shape, dtype = infer(n.name, n.op, ins, in_b)
+        bounds[n.output.name] = out_bound(n.op, ins, _bounds(ins, in_b))
+        if n.output.shape != shape or n.output.dtype != dtype:
+            raise IRError(f"node {n.name!r} ({n.op.kind}): declared output {n.output.shape} "
+                          f"{n.output.dtype} but the op gives {shape} {dtype}")
+        vals[n.output.name] = n.output
+    return graph

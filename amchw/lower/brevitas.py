@@ -1,0 +1,500 @@
+"""Lowering from Brevitas: one handler per layer type, integers read from Brevitas itself.
+
+The model is run once on sample frames with hooks on every supported layer; the recorded
+calls give the dataflow (so residual/concat structures built from modules lower too) and the
+runtime scales. Float ops between quantizers (BatchNorm, float biases, average pools) are kept
+as an exact rational affine map per channel and folded into the next requantization.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import torch
+from torch import nn
+
+from amchw.ir import (Add, AvgPool, Concat, Conv, Dense, Dequantize, FloatType, GraphBuilder,
+                      MaxPool, QType, Quantize, Requant, Reshape, acc_type, fixed_multiplier,
+                      fixed_offset, validate)
+from amchw.ir.types import exact
+
+try:  # brevitas import is heavy; done once at module import (this module needs it anyway)
+    import brevitas.nn as qnn
+    from brevitas.quant_tensor import QuantTensor
+except ImportError as e:  # pragma: no cover - brevitas is a core dependency
+    raise ImportError("amchw.lower.brevitas needs brevitas") from e
+
+
+class LoweringError(ValueError):
+    """A module or pattern that cannot be lowered to integers exactly; names the module path."""
+
+
+# ------------------------------------------------------------------ what a torch tensor is
+
+@dataclass
+class Codes:
+    """An IR value holding codes: real = (code - zp) * scale."""
+    name: str
+
+
+@dataclass
+class Affine:
+    """A float tensor the model computed from integers: real[c] = (int - zx) * S[c] + B[c],
+    with `name` an IR integer value (an accumulator or codes) and S, B exact rationals."""
+    name: str
+    S: list[Fraction]
+    B: list[Fraction]
+
+
+@dataclass
+class FloatIn:
+    name: str
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def _flat(t) -> list[float]:
+    return [float(v) for v in np.atleast_1d(_np(torch.as_tensor(t)).astype(np.float64)).ravel()]
+
+
+def _qt_type(qt: QuantTensor, narrow: bool, path: str) -> QType:
+    zp = _flat(qt.zero_point)
+    if len(set(zp)) != 1 or zp[0] != int(zp[0]):
+        raise LoweringError(f"{path}: per-channel or fractional zero points are not supported")
+    scale = _flat(qt.scale)
+    return QType(int(float(qt.bit_width)), bool(qt.signed), narrow, tuple(scale), int(zp[0]),
+                 1 if len(scale) > 1 else None)
+
+
+def _act_clamp(module, path: str, t: QType, scale: float) -> tuple[int, int]:
+    """The code range after the quantizer's activation: ReLU and Hardtanh commute with the
+    (monotone) rounding, so they become a clamp of the codes."""
+    impl = module.act_quant.fused_activation_quant_proxy.activation_impl
+    lo, hi = t.lo, t.hi
+    if isinstance(impl, nn.Identity):
+        pass
+    elif isinstance(impl, nn.ReLU):
+        lo = max(lo, t.zero_point)
+    elif isinstance(impl, nn.Hardtanh):
+        lo = max(lo, t.zero_point + round(exact(impl.min_val) / exact(scale)))
+        hi = min(hi, t.zero_point + round(exact(impl.max_val) / exact(scale)))
+    else:
+        raise LoweringError(f"{path}: activation {type(impl).__name__} inside the quantizer "
+                            "has no integer lowering")
+    return lo, hi
+
+
+class _Lowerer:
+    def __init__(self, name: str, mantissa_bits: int | None = None):
+        self.mantissa_bits = mantissa_bits
+        self.b = GraphBuilder(name)
+        self.handles: dict[int, object] = {}
+        self.keep: list = []  # keep tensors alive so their ids stay unique
+
+    # -- tensor bookkeeping
+    def set(self, t, h) -> None:
+        self.keep.append(t)
+        self.handles[id(t)] = h
+
+    def get(self, t, path: str):
+        h = self.handles.get(id(t))
+        if h is None:
+            raise LoweringError(f"{path}: its input comes from an operation that is not a "
+                                "supported module (a functional op in forward?); amchw lowers "
+                                "models built from modules only")
+        return h
+
+    def vtype(self, name: str) -> QType:
+        return self.b.value(name).dtype
+
+    def affine_of(self, h, path: str) -> Affine:
+        if isinstance(h, Affine):
+            return h
+        if isinstance(h, Codes):
+            t = self.vtype(h.name)
+            C = self.b.value(h.name).shape[0] if self.b.value(h.name).shape else 1
+            S = [exact(s) for s in t.scale] if t.per_channel else [exact(t.scale[0])] * C
+            return Affine(h.name, S, [Fraction(0)] * len(S))
+        raise LoweringError(f"{path}: expects a quantized input, got a float tensor")
+
+    # -- emitters
+    def requant(self, name: str, src: Affine, out: QType, lo: int, hi: int, path: str) -> Codes:
+        """One rounding: q = clamp(round((int - zx)*S/s_out + B/s_out) + zo)."""
+        so = [exact(s) for s in out.scale]
+        C = len(src.S)
+        if len(so) not in (1, C):
+            raise LoweringError(f"{path}: output scale has {len(so)} entries for {C} channels")
+        # mantissa width: int32 when asked; otherwise as wide as int64 provably allows for
+        # this input's worst case, so the fixed-point map is exact to ~2^-(62 - log2 bound)
+        bound = self.b.bound(src.name)
+        bits = self.mantissa_bits or max(24, 61 - bound.bit_length())
+        while True:
+            mult, shift, off = [], [], []
+            for c in range(C):
+                s_out = so[c if len(so) > 1 else 0]
+                M = src.S[c] / s_out
+                m, s = fixed_multiplier(M, strip=src.B[c] == 0, bits=bits)
+                mult.append(m)
+                shift.append(s)
+                off.append(fixed_offset(src.B[c] / s_out, s))
+            worst = bound * max(abs(v) for v in mult) + max(abs(v) for v in off)
+            if worst < 2**63 or bits <= 16 or self.mantissa_bits:
+                break
+            bits -= 1
+        if len(set(zip(mult, shift, off))) == 1:
+            mult, shift, off = mult[:1], shift[:1], off[:1]
+        op = Requant(np.array(mult), np.array(shift), np.array(off), out, lo, hi, "half_even")
+        return Codes(self.b.add(name, op, [src.name], path).name)
+
+
+def _pads_of(module, nd: int, kernel, dilation) -> tuple[tuple[int, int], ...]:
+    p = module.padding
+    if isinstance(p, str):
+        if p == "valid":
+            return ((0, 0),) * nd
+        if p == "same":
+            out = []
+            for k, d in zip(kernel, dilation):
+                total = d * (k - 1)
+                out.append((total // 2, total - total // 2))
+            return tuple(out)
+        raise LoweringError(f"unknown padding {p!r}")
+    p = (p,) * nd if isinstance(p, int) else tuple(p)
+    return tuple((int(v), int(v)) for v in p)
+
+
+def _tup(v, nd):
+    return (int(v),) * nd if isinstance(v, int) else tuple(int(e) for e in v)
+
+
+# ------------------------------------------------------------------ handlers
+
+def _h_quant_act(L: _Lowerer, path, module, args, out):
+    if not isinstance(out, QuantTensor):
+        raise LoweringError(f"{path}: set return_quant_tensor=True on activation quantizers so "
+                            "their scale is visible to the next layer")
+    h = L.get(args[0], path)
+    t = _qt_type(out, bool(module.act_quant.is_narrow_range), path)
+    lo, hi = _act_clamp(module, path, t, t.scale[0])
+    name = path.replace(".", "_")
+    if isinstance(h, FloatIn):
+        if (lo, hi) != (t.lo, t.hi) and not (lo == t.zero_point == 0 and not t.signed):
+            raise LoweringError(f"{path}: a clamping activation on the float input is not supported")
+        v = L.b.add(name, Quantize(t, "half_even"), [h.name], path)
+        return Codes(v.name)
+    return L.requant(name, L.affine_of(h, path), t, lo, hi, path)
+
+
+def _h_conv_dense(L: _Lowerer, path, module, args, out):
+    qin = args[0]
+    h = L.get(qin, path)
+    if not isinstance(h, Codes) or not isinstance(qin, QuantTensor):
+        raise LoweringError(f"{path}: input must be a QuantTensor from a quantizer "
+                            "(return_quant_tensor=True upstream)")
+    xt = L.vtype(h.name)
+    qw = module.quant_weight()
+    if not isinstance(qw, QuantTensor):
+        raise LoweringError(f"{path}: weight quantization is disabled")
+    w_int = _np(qw.int()).astype(np.int32)
+    wt = _qt_type(qw, bool(module.weight_quant.is_narrow_range), path)
+    if xt.per_channel:
+        raise LoweringError(f"{path}: per-channel input scales are not supported")
+    acc = acc_type(xt, wt)
+    K = w_int.shape[0]
+    bias = None
+    B = [Fraction(0)] * K
+    if module.bias is not None:
+        if module.bias_quant.is_quant_enabled:
+            qb = module.bias_quant(module.bias, qin, qw)
+            bs = _flat(qb.scale)
+            want = list(acc.scale) if acc.per_channel else [acc.scale[0]]
+            if len(bs) != len(want) or any(abs(a - b) > 1e-6 * b for a, b in zip(bs, want)):
+                raise LoweringError(f"{path}: bias scale is not input scale x weight scale; "
+                                    "use Int32Bias/IntBias with a quantized input")
+            bias = _np(qb.int()).astype(np.int64).ravel()
+            if bias.min(initial=0) < -2**31 or bias.max(initial=0) >= 2**31:
+                raise LoweringError(f"{path}: bias codes exceed int32")
+            bias = bias.astype(np.int32)
+        else:  # a float bias: real output = acc * S + b, folded into the next requant
+            B = [exact(v) for v in _flat(module.bias)]
+    name = path.replace(".", "_")
+    if isinstance(module, nn.Linear):
+        op = Dense(w_int, bias, wt, acc)
+    else:
+        nd = w_int.ndim - 2
+        if getattr(module, "padding_mode", "zeros") != "zeros":
+            raise LoweringError(f"{path}: padding_mode {module.padding_mode!r} (only zeros)")
+        kernel = w_int.shape[2:]
+        dil = _tup(module.dilation, nd)
+        op = Conv(w_int, bias, wt, _tup(module.stride, nd), _pads_of(module, nd, kernel, dil),
+                  dil, int(module.groups), acc)
+    v = L.b.add(name, op, [h.name], path)
+    S = [exact(s) for s in acc.scale] if acc.per_channel else [exact(acc.scale[0])] * K
+    return Affine(v.name, S, B)
+
+
+def _h_bn(L: _Lowerer, path, module, args, out):
+    if module.training:
+        raise LoweringError(f"{path}: BatchNorm in training mode; call model.eval() first")
+    if module.running_mean is None:
+        raise LoweringError(f"{path}: BatchNorm without running statistics")
+    aff = L.affine_of(L.get(args[0], path), path)
+    # y = (x - mean) / sqrt(var + eps) * gamma + beta = x * a + b, evaluated in float64 as the
+    # float64 reference does; the fold S' = S*a, B' = B*a + b is then exact in rationals.
+    inv = 1.0 / torch.sqrt(module.running_var.double() + module.eps)
+    g = module.weight.double() if module.weight is not None else torch.ones_like(inv)
+    beta = module.bias.double() if module.bias is not None else torch.zeros_like(inv)
+    a = (inv * g).detach()
+    b = (beta - module.running_mean.double() * a).detach()
+    a_l, b_l = _flat(a), _flat(b)
+    if len(a_l) != len(aff.S):
+        raise LoweringError(f"{path}: {len(a_l)} BatchNorm channels for {len(aff.S)} input channels")
+    S = [s * exact(ai) for s, ai in zip(aff.S, a_l)]
+    B = [bb * exact(ai) + exact(bi) for bb, ai, bi in zip(aff.B, a_l, b_l)]
+    return Affine(aff.name, S, B)
+
+
+def _h_maxpool(L: _Lowerer, path, module, args, out):
+    if module.ceil_mode or getattr(module, "return_indices", False):
+        raise LoweringError(f"{path}: ceil_mode/return_indices are not supported")
+    h = L.get(args[0], path)
+    nd = 1 if isinstance(module, nn.MaxPool1d) else 2
+    k = _tup(module.kernel_size, nd)
+    s = _tup(module.stride if module.stride is not None else module.kernel_size, nd)
+    d = _tup(module.dilation, nd)
+    p = _tup(module.padding, nd)
+    op = MaxPool(k, s, tuple((v, v) for v in p), d)
+    name = path.replace(".", "_")
+    if isinstance(h, Codes):
+        return Codes(L.b.add(name, op, [h.name], path).name)
+    if isinstance(h, Affine) and all(sv > 0 for sv in h.S):
+        # max commutes with an increasing affine map: pool the integers, keep the map
+        if any(pv for pv in p):
+            raise LoweringError(f"{path}: padded max pool on a float tensor is not supported")
+        v = L.b.add(name, op, [h.name], path)
+        return Affine(v.name, h.S, h.B)
+    raise LoweringError(f"{path}: max pool of a float tensor with a negative per-channel scale")
+
+
+def _h_avgpool(L: _Lowerer, path, module, args, out):
+    h = L.get(args[0], path)
+    if not isinstance(h, Codes):
+        raise LoweringError(f"{path}: average pool needs a quantized input")
+    x = L.b.value(h.name)
+    nd = len(x.shape) - 1
+    if isinstance(module, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
+        osz = _tup(module.output_size, nd)
+        if any(o is None or x.shape[1 + i] % o for i, o in enumerate(osz)):
+            raise LoweringError(f"{path}: adaptive pool to {osz} from {x.shape[1:]} is not a "
+                                "uniform window")
+        k = tuple(x.shape[1 + i] // o for i, o in enumerate(osz))
+        s, p = k, (0,) * nd
+    else:
+        if module.ceil_mode or getattr(module, "divisor_override", None):
+            raise LoweringError(f"{path}: ceil_mode/divisor_override are not supported")
+        k = _tup(module.kernel_size, nd)
+        s = _tup(module.stride if module.stride is not None else module.kernel_size, nd)
+        p = _tup(module.padding, nd)
+        if any(p) and not module.count_include_pad:
+            raise LoweringError(f"{path}: count_include_pad=False with padding is not supported")
+    op = AvgPool(k, s, tuple((v, v) for v in p), "sum")
+    v = L.b.add(path.replace(".", "_"), op, [h.name], path)
+    t = L.vtype(h.name)
+    win = int(np.prod(k))
+    C = x.shape[0]
+    S = ([exact(sc) / win for sc in t.scale] if t.per_channel else [exact(t.scale[0]) / win] * C)
+    return Affine(v.name, S, [Fraction(0)] * C)
+
+
+def _h_flatten(L: _Lowerer, path, module, args, out):
+    if module.start_dim != 1 or module.end_dim != -1:
+        raise LoweringError(f"{path}: only Flatten(start_dim=1, end_dim=-1) is supported")
+    h = L.get(args[0], path)
+    if not isinstance(h, Codes):
+        raise LoweringError(f"{path}: flatten of a float tensor; quantize before flattening")
+    x = L.b.value(h.name)
+    v = L.b.add(path.replace(".", "_"), Reshape((int(np.prod(x.shape)),)), [h.name], path)
+    return Codes(v.name)
+
+
+def _h_identity(L: _Lowerer, path, module, args, out):
+    return L.get(args[0], path)
+
+
+def _io_quant(proxy) -> bool:
+    return proxy is not None and getattr(proxy, "is_quant_enabled", False)
+
+
+def _proxy_type(proxy, path) -> QType:
+    scale = _flat(proxy.scale())
+    zp = _flat(proxy.zero_point())
+    return QType(int(float(proxy.bit_width())), bool(proxy.is_signed),
+                 bool(proxy.is_narrow_range), tuple(scale), int(zp[0]),
+                 1 if len(scale) > 1 else None)
+
+
+def _h_add(L: _Lowerer, path, module, args, out):
+    hs = [L.get(a, path) for a in args[:2]]
+    if not all(isinstance(h, Codes) for h in hs):
+        raise LoweringError(f"{path}: both inputs of the add must be quantized")
+    name = path.replace(".", "_")
+    if _io_quant(module.input_quant):
+        it = _proxy_type(module.input_quant, path)
+        hs = [L.requant(f"{name}_in{i}", L.affine_of(h, path), it, it.lo, it.hi, path)
+              for i, h in enumerate(hs)]
+    if not _io_quant(module.output_quant):
+        raise LoweringError(f"{path}: an add without output quantizer is not supported")
+    ot = _proxy_type(module.output_quant, path)
+    ta, tb = (L.vtype(h.name) for h in hs)
+    Ma, Mb = exact(ta.scale[0]) / exact(ot.scale[0]), exact(tb.scale[0]) / exact(ot.scale[0])
+    ma, sa = fixed_multiplier(Ma, strip=False)
+    mb, sb = fixed_multiplier(Mb, strip=False)
+    s = min(sa, sb)
+    ma, mb = round(Ma * (1 << s)), round(Mb * (1 << s))
+    op = Add(ma, mb, s, 0, ot, ot.lo, ot.hi, "half_even")
+    return Codes(L.b.add(name, op, [h.name for h in hs], path).name)
+
+
+def _h_cat(L: _Lowerer, path, module, args, out):
+    tensors = args[0]
+    dim = args[1] if len(args) > 1 else 1
+    hs = [L.get(a, path) for a in tensors]
+    if not all(isinstance(h, Codes) for h in hs):
+        raise LoweringError(f"{path}: every input of the concatenation must be quantized")
+    name = path.replace(".", "_")
+    if _io_quant(module.input_quant):
+        it = _proxy_type(module.input_quant, path)
+        hs = [L.requant(f"{name}_in{i}", L.affine_of(h, path), it, it.lo, it.hi, path)
+              for i, h in enumerate(hs)]
+    if _io_quant(module.output_quant):
+        ot = _proxy_type(module.output_quant, path)
+    else:
+        ot = L.vtype(hs[0].name)
+        if any(L.vtype(h.name) != ot for h in hs):
+            raise LoweringError(f"{path}: inputs of different types need an output quantizer")
+    mults, shifts = [], []
+    for h in hs:
+        M = exact(L.vtype(h.name).scale[0]) / exact(ot.scale[0])
+        m, s = fixed_multiplier(M)
+        mults.append(m)
+        shifts.append(s)
+    op = Concat(int(dim), tuple(mults), tuple(shifts), ot, "half_even")
+    return Codes(L.b.add(name, op, [h.name for h in hs], path).name)
+
+
+_HANDLERS: list[tuple[tuple[type, ...], object]] = [
+    ((qnn.QuantReLU, qnn.QuantIdentity, qnn.QuantHardTanh), _h_quant_act),
+    ((qnn.QuantConv1d, qnn.QuantConv2d, qnn.QuantLinear), _h_conv_dense),
+    ((nn.BatchNorm1d, nn.BatchNorm2d), _h_bn),
+    ((nn.MaxPool1d, nn.MaxPool2d), _h_maxpool),
+    ((nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d), _h_avgpool),
+    ((nn.Flatten,), _h_flatten),
+    ((nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity), _h_identity),
+    ((qnn.QuantEltwiseAdd,), _h_add),
+    ((qnn.QuantCat,), _h_cat),
+]
+
+
+def _handler(module):
+    for types, fn in _HANDLERS:
+        if isinstance(module, types):
+            return fn
+    return None
+
+
+def supported_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """The modules the lowering hooks, by path; LoweringError naming any unsupported leaf."""
+    found: dict[str, nn.Module] = {}
+    skip: list[str] = []
+    for path, m in model.named_modules():
+        if any(path.startswith(p + ".") for p in skip):
+            continue
+        if _handler(m) is not None:
+            found[path or type(m).__name__] = m
+            skip.append(path)
+        elif not list(m.children()) and path:
+            raise LoweringError(f"{path}: unsupported module {type(m).__name__}")
+    return found
+
+
+@dataclass
+class Point:
+    """Where a Brevitas module's output lives in the IR, for layer-by-layer comparison:
+    codes (compare QuantTensor.int()) or an affine view real = (int - zx) * S + B of an IR
+    integer value (recover the integer from the float output)."""
+    path: str
+    value: str
+    kind: str  # "codes" | "affine"
+    S: np.ndarray | None = None
+    B: np.ndarray | None = None
+
+
+def lower(model: nn.Module, sample: torch.Tensor, name: str | None = None,
+          mantissa_bits: int | None = None):
+    """Lower a Brevitas model (eval mode) to a validated IR graph (see lower_with_points)."""
+    return lower_with_points(model, sample, name, mantissa_bits)[0]
+
+
+def lower_with_points(model: nn.Module, sample: torch.Tensor, name: str | None = None,
+                      mantissa_bits: int | None = None):
+    """Lower a Brevitas model (eval mode) to a validated IR graph, plus the comparison points.
+
+    `sample` is a batch of input frames (N, *input shape) used to trace the dataflow and read
+    the runtime scales; its dtype picks the precision the integers are read in (float32 or
+    float64 after model.double()). mantissa_bits=31 gives int32 requantization multipliers
+    (what an int32 hardware requantizer holds); None (default) uses the widest mantissa the
+    int64 intermediate provably allows, which reproduces the float64 model at every code.
+    """
+    if model.training:
+        raise LoweringError("model is in training mode; call model.eval() before lowering")
+    mods = supported_modules(model)
+    L = _Lowerer(name or getattr(model, "amchw_meta", {}).get("name", type(model).__name__),
+                 mantissa_bits)
+    calls: list[tuple[str, nn.Module, tuple, object]] = []
+
+    def mk(path):
+        def hook(mod, args, output):
+            calls.append((path, mod, args, output))
+        return hook
+
+    hooks = [m.register_forward_hook(mk(p)) for p, m in mods.items()]
+    try:
+        with torch.no_grad():
+            x = sample
+            inp = L.b.input("x", tuple(x.shape[1:]), FloatType(32))
+            L.set(x, FloatIn(inp.name))
+            y = model(x)
+    finally:
+        for hk in hooks:
+            hk.remove()
+    points: list[Point] = []
+    for path, mod, args, output in calls:
+        fn = _handler(mod)
+        h = fn(L, path, mod, args, output)
+        L.set(output, h)
+        if fn is _h_identity:
+            continue
+        if isinstance(h, Codes):
+            points.append(Point(path, h.name, "codes"))
+        elif isinstance(h, Affine):
+            points.append(Point(path, h.name, "affine", np.array([float(v) for v in h.S]),
+                                np.array([float(v) for v in h.B])))
+    final = L.get(y, "model output")
+    if isinstance(final, Codes):
+        out = L.b.add("out", Dequantize(None), [final.name], "output")
+    elif isinstance(final, Affine):
+        t = L.vtype(final.name)
+        if any(exact(s) != S for s, S in zip(t.scale * (len(final.S) if not t.per_channel else 1),
+                                              final.S)):
+            raise LoweringError("model output: a float op (e.g. BatchNorm) after the last "
+                                "quantized layer has no integer lowering; quantize the output")
+        out = L.b.add("out", Dequantize(np.array([float(b) for b in final.B])), [final.name],
+                      "output")
+    else:
+        raise LoweringError("model output is the float input itself")
+    g = L.b.build([out.name], meta={"source": "brevitas", "precision": str(sample.dtype)})
+    return validate(g), points

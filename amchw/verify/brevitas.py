@@ -1,0 +1,295 @@
+"""Layer-by-layer bit-exactness of the IR against Brevitas, and of the Numba kernels against
+the reference interpreter.
+
+Each IR node is evaluated on Brevitas' own inputs where Brevitas has them (so a difference is
+local to the layer, never inherited), and compared with Brevitas' output. What counts as a
+forbidden mismatch follows docs/verification.md:
+- interpreter vs Numba kernels: every difference;
+- reference float64 (model.double()): every difference;
+- reference float32: differences at points whose float32 evaluation is exact (power-of-two
+  scales, no float affine, |acc| < 2^24); elsewhere a 1-LSB code difference is allowed only
+  when the exact value is a near-tie (|frac - 1/2| <= TIE_TOL), and an accumulator recovered
+  from a float32 output only within the float32 summation error bound.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from amchw.ir import Conv, Dense, Quantize, Requant
+from amchw.ir.interp import eval_node, kernels_for
+from amchw.ir.types import is_pow2
+from amchw.lower.brevitas import Point, lower_with_points
+
+TIE_TOL = 1e-3  # |fraction - 0.5| below which a float32 disagreement is a near-tie
+F32_EXACT = 2**24
+
+
+@dataclass
+class LayerReport:
+    layer: str
+    node: str
+    op: str
+    shape: list[int]
+    compared: int = 0
+    mismatches: int = 0
+    forbidden: int = 0
+    max_diff_lsb: int = 0
+    first_mismatch: list[int] | None = None
+    max_tie_distance: float | None = None  # max |frac - 0.5| over mismatches (codes only)
+    exactness: str = "exact"  # "exact": float32 evaluation is exact; "float": it rounds
+
+
+@dataclass
+class VerifyReport:
+    model: str
+    reference: str
+    frames: int
+    layers: list[LayerReport] = field(default_factory=list)
+    kernels: list[LayerReport] = field(default_factory=list)  # interpreter vs Numba
+    argmax_agreement: float = 0.0
+
+    @property
+    def forbidden(self) -> int:
+        return sum(r.forbidden for r in self.layers) + sum(r.forbidden for r in self.kernels)
+
+    @property
+    def ok(self) -> bool:
+        return self.forbidden == 0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["forbidden"] = self.forbidden
+        d["ok"] = self.ok
+        return d
+
+
+def _tie_distance(node, x_in: np.ndarray, in_type, idx: tuple) -> float | None:
+    """|frac - 1/2| of the exact value a rounding node rounded at element idx."""
+    op = node.op
+    if isinstance(op, Quantize):
+        s = op.out.scale[idx[1] if op.out.per_channel else 0]
+        v = float(np.float64(x_in[idx]) / s)
+    elif isinstance(op, Requant):
+        c = idx[1] if len(op.multiplier) > 1 else 0
+        t = (int(x_in[idx]) - in_type.zero_point) * int(op.multiplier[c]) + int(op.offset[c])
+        v = t / 2.0 ** int(op.shift[c])
+    else:
+        return None
+    return abs(v - np.floor(v) - 0.5)
+
+
+def _exact_value(node, vals, exact_val) -> bool:
+    """Does float32 Brevitas hold this node's output exactly (given the IR's integers)?
+    Codes leaving a quantizer are exact by construction unless the rounding saw a float32
+    error; accumulators are exact for power-of-two scales while |acc| < 2^24."""
+    op = node.op
+    ins_exact = all(exact_val.get(i, True) for i in node.inputs)
+    if isinstance(op, (Conv, Dense)):
+        return ins_exact and _exact_acc(node, vals)
+    if isinstance(op, Quantize):
+        return all(is_pow2(s) for s in op.out.scale)
+    if isinstance(op, Requant):
+        return (ins_exact and bool(np.all(op.offset == 0))
+                and all(m != 0 and is_pow2(float(abs(int(m)))) for m in op.multiplier))
+    if op.kind in ("Add", "Concat"):
+        scales = [s for i in node.inputs for s in vals[i].dtype.scale] + list(op.out.scale)
+        return ins_exact and all(is_pow2(s) for s in scales)
+    if op.kind == "AvgPool":
+        return ins_exact and is_pow2(float(op.window))
+    return ins_exact
+
+
+class _Recorder:
+    def __init__(self, model, paths):
+        self.out = {}
+        mods = dict(model.named_modules())
+        self.hooks = [mods[p].register_forward_hook(self._mk(p)) for p in paths]
+
+    def _mk(self, path):
+        def hook(mod, args, output):
+            self.out[path] = output
+        return hook
+
+    def close(self):
+        for h in self.hooks:
+            h.remove()
+
+
+def _reference_ints(point: Point, output, zx: int) -> np.ndarray:
+    if point.kind == "codes":
+        return output.int().detach().cpu().numpy().astype(np.int64)
+    val = output.value if hasattr(output, "value") else output
+    val = val.detach().cpu().numpy().astype(np.float64)
+    shape = [1] * val.ndim
+    shape[1] = -1
+    S = point.S.reshape(shape)
+    B = point.B.reshape(shape)
+    return (np.rint((val - B) / S) + zx).astype(np.int64)
+
+
+def verify_model(model, frames: np.ndarray, reference: str = "float64", batch_size: int = 64,
+                 backends=("ref", "numba"), name: str | None = None) -> VerifyReport:
+    """Compare Brevitas, the reference interpreter and the Numba kernels layer by layer."""
+    if reference not in ("float64", "float32"):
+        raise ValueError(f"--reference must be float64 or float32, got {reference!r}")
+    dtype = torch.float64 if reference == "float64" else torch.float32
+    m = copy.deepcopy(model).eval()
+    m = m.double() if dtype == torch.float64 else m.float()
+    frames = np.asarray(frames)
+    sample = torch.as_tensor(frames[: min(len(frames), 8)], dtype=dtype)
+    graph, points = lower_with_points(m, sample, name)
+    vals = graph.values()
+    by_value: dict[str, list[Point]] = {}
+    for p in points:
+        by_value.setdefault(p.value, []).append(p)
+    nodes = {n.output.name: n for n in graph.nodes}
+    exact_val: dict[str, bool] = {}
+    rep = VerifyReport(graph.name, reference, len(frames))
+    rows: dict[tuple[str, str], LayerReport] = {}
+    krows: dict[str, LayerReport] = {}
+    impls = {b: kernels_for(b) for b in backends}
+    agree = 0
+    for i0 in range(0, len(frames), batch_size):
+        xb = frames[i0:i0 + batch_size]
+        rec = _Recorder(m, sorted({p.path for p in points}))
+        try:
+            with torch.no_grad():
+                y = m(torch.as_tensor(xb, dtype=dtype))
+        finally:
+            rec.close()
+        # reference integers per IR value (the last point recorded for a value wins as input)
+        refs: dict[str, list[tuple[Point, np.ndarray]]] = {}
+        for p in points:
+            zx = vals[p.value].dtype.zero_point
+            refs.setdefault(p.value, []).append((p, _reference_ints(p, rec.out[p.path], zx)))
+        # 1) layer-wise: each node on Brevitas' inputs, against Brevitas' output
+        impl = impls[backends[0]]
+        env = {graph.inputs[0].name: xb.astype(np.float32 if dtype == torch.float32 else np.float64)}
+        for node in graph.nodes:
+            args = []
+            for i in node.inputs:  # Brevitas' own codes where it has them (exact integers)
+                codes = [ref for p, ref in refs.get(i, []) if p.kind == "codes"]
+                args.append(codes[-1].astype(np.int32) if codes else env[i])
+            in_types = [vals[i].dtype for i in node.inputs]
+            out = eval_node(node, args, in_types, impl)
+            env[node.output.name] = out
+            exact_val[node.output.name] = _exact_value(node, vals, exact_val)
+            for p, ref in refs.get(node.output.name, []):
+                strict = reference == "float64" or _exact_point(p, node, exact_val)
+                _compare_point(rows, node, p, out, ref, args, in_types, strict, vals)
+            if any(p.kind == "codes" for p, _ in refs.get(node.output.name, [])):
+                exact_val[node.output.name] = True  # later nodes read Brevitas' own codes
+        # 2) interpreter vs kernels, end to end (no substitution)
+        runs = {}
+        for b, imp in impls.items():
+            e = {graph.inputs[0].name: xb}
+            for node in graph.nodes:
+                e[node.output.name] = eval_node(node, [e[i] for i in node.inputs],
+                                                [vals[i].dtype for i in node.inputs], imp)
+            runs[b] = e
+        base = runs[backends[0]]
+        for b in backends[1:]:
+            for node in graph.nodes:
+                a, c = base[node.output.name], runs[b][node.output.name]
+                r = krows.setdefault(f"{node.name}:{b}", LayerReport(
+                    f"{backends[0]} vs {b}", node.name, node.op.kind, list(node.output.shape)))
+                _count(r, a, c, forbidden_all=True)
+        out_ir = base[graph.outputs[0]]
+        yv = (y.value if hasattr(y, "value") else y).detach().cpu().numpy()
+        agree += int((np.argmax(out_ir, axis=1) == np.argmax(yv, axis=1)).sum())
+    rep.layers = list(rows.values())
+    rep.kernels = list(krows.values())
+    rep.argmax_agreement = agree / max(1, len(frames))
+    return rep
+
+
+def _exact_acc(node, vals) -> bool:
+    """Is this node's output computed exactly by float32 Brevitas (given exact inputs)?"""
+    op = node.op
+    if isinstance(op, (Conv, Dense)):
+        xt = vals[node.inputs[0]].dtype
+        if not (all(is_pow2(s) for s in xt.scale) and all(is_pow2(s) for s in op.w_type.scale)):
+            return False
+        w = op.weight.reshape(op.weight.shape[0], -1).astype(np.int64)
+        bound = int(np.abs(w - op.w_type.zero_point).sum(axis=1).max()) * xt.max_abs_centered()
+        return bound < F32_EXACT
+    if isinstance(op, Quantize):
+        return all(is_pow2(s) for s in op.out.scale)
+    return True
+
+
+def _count(r: LayerReport, a: np.ndarray, b: np.ndarray, forbidden_all: bool,
+           allowed=None) -> np.ndarray:
+    a = np.asarray(a)
+    b = np.asarray(b)
+    r.compared += a.size
+    if a.dtype.kind == "f" or b.dtype.kind == "f":
+        diff = a.astype(np.float64) != b.astype(np.float64)
+    else:
+        diff = a.astype(np.int64) != b.astype(np.int64)
+    n = int(diff.sum())
+    if n:
+        r.mismatches += n
+        d = np.abs(a.astype(np.float64) - b.astype(np.float64))
+        r.max_diff_lsb = max(r.max_diff_lsb, int(np.ceil(d.max())))
+        if r.first_mismatch is None:
+            r.first_mismatch = [int(v) for v in np.argwhere(diff)[0]]
+        if forbidden_all:
+            r.forbidden += n
+        else:
+            r.forbidden += int((diff & ~allowed).sum())
+    return diff
+
+
+def _exact_point(p: Point, node, exact_val) -> bool:
+    if not exact_val[node.output.name]:
+        return False
+    if p.kind == "codes":
+        return True
+    scale = node.output.dtype.scale_array()
+    return bool(np.all(p.B == 0) and np.all(np.broadcast_to(scale, p.S.shape) == p.S))
+
+
+def _compare_point(rows, node, p: Point, ir, ref, args, in_types, strict: bool, vals):
+    key = (p.path, p.kind)
+    r = rows.get(key)
+    if r is None:
+        r = rows[key] = LayerReport(p.path, node.name, node.op.kind, list(node.output.shape))
+    if not strict:
+        r.exactness = "float"
+    if strict:
+        _count(r, ir, ref, forbidden_all=True)
+        return
+    diff_mask = np.asarray(ir, np.int64) != ref
+    allowed = np.zeros_like(diff_mask)
+    if diff_mask.any():
+        if p.kind == "codes":
+            for idx in map(tuple, np.argwhere(diff_mask)):
+                td = _tie_distance(node, args[0], in_types[0], idx)
+                if td is None:
+                    continue
+                r.max_tie_distance = td if r.max_tie_distance is None else max(
+                    r.max_tie_distance, td)
+                allowed[idx] = abs(int(ir[idx]) - int(ref[idx])) == 1 and td <= TIE_TOL
+        else:
+            allowed = np.abs(np.asarray(ir, np.int64) - ref) <= _f32_acc_tol(node, vals, ir)
+    _count(r, ir, ref, forbidden_all=False, allowed=allowed)
+
+
+def _f32_acc_tol(node, vals, ir) -> np.ndarray:
+    """float32 summation error bound, in accumulator LSBs: (K + 2) * 2^-24 * worst |acc| + 1."""
+    op = node.op
+    if isinstance(op, (Conv, Dense)):
+        xt = vals[node.inputs[0]].dtype
+        w = op.weight.reshape(op.weight.shape[0], -1).astype(np.int64)
+        k = w.shape[1]
+        bound = np.abs(w - op.w_type.zero_point).sum(axis=1) * xt.max_abs_centered()
+        shape = [1] * np.ndim(ir)
+        shape[1] = -1
+        return np.ceil((k + 2) * 2.0**-24 * bound.reshape(shape)) + 1
+    return np.ceil(np.abs(np.asarray(ir, np.float64)) * 2.0**-20) + 1
