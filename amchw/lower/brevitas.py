@@ -19,6 +19,7 @@ from amchw.ir import (Add, AvgPool, Concat, Conv, Dense, Dequantize, FloatType, 
                       MaxPool, QType, Quantize, Requant, Reshape, acc_type, fixed_multiplier,
                       fixed_offset, validate)
 from amchw.ir.types import exact
+from amchw.models.layers import Cat
 
 try:  # brevitas import is heavy; done once at module import (this module needs it anyway)
     import brevitas.nn as qnn
@@ -360,30 +361,17 @@ def _h_add(L: _Lowerer, path, module, args, out):
 
 
 def _h_cat(L: _Lowerer, path, module, args, out):
-    tensors = args[0]
-    dim = args[1] if len(args) > 1 else 1
-    hs = [L.get(a, path) for a in tensors]
+    """amchw.models.layers.Cat: inputs share one quantization, so the codes are copied."""
+    hs = [L.get(a, path) for a in args]
     if not all(isinstance(h, Codes) for h in hs):
         raise LoweringError(f"{path}: every input of the concatenation must be quantized")
-    name = path.replace(".", "_")
-    if _io_quant(module.input_quant):
-        it = _proxy_type(module.input_quant, path)
-        hs = [L.requant(f"{name}_in{i}", L.affine_of(h, path), it, it.lo, it.hi, path)
-              for i, h in enumerate(hs)]
-    if _io_quant(module.output_quant):
-        ot = _proxy_type(module.output_quant, path)
-    else:
-        ot = L.vtype(hs[0].name)
-        if any(L.vtype(h.name) != ot for h in hs):
-            raise LoweringError(f"{path}: inputs of different types need an output quantizer")
-    mults, shifts = [], []
-    for h in hs:
-        M = exact(L.vtype(h.name).scale[0]) / exact(ot.scale[0])
-        m, s = fixed_multiplier(M)
-        mults.append(m)
-        shifts.append(s)
-    op = Concat(int(dim), tuple(mults), tuple(shifts), ot, "half_even")
-    return Codes(L.b.add(name, op, [h.name for h in hs], path).name)
+    ot = L.vtype(hs[0].name)
+    if any(L.vtype(h.name) != ot for h in hs):
+        raise LoweringError(f"{path}: concatenated inputs must share one quantization "
+                            "(scale, bits, zero point); requantize them first")
+    n = len(hs)
+    op = Concat(int(module.dim), (1,) * n, (0,) * n, ot, "half_even")
+    return Codes(L.b.add(path.replace(".", "_"), op, [h.name for h in hs], path).name)
 
 
 _HANDLERS: list[tuple[tuple[type, ...], object]] = [
@@ -395,7 +383,7 @@ _HANDLERS: list[tuple[tuple[type, ...], object]] = [
     ((nn.Flatten,), _h_flatten),
     ((nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity), _h_identity),
     ((qnn.QuantEltwiseAdd,), _h_add),
-    ((qnn.QuantCat,), _h_cat),
+    ((Cat,), _h_cat),
 ]
 
 
@@ -429,6 +417,7 @@ class Point:
     path: str
     value: str
     kind: str  # "codes" | "affine"
+    call: int = 0  # which call of the module (a module may run more than once per forward)
     S: np.ndarray | None = None
     B: np.ndarray | None = None
 
@@ -472,16 +461,18 @@ def lower_with_points(model: nn.Module, sample: torch.Tensor, name: str | None =
         for hk in hooks:
             hk.remove()
     points: list[Point] = []
+    ncall: dict[str, int] = {}
     for path, mod, args, output in calls:
+        k = ncall[path] = ncall.get(path, -1) + 1
         fn = _handler(mod)
         h = fn(L, path, mod, args, output)
         L.set(output, h)
         if fn is _h_identity:
             continue
         if isinstance(h, Codes):
-            points.append(Point(path, h.name, "codes"))
+            points.append(Point(path, h.name, "codes", k))
         elif isinstance(h, Affine):
-            points.append(Point(path, h.name, "affine", np.array([float(v) for v in h.S]),
+            points.append(Point(path, h.name, "affine", k, np.array([float(v) for v in h.S]),
                                 np.array([float(v) for v in h.B])))
     final = L.get(y, "model output")
     if isinstance(final, Codes):

@@ -112,7 +112,7 @@ class _Recorder:
 
     def _mk(self, path):
         def hook(mod, args, output):
-            self.out[path] = output
+            self.out.setdefault(path, []).append(output)
         return hook
 
     def close(self):
@@ -166,7 +166,7 @@ def verify_model(model, frames: np.ndarray, reference: str = "float64", batch_si
         refs: dict[str, list[tuple[Point, np.ndarray]]] = {}
         for p in points:
             zx = vals[p.value].dtype.zero_point
-            refs.setdefault(p.value, []).append((p, _reference_ints(p, rec.out[p.path], zx)))
+            refs.setdefault(p.value, []).append((p, _reference_ints(p, rec.out[p.path][p.call], zx)))
         # 1) layer-wise: each node on Brevitas' inputs, against Brevitas' output
         impl = impls[backends[0]]
         env = {graph.inputs[0].name: xb.astype(np.float32 if dtype == torch.float32 else np.float64)}
@@ -201,7 +201,9 @@ def verify_model(model, frames: np.ndarray, reference: str = "float64", batch_si
                 _count(r, a, c, forbidden_all=True)
         out_ir = base[graph.outputs[0]]
         yv = (y.value if hasattr(y, "value") else y).detach().cpu().numpy()
-        agree += int((np.argmax(out_ir, axis=1) == np.argmax(yv, axis=1)).sum())
+        n = len(xb)
+        agree += int((np.argmax(out_ir.reshape(n, -1), axis=1)
+                      == np.argmax(yv.reshape(n, -1), axis=1)).sum())
     rep.layers = list(rows.values())
     rep.kernels = list(krows.values())
     rep.argmax_agreement = agree / max(1, len(frames))
@@ -256,10 +258,11 @@ def _exact_point(p: Point, node, exact_val) -> bool:
 
 
 def _compare_point(rows, node, p: Point, ir, ref, args, in_types, strict: bool, vals):
-    key = (p.path, p.kind)
+    key = (p.path, p.kind, p.call)
     r = rows.get(key)
     if r is None:
-        r = rows[key] = LayerReport(p.path, node.name, node.op.kind, list(node.output.shape))
+        layer = p.path + (f"[{p.call}]" if p.call else "")
+        r = rows[key] = LayerReport(layer, node.name, node.op.kind, list(node.output.shape))
     if not strict:
         r.exactness = "float"
     if strict:

@@ -1,0 +1,151 @@
+"""The `amchw` command line: thin commands that parse options, call one library function and
+print. Heavy imports (torch, brevitas, numba) happen inside the commands.
+Exit codes: 0 ok, 1 a failed check or runtime error, 2 usage."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+
+def _fail(msg: str) -> None:
+    click.echo(f"error: {msg}", err=True)
+    sys.exit(1)
+
+
+@click.group()
+@click.version_option(package_name="amchw")
+def main() -> None:
+    """amchw: quantized AMC networks lowered to an integer IR, verified bit-exact, costed on hardware."""
+
+
+@main.command("zoo")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def zoo_cmd(as_json: bool) -> None:
+    """List the model zoo: input shape, classes, parameters and MACs."""
+    from amchw.models import ZOO, build, count_params
+
+    rows = []
+    for name, e in ZOO.items():
+        m = build(name, seed=0)
+        rows.append({"name": name, "input_shape": list(e.input_shape), "classes": e.num_classes,
+                     "params": count_params(m), "profile": e.profile,
+                     "description": e.description})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'model':<10} {'input':<12} {'classes':>7} {'params':>11}  description")
+    for r in rows:
+        shape = "x".join(map(str, r["input_shape"]))
+        click.echo(f"{r['name']:<10} {shape:<12} {r['classes']:>7} {r['params']:>11,}  "
+                   f"{r['description']}")
+
+
+def checkpoint_model_name(spec: str) -> str:
+    """The zoo architecture a checkpoint file was saved from."""
+    import torch
+
+    path = Path(spec)
+    if not path.is_file():
+        from amchw.models import ZOO
+
+        raise click.BadParameter(f"{spec!r} is neither a zoo model ({', '.join(ZOO)}) nor a file",
+                                 param_hint="--model")
+    try:
+        return str(torch.load(path, map_location="cpu", weights_only=False)["model"])
+    except Exception as e:  # any unreadable file is a user error naming the file
+        _fail(f"{path}: not an amchw checkpoint ({type(e).__name__}: {e})")
+
+
+def load_model(spec: str, scales: str, weight_bits: int, act_bits: int, frames, seed: int):
+    """A zoo name (random weights, calibrated on `frames`) or a checkpoint file."""
+    import torch
+
+    from amchw.models import ZOO, QuantConfig, build
+    from amchw.models.calibrate import calibrate
+
+    if spec in ZOO:
+        cfg = QuantConfig(weight_bits=weight_bits, act_bits=act_bits, scales=scales)
+        model = build(spec, cfg, seed=seed)
+        return calibrate(model, torch.as_tensor(frames), seed=seed)
+    path = Path(spec)
+    if not path.exists():
+        raise click.BadParameter(f"{spec!r} is neither a zoo model ({', '.join(ZOO)}) nor a file",
+                                 param_hint="--model")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        model = build(ck["model"], QuantConfig(**ck["config"]))
+        model.load_state_dict(ck["state_dict"])
+    except (KeyError, TypeError, RuntimeError, OSError) as e:
+        _fail(f"{path}: not an amchw checkpoint ({type(e).__name__}: {e})")
+    return model.eval()
+
+
+@main.command("verify")
+@click.option("--model", "model_spec", required=True,
+              help="Zoo name (random weights calibrated on synthetic frames) or checkpoint file.")
+@click.option("--scales", type=click.Choice(["po2", "float"]), default="po2", show_default=True,
+              help="Scale kind for zoo models: power-of-two or float.")
+@click.option("--weight-bits", type=int, default=8, show_default=True)
+@click.option("--act-bits", type=int, default=8, show_default=True)
+@click.option("--frames", "n_frames", type=click.IntRange(1), default=256, show_default=True,
+              help="Synthetic frames to compare on.")
+@click.option("--reference", type=click.Choice(["auto", "float64", "float32"]), default="auto",
+              show_default=True,
+              help="Brevitas precision to compare with; auto: float32 for po2, float64 for float.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify_cmd(model_spec, scales, weight_bits, act_bits, n_frames, reference, seed, as_json):
+    """Brevitas vs the IR interpreter vs the Numba kernels, layer by layer; exit 1 on a
+    forbidden mismatch."""
+    import numpy as np
+
+    from amchw.data.synthetic import frames_for
+    from amchw.models import ZOO
+    from amchw.verify.brevitas import verify_model
+
+    name = model_spec if model_spec in ZOO else checkpoint_model_name(model_spec)
+    if reference == "auto":
+        reference = "float32" if scales == "po2" else "float64"
+    frames = frames_for(name, n_frames, seed=seed)
+    try:
+        model = load_model(model_spec, scales, weight_bits, act_bits, frames, seed)
+        rep = verify_model(model, np.asarray(frames), reference=reference, name=name)
+    except ValueError as e:
+        _fail(str(e))
+    if as_json:
+        click.echo(json.dumps(rep.to_dict(), indent=2))
+    else:
+        click.echo(format_report(rep))
+    sys.exit(0 if rep.ok else 1)
+
+
+def format_report(rep) -> str:
+    lines = [f"verify {rep.model}: Brevitas ({rep.reference}) vs IR interpreter, "
+             f"{rep.frames} frames, layer by layer"]
+    hdr = (f"{'layer':<10} {'op':<9} {'shape':<14} {'compared':>10} {'mismatch':>8} "
+           f"{'forbid':>6} {'maxLSB':>6} {'near-tie':>9} {'class':<6} first")
+    lines.append(hdr)
+    for r in rep.layers:
+        shape = "x".join(map(str, r.shape))
+        tie = "" if r.max_tie_distance is None else f"{r.max_tie_distance:.1e}"
+        first = "" if r.first_mismatch is None else str(tuple(r.first_mismatch))
+        lines.append(f"{r.layer:<10} {r.op:<9} {shape:<14} {r.compared:>10} {r.mismatches:>8} "
+                     f"{r.forbidden:>6} {r.max_diff_lsb:>6} {tie:>9} {r.exactness:<6} {first}")
+    kc = sum(r.compared for r in rep.kernels)
+    km = sum(r.mismatches for r in rep.kernels)
+    lines.append(f"interpreter vs Numba kernels: {len(rep.kernels)} node outputs, {kc} values "
+                 f"compared, {km} mismatches")
+    lines.append(f"top-1 agreement IR vs Brevitas: {rep.argmax_agreement:.4f}")
+    verdict = "OK" if rep.ok else "FAILED"
+    lines.append(f"{verdict}: {rep.forbidden} forbidden mismatches "
+                 f"({sum(r.mismatches for r in rep.layers)} differences in all; near-ties "
+                 "are allowed only where float32 Brevitas rounds)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,393 @@
+"""A synthetic RadioML-like generator: real modulators, random carrier phase and frequency offset,
+AWGN at a true SNR. numpy only, vectorised over frames, seeded by an np.random.Generator.
+
+Invariant: for every frame, mean|signal|^2 / mean-power-of-noise = 10^(snr/10) by construction
+(full-band SNR), and X = signal + noise after one common per-frame scale.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+__all__ = [
+    "CLASSES_2016",
+    "CLASSES_2018",
+    "SNRS_2016",
+    "SNRS_2018",
+    "PROFILES",
+    "Profile",
+    "Components",
+    "rrc_taps",
+    "synthesize",
+    "frames_for",
+]
+
+CLASSES_2016 = (
+    "8PSK", "AM-DSB", "AM-SSB", "BPSK", "CPFSK", "GFSK", "PAM4", "QAM16", "QAM64", "QPSK", "WBFM",
+)
+# argmax(Y) order of GOLD_XYZ_OSC.0001_1024.hdf5 (its classes.txt is in a different order).
+CLASSES_2018 = (
+    "OOK", "4ASK", "8ASK", "BPSK", "QPSK", "8PSK", "16PSK", "32PSK", "16APSK", "32APSK",
+    "64APSK", "128APSK", "16QAM", "32QAM", "64QAM", "128QAM", "256QAM", "AM-SSB-WC", "AM-SSB-SC",
+    "AM-DSB-WC", "AM-DSB-SC", "FM", "GMSK", "OQPSK",
+)
+SNRS_2016 = tuple(range(-20, 19, 2))
+SNRS_2018 = tuple(range(-20, 31, 2))
+
+SPS = 8  # samples per symbol of every digital modulation
+ROLLOFF = 0.35  # root-raised-cosine roll-off
+RRC_SPAN = 6  # RRC half-length in symbols (taps = 2 * RRC_SPAN * SPS + 1)
+FREQ_OFFSET_MAX = 1e-3  # default carrier-frequency offset bound, cycles per sample
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A dataset look-alike: class list, frame length, SNR grid and output frame power."""
+
+    name: str
+    classes: tuple[str, ...]
+    length: int
+    snrs: tuple[int, ...]
+    frame_power: float  # mean(I^2 + Q^2) of every output frame (signal + noise)
+
+
+PROFILES = {
+    # Unit power: the dataset's L1 normalisation (mean |x| = 1/128) would put almost every sample
+    # below the 2^-6 step of the 8-bit [-2, 2] input quantizer.
+    "rml2016": Profile("rml2016", CLASSES_2016, 128, SNRS_2016, frame_power=1.0),
+    # Power 0.5: I and Q have RMS 0.5, so even noise-like frames stay inside [-2, 2] up to 4 sigma.
+    "rml2018": Profile("rml2018", CLASSES_2018, 1024, SNRS_2018, frame_power=0.5),
+}
+
+
+@dataclass(frozen=True)
+class Components:
+    """The split of X: X = signal + noise (as complex (N, L) arrays, same per-frame scale)."""
+
+    signal: np.ndarray
+    noise: np.ndarray
+
+
+# --- pulse shapes ---------------------------------------------------------------------------
+
+
+def rrc_taps(sps: int = SPS, rolloff: float = ROLLOFF, span: int = RRC_SPAN) -> np.ndarray:
+    """Root-raised-cosine taps, 2*span*sps+1 long, scaled so sum(h^2) = sps.
+
+    With that scaling, symbols of unit mean power give a waveform of unit mean power.
+    """
+    t = np.arange(-span * sps, span * sps + 1) / sps  # time in symbols
+    b = rolloff
+    h = np.empty_like(t)
+    at0 = np.isclose(t, 0.0)
+    at_sing = np.isclose(np.abs(t), 1.0 / (4.0 * b))
+    reg = ~(at0 | at_sing)
+    tr = t[reg]
+    h[reg] = (np.sin(np.pi * tr * (1 - b)) + 4 * b * tr * np.cos(np.pi * tr * (1 + b))) / (
+        np.pi * tr * (1 - (4 * b * tr) ** 2)
+    )
+    h[at0] = 1 - b + 4 * b / np.pi
+    h[at_sing] = (b / np.sqrt(2)) * (
+        (1 + 2 / np.pi) * np.sin(np.pi / (4 * b)) + (1 - 2 / np.pi) * np.cos(np.pi / (4 * b))
+    )
+    return h * np.sqrt(sps / np.sum(h**2))
+
+
+def _gaussian_taps(bt: float, sps: int = SPS, span: int = 2) -> np.ndarray:
+    """Gaussian frequency-smoothing filter of bandwidth-time product `bt`, unit DC gain."""
+    t = np.arange(-span * sps, span * sps + 1) / sps
+    sigma = np.sqrt(np.log(2.0)) / (2 * np.pi * bt)  # in symbols
+    g = np.exp(-0.5 * (t / sigma) ** 2)
+    return g / g.sum()
+
+
+def _filter(x: np.ndarray, taps: np.ndarray) -> np.ndarray:
+    """Linear convolution of every row with `taps`, 'same' alignment (FFT-based)."""
+    n = x.shape[-1] + taps.size - 1
+    nfft = 1 << (n - 1).bit_length()
+    y = np.fft.ifft(np.fft.fft(x, nfft, axis=-1) * np.fft.fft(taps, nfft), axis=-1)
+    start = (taps.size - 1) // 2
+    y = y[..., start : start + x.shape[-1]]
+    return y if np.iscomplexobj(x) else y.real
+
+
+def _crop(x: np.ndarray, length: int, margin: int, rng: np.random.Generator) -> np.ndarray:
+    """Rows x[i, margin + o_i : margin + o_i + length], o_i uniform in [0, SPS): random timing."""
+    offs = margin + rng.integers(0, SPS, size=x.shape[0])
+    idx = offs[:, None] + np.arange(length)[None, :]
+    return np.take_along_axis(x, idx, axis=1)
+
+
+# --- constellations (unit mean power) ---------------------------------------------------------
+
+
+def _unit_power(points: np.ndarray) -> np.ndarray:
+    points = np.asarray(points, dtype=np.complex128)
+    return points / np.sqrt(np.mean(np.abs(points) ** 2))
+
+
+def _psk(m: int, rotation: float = 0.0) -> np.ndarray:
+    return np.exp(1j * (2 * np.pi * np.arange(m) / m + rotation))
+
+
+def _pam(m: int) -> np.ndarray:
+    return _unit_power(np.arange(-(m - 1), m, 2))
+
+
+def _qam(m: int) -> np.ndarray:
+    """Square QAM, or cross QAM (32, 128): the odd-integer square grid minus its corners."""
+    side = int(np.ceil(np.sqrt(m)))
+    side += side % 2
+    levels = np.arange(-(side - 1), side, 2)
+    grid = (levels[:, None] + 1j * levels[None, :]).ravel()
+    corner = np.minimum(np.abs(grid.real), np.abs(grid.imag))
+    keep = np.argsort(-corner, kind="stable")[grid.size - m :]  # drop the most "cornered" points
+    return _unit_power(grid[np.sort(keep)])
+
+
+def _apsk(rings: tuple[int, ...], radii: tuple[float, ...]) -> np.ndarray:
+    """Concentric PSK rings (DVB-S2 style), ring k rotated by pi/n_k."""
+    pts = [r * _psk(n, np.pi / n) for n, r in zip(rings, radii)]
+    return _unit_power(np.concatenate(pts))
+
+
+_CONSTELLATIONS: dict[str, Callable[[], np.ndarray]] = {
+    "BPSK": lambda: _psk(2),
+    "QPSK": lambda: _psk(4, np.pi / 4),
+    "8PSK": lambda: _psk(8),
+    "16PSK": lambda: _psk(16),
+    "32PSK": lambda: _psk(32),
+    "PAM4": lambda: _pam(4),
+    "4ASK": lambda: _pam(4),
+    "8ASK": lambda: _pam(8),
+    "OOK": lambda: _unit_power([0.0, 1.0]),
+    "QAM16": lambda: _qam(16),
+    "QAM64": lambda: _qam(64),
+    "16QAM": lambda: _qam(16),
+    "32QAM": lambda: _qam(32),
+    "64QAM": lambda: _qam(64),
+    "128QAM": lambda: _qam(128),
+    "256QAM": lambda: _qam(256),
+    "16APSK": lambda: _apsk((4, 12), (1.0, 2.7)),
+    "32APSK": lambda: _apsk((4, 12, 16), (1.0, 2.64, 4.64)),
+    "64APSK": lambda: _apsk((4, 12, 20, 28), (1.0, 2.4, 4.0, 5.6)),
+    "128APSK": lambda: _apsk((8, 16, 24, 32, 48), (1.0, 2.0, 3.0, 4.0, 5.0)),
+}
+
+
+# --- modulators: (rng, n, length) -> complex (n, length) baseband, before impairments ---------
+
+
+def _linear(name: str, rng: np.random.Generator, n: int, length: int) -> np.ndarray:
+    """Random symbols -> upsample by SPS -> RRC pulse; OQPSK delays Q by half a symbol."""
+    const = _CONSTELLATIONS["QPSK" if name == "OQPSK" else name]()
+    taps = rrc_taps()
+    margin = RRC_SPAN * SPS + SPS
+    n_sym = -(-(length + 2 * margin) // SPS)
+    sym = const[rng.integers(0, const.size, size=(n, n_sym))]
+    up = np.zeros((n, n_sym * SPS), dtype=np.complex128)
+    up[:, ::SPS] = sym
+    if name == "OQPSK":
+        i = _filter(up.real, taps)
+        q = np.roll(_filter(up.imag, taps), SPS // 2, axis=1)
+        wave = i + 1j * q
+    else:
+        wave = _filter(up, taps)
+    return _crop(wave, length, margin, rng)
+
+
+def _cpm(rng: np.random.Generator, n: int, length: int, h: float, bt: float | None) -> np.ndarray:
+    """Binary continuous-phase FSK: phase += pi*h*f[k]/SPS per sample, f the (Gaussian-smoothed)
+    NRZ symbol stream, so the phase never jumps (CPFSK for bt=None, GFSK/GMSK otherwise)."""
+    margin = 4 * SPS
+    n_sym = -(-(length + 2 * margin) // SPS)
+    bits = rng.integers(0, 2, size=(n, n_sym)) * 2.0 - 1.0
+    freq = np.repeat(bits, SPS, axis=1)
+    if bt is not None:
+        freq = _filter(freq, _gaussian_taps(bt))
+    phase = np.cumsum(np.pi * h * freq / SPS, axis=1)
+    return _crop(np.exp(1j * phase), length, margin, rng)
+
+
+def _message(rng: np.random.Generator, n: int, length: int) -> np.ndarray:
+    """Band-limited random 'audio': white Gaussian noise with an FFT brick-wall low-pass at a
+    random cutoff in [0.01, 0.05] cycles/sample, scaled to peak |m| = 1 per frame."""
+    nfft = 2 * length
+    spec = np.fft.rfft(rng.standard_normal((n, nfft)), axis=1)
+    freqs = np.fft.rfftfreq(nfft)
+    cutoff = rng.uniform(0.01, 0.05, size=(n, 1))
+    spec[freqs[None, :] > cutoff] = 0.0
+    spec[:, 0] = 0.0  # no DC: the carrier, if any, is added explicitly
+    m = np.fft.irfft(spec, nfft, axis=1)[:, :length]
+    return m / np.max(np.abs(m), axis=1, keepdims=True)
+
+
+def _analytic(m: np.ndarray) -> np.ndarray:
+    """m + j*Hilbert(m) via the FFT (negative frequencies removed): upper-sideband SSB."""
+    length = m.shape[1]
+    spec = np.fft.fft(m, axis=1)
+    gain = np.zeros(length)
+    gain[0] = 1.0
+    gain[1 : (length + 1) // 2] = 2.0
+    if length % 2 == 0:
+        gain[length // 2] = 1.0
+    return np.fft.ifft(spec * gain, axis=1)
+
+
+def _am_dsb(rng, n, length, carrier: bool):
+    m = _message(rng, n, length)
+    if not carrier:
+        return m.astype(np.complex128)
+    mu = rng.uniform(0.2, 0.5, size=(n, 1))  # full carrier, small modulation index
+    return (1.0 + mu * m).astype(np.complex128)
+
+
+def _am_ssb(rng, n, length, carrier: bool):
+    s = _analytic(_message(rng, n, length))
+    if not carrier:
+        return s
+    mu = rng.uniform(0.2, 0.5, size=(n, 1))
+    return 1.0 + mu * s
+
+
+def _fm(rng, n, length):
+    """Frequency modulation: instantaneous frequency dev * m, dev in [0.05, 0.15] cycles/sample."""
+    m = _message(rng, n, length)
+    dev = rng.uniform(0.05, 0.15, size=(n, 1))
+    return np.exp(2j * np.pi * np.cumsum(dev * m, axis=1))
+
+
+_ANALOG_AND_CPM: dict[str, Callable] = {
+    "CPFSK": lambda rng, n, L: _cpm(rng, n, L, h=0.5, bt=None),
+    # GNU Radio's sensitivity 0.1 rad/sample at 8 samples/symbol is h = 0.1 * 8 / pi.
+    "GFSK": lambda rng, n, L: _cpm(rng, n, L, h=0.1 * SPS / np.pi, bt=0.35),
+    "GMSK": lambda rng, n, L: _cpm(rng, n, L, h=0.5, bt=0.3),
+    "AM-DSB": lambda rng, n, L: _am_dsb(rng, n, L, carrier=True),
+    "AM-DSB-WC": lambda rng, n, L: _am_dsb(rng, n, L, carrier=True),
+    "AM-DSB-SC": lambda rng, n, L: _am_dsb(rng, n, L, carrier=False),
+    "AM-SSB": lambda rng, n, L: _am_ssb(rng, n, L, carrier=False),
+    "AM-SSB-WC": lambda rng, n, L: _am_ssb(rng, n, L, carrier=True),
+    "AM-SSB-SC": lambda rng, n, L: _am_ssb(rng, n, L, carrier=False),
+    "WBFM": _fm,
+    "FM": _fm,
+}
+
+
+def _modulate(name: str, rng: np.random.Generator, n: int, length: int) -> np.ndarray:
+    if name in _ANALOG_AND_CPM:
+        return _ANALOG_AND_CPM[name](rng, n, length)
+    if name in _CONSTELLATIONS or name == "OQPSK":
+        return _linear(name, rng, n, length)
+    raise ValueError(f"no modulator for {name!r}")
+
+
+# --- the generator ------------------------------------------------------------------------------
+
+
+def _profile(profile: str | Profile) -> Profile:
+    if isinstance(profile, Profile):
+        return profile
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    return PROFILES[profile]
+
+
+def synthesize(
+    profile: str | Profile,
+    n_per_class_snr: int,
+    snrs=None,
+    seed: int | np.random.Generator = 0,
+    *,
+    freq_offset_max: float = FREQ_OFFSET_MAX,
+    return_components: bool = False,
+):
+    """Generate labelled frames: for each class (profile order), for each SNR, n frames.
+
+    Returns (X float32 (N, 2, L), y int64 (N,), snr int64 (N,)), rows 0/1 of X being I/Q,
+    N = n_classes * len(snrs) * n_per_class_snr, L = 128 (rml2016) or 1024 (rml2018).
+    With return_components=True a fourth item, Components(signal, noise), gives the complex
+    (N, L) parts with X = signal + noise (before the float32 cast).
+
+    Per frame: modulator -> random carrier phase U[0, 2pi) and frequency offset
+    U[-freq_offset_max, freq_offset_max] cycles/sample -> scaled to unit mean power
+    mean(|s|^2) = 1 over the frame -> complex white Gaussian noise of power 10^(-snr/10)
+    (variance 10^(-snr/10)/2 per rail). SNR is TRUE and full-band: mean signal power over the
+    frame divided by the noise power over the whole sampled band (no in-band correction).
+    Finally signal and noise get one common scale so mean(|x|^2) over the frame equals the
+    profile's frame_power (1.0 for rml2016, 0.5 for rml2018 so values mostly fall in the
+    model's input range [-2, 2]); a common scale leaves the SNR unchanged.
+    """
+    prof = _profile(profile)
+    snr_list = np.asarray(prof.snrs if snrs is None else snrs, dtype=np.int64).reshape(-1)
+    if n_per_class_snr < 0:
+        raise ValueError(f"n_per_class_snr must be >= 0, got {n_per_class_snr}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    length = prof.length
+    per_class = snr_list.size * n_per_class_snr
+    n_total = len(prof.classes) * per_class
+    signal = np.empty((n_total, length), dtype=np.complex128)
+    for c, name in enumerate(prof.classes):
+        signal[c * per_class : (c + 1) * per_class] = _modulate(name, rng, per_class, length)
+    y = np.repeat(np.arange(len(prof.classes), dtype=np.int64), per_class)
+    snr = np.tile(np.repeat(snr_list, n_per_class_snr), len(prof.classes))
+
+    # Channel: carrier phase and frequency offset (the oscillators of TX and RX differ).
+    t = np.arange(length)
+    phase0 = rng.uniform(0.0, 2 * np.pi, size=(n_total, 1))
+    f0 = rng.uniform(-freq_offset_max, freq_offset_max, size=(n_total, 1))
+    signal = signal * np.exp(1j * (phase0 + 2 * np.pi * f0 * t))
+    power = np.mean(np.abs(signal) ** 2, axis=1, keepdims=True)
+    signal = signal / np.sqrt(np.maximum(power, 1e-30))
+
+    # AWGN with noise power 10^(-snr/10) relative to the unit-power signal.
+    noise_std = np.sqrt(10.0 ** (-snr / 10.0) / 2.0)[:, None]
+    noise = noise_std * (
+        rng.standard_normal((n_total, length)) + 1j * rng.standard_normal((n_total, length))
+    )
+    total = signal + noise
+    gain = np.sqrt(prof.frame_power / np.mean(np.abs(total) ** 2, axis=1, keepdims=True))
+    signal, noise = signal * gain, noise * gain
+    x = signal + noise
+    X = np.stack([x.real, x.imag], axis=1).astype(np.float32)
+    if return_components:
+        return X, y, snr, Components(signal=signal, noise=noise)
+    return X, y, snr
+
+
+def _calibration_snrs(prof: Profile) -> tuple[int, ...]:
+    """A spread of SNRs for calibration: every 4 dB from -10 dB to the profile's maximum."""
+    return tuple(s for s in prof.snrs if s >= -10 and (s + 10) % 4 == 0)
+
+
+def frames_for(
+    model_name_or_profile: str, n: int, seed: int | np.random.Generator = 0
+) -> np.ndarray:
+    """n float32 frames spread over every class and SNRs from -10 dB up, shuffled.
+
+    A profile name ("rml2016", "rml2018") gives (n, 2, L); a zoo model name (e.g. "vgg10",
+    "vtcnn2") gives frames of that model's profile reshaped to its input shape (the zoo is
+    imported lazily, only in that case).
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    shape = None
+    if model_name_or_profile in PROFILES:
+        prof = PROFILES[model_name_or_profile]
+    else:
+        from amchw.models import ZOO  # lazy: the zoo imports torch
+
+        if model_name_or_profile not in ZOO:
+            raise ValueError(
+                f"{model_name_or_profile!r} is neither a profile ({', '.join(PROFILES)}) "
+                f"nor a zoo model ({', '.join(sorted(ZOO))})"
+            )
+        entry = ZOO[model_name_or_profile]
+        prof, shape = PROFILES[entry.profile], tuple(entry.input_shape)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    snrs = _calibration_snrs(prof)
+    per = -(-n // (len(prof.classes) * len(snrs)))
+    X, _, _ = synthesize(prof, per, snrs, rng)
+    X = X[rng.permutation(X.shape[0])[:n]]
+    return X if shape is None else X.reshape((n,) + shape)

@@ -1,0 +1,163 @@
+"""The model zoo: Brevitas QAT models built from the project's quantizers (models/quant.py).
+
+Invariant: every zoo model is an nn.Sequential whose named children form a linear chain of
+CHAIN_TYPES modules, so a lowering pass can walk `model.named_children()` in order.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Callable
+
+from brevitas.nn import (
+    QuantConv1d,
+    QuantConv2d,
+    QuantHardTanh,
+    QuantIdentity,
+    QuantLinear,
+    QuantReLU,
+)
+import torch
+from torch import nn
+
+from .quant import QuantConfig
+from .vgg10 import vgg10
+from .vtcnn2 import vtcnn2
+
+__all__ = [
+    "CHAIN_TYPES",
+    "ZOO",
+    "QuantConfig",
+    "UnknownModelError",
+    "ZooEntry",
+    "build",
+    "count_params",
+    "register",
+]
+
+#: The only module types a zoo chain may contain (what the Brevitas lowering must handle).
+CHAIN_TYPES: tuple[type, ...] = (
+    QuantIdentity,
+    QuantHardTanh,
+    QuantReLU,
+    QuantConv1d,
+    QuantConv2d,
+    QuantLinear,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.Flatten,
+    nn.Dropout,
+)
+
+# Modules whose own parameters count as model parameters (quantizer parameters excluded).
+_COUNTED = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._BatchNorm)
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """A zoo model: `builder(config, **overrides)` returns the nn.Sequential."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    input_shape: tuple[int, ...]  # without the batch dimension
+    num_classes: int
+    profile: str  # synthetic/dataset profile: "rml2016" or "rml2018"
+    description: str
+
+
+ZOO: dict[str, ZooEntry] = {}
+
+
+def register(entry: ZooEntry) -> ZooEntry:
+    """Add a model to ZOO (names are unique)."""
+    if entry.name in ZOO:
+        raise ValueError(f"zoo model {entry.name!r} is already registered")
+    ZOO[entry.name] = entry
+    return entry
+
+
+register(
+    ZooEntry(
+        name="vgg10",
+        builder=vgg10,
+        input_shape=(2, 1024),
+        num_classes=24,
+        profile="rml2018",
+        description="VGG10 of the AMC challenge: 7 x [conv k3 64, BN, ReLU, maxpool 2], "
+        "FC 512-128-128-24; 160,536 parameters",
+    )
+)
+register(
+    ZooEntry(
+        name="vtcnn2",
+        builder=vtcnn2,
+        input_shape=(1, 2, 128),
+        num_classes=11,
+        profile="rml2016",
+        description="VTCNN2 (O'Shea 2016): conv 256 (1,3), conv 80 (2,3), FC 10560-256-11, "
+        "dropout 0.5; 2,830,427 parameters",
+    )
+)
+
+
+def count_params(model: nn.Module) -> int:
+    """Parameters of the conv, linear and BatchNorm modules (weights, biases, BN affine).
+
+    Quantizer parameters (learned scales) are excluded: they live in submodules of the layers
+    and are not counted because only each module's own parameters (recurse=False) are summed.
+    """
+    return sum(
+        p.numel()
+        for m in model.modules()
+        if isinstance(m, _COUNTED)
+        for p in m.parameters(recurse=False)
+    )
+
+
+class UnknownModelError(KeyError, ValueError):
+    """A name that is not in ZOO (catchable as KeyError or ValueError)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+_CONFIG_FIELDS = frozenset(f.name for f in fields(QuantConfig))
+
+
+def build(
+    name: str, config: QuantConfig | None = None, *, seed: int | None = None, **overrides
+) -> nn.Module:
+    """Build zoo model `name`.
+
+    `seed` (optional) initialises the weights from torch.manual_seed(seed) inside
+    torch.random.fork_rng, so the global RNG is left as it was; without it the weights come from
+    the global torch RNG like any nn.Module.
+    `overrides` that name a QuantConfig field (weight_bits, act_bits, input_bits, scales,
+    per_channel) replace that field of `config`; the rest go to the builder (e.g. num_classes).
+    The model carries `amchw_meta = {name, config (as a dict), input_shape, num_classes}`.
+    """
+    if name not in ZOO:
+        raise UnknownModelError(
+            f"unknown zoo model {name!r}; known models: {', '.join(sorted(ZOO))}"
+        )
+    entry = ZOO[name]
+    config = config or QuantConfig()
+    config_overrides = {k: v for k, v in overrides.items() if k in _CONFIG_FIELDS}
+    builder_kwargs = {k: v for k, v in overrides.items() if k not in _CONFIG_FIELDS}
+    if config_overrides:
+        config = replace(config, **config_overrides)
+    if seed is None:
+        model = entry.builder(config, **builder_kwargs)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = entry.builder(config, **builder_kwargs)
+    model.amchw_meta = {
+        "name": name,
+        "config": asdict(config),
+        "input_shape": tuple(entry.input_shape),
+        "num_classes": int(builder_kwargs.get("num_classes", entry.num_classes)),
+        "profile": entry.profile,
+    }
+    return model

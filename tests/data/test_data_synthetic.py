@@ -1,0 +1,190 @@
+"""Synthetic generator: layout, determinism, true SNR and physical properties of modulations."""
+import time
+
+import numpy as np
+import pytest
+
+from amchw.data import synthetic as syn
+from amchw.data.synthetic import (
+    CLASSES_2016,
+    CLASSES_2018,
+    PROFILES,
+    SNRS_2016,
+    SNRS_2018,
+    frames_for,
+    rrc_taps,
+    synthesize,
+)
+
+
+def test_class_lists():
+    assert len(CLASSES_2016) == 11 and list(CLASSES_2016) == sorted(CLASSES_2016)
+    # argmax(Y) order of RML2018.01A (reference.md section 1), not its classes.txt order.
+    assert " ".join(CLASSES_2018) == (
+        "OOK 4ASK 8ASK BPSK QPSK 8PSK 16PSK 32PSK 16APSK 32APSK 64APSK 128APSK 16QAM 32QAM "
+        "64QAM 128QAM 256QAM AM-SSB-WC AM-SSB-SC AM-DSB-WC AM-DSB-SC FM GMSK OQPSK"
+    )
+    assert SNRS_2016 == tuple(range(-20, 19, 2)) and SNRS_2018 == tuple(range(-20, 31, 2))
+
+
+@pytest.mark.parametrize("profile, n_cls, length", [("rml2016", 11, 128), ("rml2018", 24, 1024)])
+def test_shapes_labels_dtypes(profile, n_cls, length):
+    snrs = [-10, 0, 10]
+    X, y, snr = synthesize(profile, 3, snrs, seed=0)
+    n = n_cls * len(snrs) * 3
+    assert X.shape == (n, 2, length) and X.dtype == np.float32
+    assert y.shape == snr.shape == (n,) and y.dtype == snr.dtype == np.int64
+    # Layout: by class, then SNR, then frame.
+    assert np.array_equal(y, np.repeat(np.arange(n_cls), 9))
+    assert np.array_equal(snr[:9], np.repeat(snrs, 3)) and np.array_equal(snr[9:18], snr[:9])
+    assert np.isfinite(X).all()
+    power = np.mean(X[:, 0].astype(np.float64) ** 2 + X[:, 1].astype(np.float64) ** 2, axis=1)
+    assert np.allclose(power, PROFILES[profile].frame_power, rtol=1e-5)
+
+
+def test_default_snrs_and_errors():
+    _, _, snr = synthesize("rml2016", 1, seed=0)
+    assert np.array_equal(np.unique(snr), SNRS_2016)
+    with pytest.raises(ValueError, match="profile"):
+        synthesize("rml2017", 1, seed=0)
+    with pytest.raises(ValueError):
+        synthesize("rml2016", -1, seed=0)
+
+
+def test_determinism():
+    a = synthesize("rml2018", 2, [0, 10], seed=11)
+    b = synthesize("rml2018", 2, [0, 10], seed=np.random.default_rng(11))
+    c = synthesize("rml2018", 2, [0, 10], seed=12)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert not np.array_equal(a[0], c[0])
+    state = np.random.get_state()[1].copy()
+    synthesize("rml2016", 2, seed=1)
+    assert np.array_equal(np.random.get_state()[1], state)  # no global RNG use
+
+
+@pytest.mark.parametrize("profile", ["rml2016", "rml2018"])
+def test_true_snr(profile):
+    snrs = [-10, 0, 10, 20]
+    X, y, snr, parts = synthesize(profile, 20, snrs, seed=5, return_components=True)
+    x = X[:, 0].astype(np.float64) + 1j * X[:, 1]
+    assert np.allclose(x, parts.signal + parts.noise, atol=1e-6)
+    measured = np.mean(np.abs(parts.signal) ** 2, 1) / np.mean(np.abs(parts.noise) ** 2, 1)
+    for s in snrs:
+        db = 10 * np.log10(np.mean(measured[snr == s]))
+        assert abs(db - s) < 0.5, (s, db)
+    # The noise is white and circular: I and Q have equal power and are uncorrelated.
+    nz = parts.noise[snr == 0]
+    assert np.mean(nz.real**2) == pytest.approx(np.mean(nz.imag**2), rel=0.05)
+    assert abs(np.mean(nz.real * nz.imag)) < 0.02 * np.mean(np.abs(nz) ** 2)
+
+
+def test_rrc_is_nyquist():
+    h = rrc_taps()
+    assert np.sum(h**2) == pytest.approx(syn.SPS)
+    rc = np.convolve(h, h)  # RRC * RRC = raised cosine: zero ISI at symbol spacing
+    mid = rc.size // 2
+    isi = rc[mid % syn.SPS :: syn.SPS] / rc[mid]
+    isi[mid // syn.SPS] = 0.0
+    assert np.max(np.abs(isi)) < 2e-3
+
+
+@pytest.mark.parametrize(
+    "m, corners", [(16, False), (32, True), (64, False), (128, True), (256, False)]
+)
+def test_qam_constellations(m, corners):
+    c = syn._qam(m)
+    assert c.size == m and np.unique(np.round(c, 9)).size == m
+    assert np.mean(np.abs(c) ** 2) == pytest.approx(1.0)
+    assert np.mean(c) == pytest.approx(0.0, abs=1e-12)
+    # Cross QAM lacks the corners of its square grid: the largest |I| never meets the largest |Q|.
+    peak = np.max(np.abs(c.real))
+    has_corner = np.any(np.isclose(np.abs(c.real), peak) & np.isclose(np.abs(c.imag), peak))
+    assert has_corner == (not corners)
+
+
+def _class_signal(profile, name, n=40, snr=30):
+    _, y, _, parts = synthesize(
+        profile, n, [snr], seed=9, freq_offset_max=0.0, return_components=True
+    )
+    return parts.signal[y == PROFILES[profile].classes.index(name)]
+
+
+@pytest.mark.parametrize(
+    "name, order", [("BPSK", 2), ("QPSK", 4), ("8PSK", 8), ("16PSK", 16)]
+)
+def test_psk_after_matched_filter(name, order):
+    """At the zero-ISI instant of the matched filter, M-PSK has constant modulus and its M-th
+    power has one phase (|mean(u^M)| = 1) while its M/2-th power does not."""
+    h = rrc_taps()
+    for s in _class_signal("rml2018", name, n=10):
+        mf = np.convolve(s, h, mode="valid")
+        phases = np.stack([mf[p :: syn.SPS][: mf.size // syn.SPS] for p in range(syn.SPS)])
+        cv = np.std(np.abs(phases), 1) / np.mean(np.abs(phases), 1)
+        z = phases[np.argmin(cv)]
+        u = z / np.abs(z)
+        assert cv.min() < 0.01
+        assert abs(np.mean(u**order)) > 0.99
+        assert abs(np.mean(u ** (order // 2))) < 0.5
+
+
+@pytest.mark.parametrize(
+    "profile, name", [("rml2016", "CPFSK"), ("rml2016", "GFSK"), ("rml2016", "WBFM"),
+                      ("rml2018", "GMSK"), ("rml2018", "FM")],
+)
+def test_constant_envelope(profile, name):
+    s = _class_signal(profile, name, n=5)
+    env = np.abs(s)
+    assert np.max(np.std(env, 1) / np.mean(env, 1)) < 1e-9
+    # Continuous phase: no sample-to-sample jump beyond the peak frequency deviation.
+    assert np.max(np.abs(np.angle(s[:, 1:] * np.conj(s[:, :-1])))) < 0.5 * np.pi
+
+
+@pytest.mark.parametrize("profile, name, one_sided", [
+    ("rml2016", "AM-SSB", True), ("rml2018", "AM-SSB-SC", True), ("rml2018", "AM-DSB-SC", False),
+])
+def test_sidebands(profile, name, one_sided):
+    """SSB is a real signal with one sideband (not noise); DSB-SC has both, symmetric."""
+    s = _class_signal(profile, name, n=20)
+    spec = np.abs(np.fft.fft(s, axis=1)) ** 2
+    f = np.fft.fftfreq(s.shape[1])
+    neg = spec[:, f < 0].sum(1) / spec.sum(1)
+    if one_sided:
+        assert np.max(neg) < 0.02
+    else:
+        assert np.all(np.abs(neg - 0.5) < 0.05)
+    # Band-limited: almost all power below 0.1 cycles/sample (noise would fill the band); a Hann
+    # window keeps the leakage of the non-periodic frame out of the measurement.
+    wspec = np.abs(np.fft.fft(s * np.hanning(s.shape[1]), axis=1)) ** 2
+    assert np.min(wspec[:, np.abs(f) < 0.1].sum(1) / wspec.sum(1)) > 0.98
+
+
+def test_am_with_carrier_has_carrier():
+    s = _class_signal("rml2018", "AM-DSB-WC", n=10)
+    dc = np.abs(np.mean(s, 1)) ** 2 / np.mean(np.abs(s) ** 2, 1)
+    assert np.all(dc > 0.8)  # small modulation index: most power in the carrier
+
+
+def test_speed():
+    best = min(_timed() for _ in range(2))
+    assert best < 1.0, f"10,000 frames of 2x128 took {best:.2f} s"
+
+
+def _timed():
+    t = time.perf_counter()
+    X, _, _ = synthesize("rml2016", 46, SNRS_2016, seed=0)  # 11 * 20 * 46 = 10,120 frames
+    assert X.shape[0] >= 10_000
+    return time.perf_counter() - t
+
+
+def test_frames_for():
+    X = frames_for("rml2016", 100, seed=0)
+    assert X.shape == (100, 2, 128) and X.dtype == np.float32
+    assert np.array_equal(X, frames_for("rml2016", 100, seed=0))
+    assert frames_for("rml2018", 30, seed=1).shape == (30, 2, 1024)
+    assert frames_for("vtcnn2", 7, seed=0).shape == (7, 1, 2, 128)
+    assert frames_for("vgg10", 7, seed=0).shape == (7, 2, 1024)
+    assert np.mean(np.abs(frames_for("vgg10", 50, seed=0)) > 2.0) < 1e-3  # inside the input range
+    with pytest.raises(ValueError, match="neither"):
+        frames_for("nomodel", 3)
+    with pytest.raises(ValueError):
+        frames_for("rml2016", 0)

@@ -1,0 +1,153 @@
+"""The zoo: exact parameter counts, linear chains of allowed modules, quantizer wiring, registry."""
+import pytest
+import torch
+from brevitas.nn import QuantConv1d, QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
+from brevitas.quant_tensor import QuantTensor
+from torch import nn
+
+from amchw.models import CHAIN_TYPES, ZOO, QuantConfig, UnknownModelError, build, count_params
+
+# VGG10: conv 2*64*3 + 6 * 64*64*3, 7 BN x 128, FC 512*128 + 128*128 + 128*24 + 24, 2 BN x 256.
+VGG10_PARAMS = (
+    2 * 64 * 3 + 6 * 64 * 64 * 3 + 7 * 2 * 64
+    + 512 * 128 + 128 * 128 + 128 * 24 + 24 + 2 * 2 * 128
+)
+# VTCNN2: conv (1*3+1)*256, conv (256*2*3+1)*80, FC (10560+1)*256, FC (256+1)*11.
+VTCNN2_PARAMS = 4 * 256 + (256 * 6 + 1) * 80 + 10561 * 256 + 257 * 11
+
+CONFIGS = [
+    QuantConfig(),
+    QuantConfig(scales="float"),
+    QuantConfig(weight_bits=4, act_bits=4, input_bits=8, scales="po2", per_channel=True),
+    QuantConfig(weight_bits=2, act_bits=3, input_bits=4, scales="float", per_channel=True),
+]
+
+
+def test_expected_counts_match_reference():
+    assert VGG10_PARAMS == 160_536
+    assert VTCNN2_PARAMS == 2_830_427
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=str)
+def test_param_counts_exact(config):
+    vgg = build("vgg10", config)
+    vt = build("vtcnn2", config)
+    assert count_params(vgg) == 160_536
+    assert count_params(vt) == 2_830_427
+    # Quantizer parameters (learned scales) exist in float mode but are not counted.
+    if config.scales == "float":
+        assert sum(p.numel() for p in vgg.parameters()) > 160_536
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_linear_chain_of_allowed_modules(name):
+    model = build(name)
+    assert type(model) is nn.Sequential
+    names = [n for n, _ in model.named_children()]
+    assert names[0] == "inp" and len(set(names)) == len(names)
+    for n, m in model.named_children():
+        assert isinstance(m, CHAIN_TYPES), f"{n}: {type(m).__name__}"
+    assert isinstance(model.inp, QuantIdentity)
+
+
+def test_vgg10_layout():
+    m = build("vgg10")
+    names = [n for n, _ in m.named_children()]
+    expected = ["inp"]
+    for i in range(1, 8):
+        expected += [f"conv{i}", f"bn{i}", f"relu{i}", f"pool{i}"]
+    expected += ["flatten", "fc8", "bn8", "relu8", "fc9", "bn9", "relu9", "fc10"]
+    assert names == expected
+    convs = [m.get_submodule(f"conv{i}") for i in range(1, 8)]
+    assert all(c.kernel_size == (3,) and c.padding == (1,) and c.bias is None for c in convs)
+    assert (m.fc8.in_features, m.fc8.out_features, m.fc8.bias) == (512, 128, None)
+    assert m.fc10.bias is not None and m.fc10.out_features == 24
+
+
+def test_vtcnn2_layout():
+    m = build("vtcnn2")
+    assert [n for n, _ in m.named_children()] == [
+        "inp", "conv1", "relu1", "drop1", "conv2", "relu2", "drop2",
+        "flatten", "fc3", "relu3", "drop3", "fc4",
+    ]
+    assert (m.conv1.kernel_size, m.conv1.padding, m.conv1.out_channels) == ((1, 3), (0, 2), 256)
+    assert (m.conv2.kernel_size, m.conv2.padding, m.conv2.out_channels) == ((2, 3), (0, 2), 80)
+    assert m.fc3.in_features == 80 * 132  # width 128 -> 130 -> 132, height 2 -> 1
+    assert all(d.p == 0.5 for d in (m.drop1, m.drop2, m.drop3))
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+@pytest.mark.parametrize("config", CONFIGS, ids=str)
+def test_forward_and_quant_wiring(name, config):
+    """Biased quant layers get QuantTensor inputs; every quant layer emits a plain tensor;
+    activation quantizers carry the configured bit widths."""
+    model = build(name, config, seed=0).eval()
+    seen = {}
+
+    def hook(mod, inputs, output, n=None):
+        seen[n] = (inputs[0], output)
+
+    for n, m in model.named_children():
+        m.register_forward_hook(lambda mod, i, o, n=n: hook(mod, i, o, n))
+    entry = ZOO[name]
+    x = torch.randn(3, *entry.input_shape).clamp(-2, 2)
+    with torch.no_grad():
+        y = model(x)
+    assert type(y) is torch.Tensor and y.shape == (3, entry.num_classes)
+    assert torch.isfinite(y).all()
+    for n, m in model.named_children():
+        inp, out = seen[n]
+        if isinstance(m, (QuantConv1d, QuantConv2d, QuantLinear)):
+            assert type(out) is torch.Tensor, n
+            assert m.quant_weight().bit_width.item() == config.weight_bits
+            if m.bias is not None:
+                assert isinstance(inp, QuantTensor), n
+        if isinstance(m, QuantReLU):
+            assert isinstance(out, QuantTensor) and not out.signed
+            assert out.bit_width.item() == config.act_bits
+        if n == "inp":
+            assert isinstance(out, QuantTensor) and out.signed
+            assert out.bit_width.item() == config.input_bits
+
+
+def test_registry_entries():
+    assert ZOO["vgg10"].input_shape == (2, 1024) and ZOO["vgg10"].num_classes == 24
+    assert ZOO["vgg10"].profile == "rml2018"
+    assert ZOO["vtcnn2"].input_shape == (1, 2, 128) and ZOO["vtcnn2"].num_classes == 11
+    assert ZOO["vtcnn2"].profile == "rml2016"
+    assert all(e.description for e in ZOO.values())
+
+
+def test_unknown_name_lists_known():
+    with pytest.raises(KeyError):
+        build("resnet1000")
+    with pytest.raises(ValueError) as err:
+        build("resnet1000")
+    assert isinstance(err.value, UnknownModelError)
+    assert "vgg10" in str(err.value) and "vtcnn2" in str(err.value)
+
+
+def test_meta_and_overrides():
+    m = build("vgg10", QuantConfig(scales="float"), weight_bits=4, num_classes=10)
+    meta = m.amchw_meta
+    assert meta["name"] == "vgg10" and meta["num_classes"] == 10
+    assert meta["input_shape"] == (2, 1024)
+    assert meta["config"] == {
+        "weight_bits": 4, "act_bits": 8, "input_bits": 8, "scales": "float", "per_channel": False,
+    }
+    assert m.fc10.out_features == 10
+    assert m.conv1.quant_weight().bit_width.item() == 4
+    with pytest.raises(ValueError, match="weight_bits"):
+        build("vgg10", weight_bits=12)
+    with pytest.raises(TypeError):
+        build("vgg10", no_such_option=1)
+
+
+def test_seed_is_deterministic_and_leaves_global_rng():
+    state = torch.get_rng_state()
+    a = build("vtcnn2", seed=5)
+    b = build("vtcnn2", seed=5)
+    c = build("vtcnn2", seed=6)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(a.fc3.weight, b.fc3.weight)
+    assert not torch.equal(a.fc3.weight, c.fc3.weight)
