@@ -227,7 +227,8 @@ class Add(Op):
     """q = clamp(round_shift((a - za) * ma + (b - zb) * mb + offset, shift) + zo, clamp_lo, clamp_hi)
 
     Residual add with both inputs requantized to the output scale in one rounding:
-    ma = s_a / s_o * 2^shift, mb = s_b / s_o * 2^shift as int32 mantissas; per tensor.
+    ma = s_a / s_o * 2^shift, mb = s_b / s_o * 2^shift (the lowering uses 31-bit mantissas; the
+    validator proves the int64 sum cannot overflow); per tensor.
     """
 
     ma: int

@@ -23,6 +23,7 @@ import torch
 from amchw.ir import Conv, Dense, Quantize, Requant
 from amchw.ir.interp import eval_node, kernels_for
 from amchw.ir.types import is_pow2
+from amchw.ir.validate import out_bound
 from amchw.lower.brevitas import Point, lower_with_points
 
 TIE_TOL = 1e-3  # |fraction - 0.5| below which a float32 disagreement is a near-tie
@@ -144,10 +145,6 @@ def verify_model(model, frames: np.ndarray, reference: str = "float64", batch_si
     sample = torch.as_tensor(frames[: min(len(frames), 8)], dtype=dtype)
     graph, points = lower_with_points(m, sample, name)
     vals = graph.values()
-    by_value: dict[str, list[Point]] = {}
-    for p in points:
-        by_value.setdefault(p.value, []).append(p)
-    nodes = {n.output.name: n for n in graph.nodes}
     exact_val: dict[str, bool] = {}
     rep = VerifyReport(graph.name, reference, len(frames))
     rows: dict[tuple[str, str], LayerReport] = {}
@@ -217,9 +214,7 @@ def _exact_acc(node, vals) -> bool:
         xt = vals[node.inputs[0]].dtype
         if not (all(is_pow2(s) for s in xt.scale) and all(is_pow2(s) for s in op.w_type.scale)):
             return False
-        w = op.weight.reshape(op.weight.shape[0], -1).astype(np.int64)
-        bound = int(np.abs(w - op.w_type.zero_point).sum(axis=1).max()) * xt.max_abs_centered()
-        return bound < F32_EXACT
+        return out_bound(op, [vals[node.inputs[0]]], [xt.max_abs_centered()]) < F32_EXACT
     if isinstance(op, Quantize):
         return all(is_pow2(s) for s in op.out.scale)
     return True
