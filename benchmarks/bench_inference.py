@@ -19,13 +19,16 @@ then called repeatedly on the same input batch, each call timed with time.perf_c
 both --min-time seconds and --min-iters calls are reached (or --max-iters). frames/s is
 batch * calls / total time of the timed calls. The reference interpreter gets at most
 --ref-max-iters timed calls when one call takes longer than --ref-slow seconds (it is slow at
-large batches), after a single warm-up call (it has nothing to compile). The ratio column is frames/s divided
-by the torch-f32 frames/s of the same model and batch.
+large batches), after a single warm-up call (it has nothing to compile). The ratio column is
+frames/s divided by the torch-f32 frames/s of the same model and batch.
 
 Threads: Numba uses numba.get_num_threads() threads (all cores by default, or --threads) and
 torch.set_num_threads is set to the same number. With --threads, OPENBLAS/OMP/MKL_NUM_THREADS
 are set to it as well before numpy is imported (the "fast" path's float GEMMs run in numpy's
-BLAS); without it BLAS keeps its default (usually all cores).
+BLAS); without it BLAS keeps its default (usually all cores). --blas-threads sets numpy's BLAS
+threads alone. Note: Numba's OpenMP pool and OpenBLAS's pthread pool both spin-wait; when both
+have one thread per core they compete for the cores between the back-to-back Numba and BLAS
+calls of the "fast" path, which costs a lot at small sizes (see --blas-threads 1).
 
 Exactness: while benchmarking, the outputs of "fast" and "numba" (warm-up call and last timed
 call) are compared with the "ref" output on the same batch with np.array_equal; the result is
@@ -67,6 +70,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "check when fast or numba is timed)")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for Numba, torch and BLAS (default: Numba's default, all cores)")
+    p.add_argument("--blas-threads", type=int, default=None,
+                   help="threads of numpy's BLAS (OPENBLAS/MKL_NUM_THREADS, set before numpy is "
+                        "imported); default: --threads if given, else BLAS's own default")
     p.add_argument("--min-time", type=float, default=None,
                    help="seconds of timed calls per path (default 2.0; 0.3 with --quick)")
     p.add_argument("--min-iters", type=int, default=None,
@@ -102,18 +108,23 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("batch sizes must be >= 1")
     if a.threads is not None and a.threads < 1:
         p.error("--threads must be >= 1")
+    if a.blas_threads is not None and a.blas_threads < 1:
+        p.error("--blas-threads must be >= 1")
     if a.min_iters < 1 or a.max_iters < 1 or a.ref_max_iters < 1:
         p.error("iteration counts must be >= 1")
     return a
 
 
 ARGS = parse_args()
+# Before numpy / torch / numba are imported: BLAS and OpenMP pools read these at load time.
 if ARGS.threads is not None:
-    # Before numpy / torch / numba are imported: BLAS and OpenMP pools read these at load time.
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(ARGS.threads)
     if ARGS.threads > (os.cpu_count() or 1):
         os.environ.setdefault("NUMBA_NUM_THREADS", str(ARGS.threads))
+if ARGS.blas_threads is not None:
+    for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(ARGS.blas_threads)
 
 import copy  # noqa: E402
 import json  # noqa: E402
