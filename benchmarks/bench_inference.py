@@ -194,12 +194,12 @@ def float_mirror(model: nn.Module) -> nn.Sequential:
         elif isinstance(m, QuantIdentity):
             f = nn.Identity()
         elif isinstance(m, QuantHardTanh):
-            raise NotImplementedError(f"{name}: QuantHardTanh has no float mirror here")
+            raise ValueError(f"{name}: QuantHardTanh has no float mirror in this benchmark")
         elif isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.MaxPool1d, nn.MaxPool2d,
                             nn.Flatten, nn.Dropout)):
             f = copy.deepcopy(m)
         else:
-            raise NotImplementedError(f"{name}: no float mirror for {type(m).__name__}")
+            raise ValueError(f"{name}: no float mirror for {type(m).__name__} in this benchmark")
         if isinstance(m, (QuantConv1d, QuantConv2d, QuantLinear)):
             with torch.no_grad():
                 f.weight.copy_(_dequantized_weight(m))
