@@ -3,7 +3,8 @@
 
 For each model (VGG10, VTCNN2) and batch size (default 1 and 256) it times:
 
-  fast          amchw.ir.interp.run(graph, x, "fast")   exact GEMM-based Numba kernels
+  fast          amchw.ir.interp.run(graph, x, "fast")   fused executor (amchw.ir.fast): Numba
+                im2col + exact float BLAS product + Numba requant/pool epilogue
   numba         amchw.ir.interp.run(graph, x, "numba")  Numba loop kernels
   ref           amchw.ir.interp.run(graph, x, "ref")    numpy reference interpreter
   torch-f32     plain float32 torch.nn.Sequential mirror of the model (nn.Conv/nn.Linear/BN/
@@ -26,9 +27,8 @@ Threads: Numba uses numba.get_num_threads() threads (all cores by default, or --
 torch.set_num_threads is set to the same number. With --threads, OPENBLAS/OMP/MKL_NUM_THREADS
 are set to it as well before numpy is imported (the "fast" path's float GEMMs run in numpy's
 BLAS); without it BLAS keeps its default (usually all cores). --blas-threads sets numpy's BLAS
-threads alone. Note: Numba's OpenMP pool and OpenBLAS's pthread pool both spin-wait; when both
-have one thread per core they compete for the cores between the back-to-back Numba and BLAS
-calls of the "fast" path, which costs a lot at small sizes (see --blas-threads 1).
+threads alone. The "fast" executor holds BLAS to one thread while it runs and splits the batch
+over its own threads (benchmarks/README.md: thread-pool contention).
 
 Exactness: while benchmarking, the outputs of "fast" and "numba" (warm-up call and last timed
 call) are compared with the "ref" output on the same batch with np.array_equal; the result is
@@ -151,6 +151,7 @@ from brevitas.nn import (  # noqa: E402
 )
 
 from amchw.data.synthetic import PROFILES, synthesize  # noqa: E402
+from amchw.ir.fast import plan_for  # noqa: E402
 from amchw.ir.interp import eval_node, kernels_for, run  # noqa: E402
 from amchw.lower.brevitas import lower  # noqa: E402
 from amchw.models import ZOO, build  # noqa: E402
@@ -244,15 +245,11 @@ def top1_agreement(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def profile_nodes(graph, x: np.ndarray, backend: str, iters: int):
-    """Seconds per node (mean over iters) of one interp.run-equivalent pass, in node order,
-    plus the exact GEMM dtype the fast backend would pick for conv/dense nodes."""
-    from amchw.kernels._gemm import accumulation_bound, exact_float_dtype
-
+    """Seconds per node (mean over iters) of one interp.run-equivalent pass, in node order."""
     impl = kernels_for(backend)
     types = graph.values()
     inp = graph.inputs[0]
     acc = {n.name: 0.0 for n in graph.nodes}
-    gemm_dtype: dict[str, str] = {}
     for it in range(iters + 1):  # the first pass is a warm-up
         env = {inp.name: x}
         for node in graph.nodes:
@@ -260,19 +257,20 @@ def profile_nodes(graph, x: np.ndarray, backend: str, iters: int):
             in_types = [types[i].dtype for i in node.inputs]
             t0 = time.perf_counter()
             env[node.output.name] = eval_node(node, args, in_types, impl)
-            dt = time.perf_counter() - t0
             if it:
-                acc[node.name] += dt
-            elif node.op.kind in ("Conv", "Dense"):
-                w = node.op.weight
-                bias = node.op.bias if node.op.bias is not None else np.zeros(w.shape[0], np.int32)
-                bound = accumulation_bound(args[0], in_types[0].zero_point,
-                                           w.reshape(w.shape[0], -1), node.op.w_type.zero_point,
-                                           bias)
-                ft = exact_float_dtype(bound)
-                gemm_dtype[node.name] = "loop-fallback" if ft is None else np.dtype(ft).name
-    return [(n.name, n.op.kind, acc[n.name] / iters, gemm_dtype.get(n.name, ""))
-            for n in graph.nodes]
+                acc[node.name] += time.perf_counter() - t0
+    return {n.name: acc[n.name] / iters for n in graph.nodes}
+
+
+def profile_fast(graph, x: np.ndarray, iters: int):
+    """[(step label, seconds per call, description)] of the fused executor's steps."""
+    plan = plan_for(graph)
+    plan(x)  # warm-up
+    t: dict[str, float] = {}
+    for _ in range(iters):
+        plan(x, timings=t)
+    return [(lab, t.get(lab, 0.0) / iters, desc.split(": ", 1)[1])
+            for lab, desc in zip(plan.step_names(), plan.describe())]
 
 
 def torch_layer_times(model: nn.Module, x: torch.Tensor, iters: int):
@@ -471,25 +469,25 @@ def main(args: argparse.Namespace) -> int:
                 xb = np.ascontiguousarray(X[:batch])
                 print(f"\nPer-node profile: {name} batch {batch} "
                       f"(mean of {args.profile_iters} calls, ms)")
-                fast = profile_nodes(graph, xb, "fast", args.profile_iters)
+                fast = profile_fast(graph, xb, args.profile_iters)
                 loop = profile_nodes(graph, xb, "numba", args.profile_iters)
                 tl = dict(torch_layer_times(mirror, torch.from_numpy(xb), args.profile_iters))
-                tot_f = sum(t for _, _, t, _ in fast)
-                tot_n = sum(t for _, _, t, _ in loop)
-                print(f"  {'node':<10} {'op':<11} {'fast ms':>9} {'share':>6} {'gemm':>13} "
-                      f"{'numba ms':>9} {'torch-f32 ms':>13}")
-                for (nm, kind, tf, dt), (_, _, tn, _) in zip(fast, loop):
-                    tt = tl.get(nm)
-                    print(f"  {nm:<10} {kind:<11} {tf * 1e3:>9.3f} {tf / tot_f:>6.1%} "
-                          f"{dt:>13} {tn * 1e3:>9.3f} "
-                          f"{'' if tt is None else f'{tt * 1e3:.3f}':>13}")
-                print(f"  {'total':<10} {'':<11} {tot_f * 1e3:>9.3f} {'':>6} {'':>13} "
-                      f"{tot_n * 1e3:>9.3f} {sum(tl.values()) * 1e3:>13.3f}")
-                prof_out.append({"model": name, "batch": batch,
-                                 "nodes": [{"node": nm, "op": k, "fast_s": tf, "gemm": dt,
-                                            "numba_s": tn, "torch_f32_s": tl.get(nm)}
-                                           for (nm, k, tf, dt), (_, _, tn, _)
-                                           in zip(fast, loop)]})
+                tot_f = sum(t for _, t, _ in fast)
+                print(f"  {'step (fused nodes)':<24} {'fast ms':>9} {'share':>6} "
+                      f"{'numba ms':>9} {'torch-f32 ms':>13}  fast kernel")
+                steps = []
+                for lab, tf, desc in fast:
+                    names = lab.split("+")
+                    tn = sum(loop.get(nm, 0.0) for nm in names)
+                    tts = [tl[nm] for nm in names if nm in tl]
+                    tt = sum(tts) if tts else None
+                    print(f"  {lab:<24} {tf * 1e3:>9.3f} {tf / tot_f:>6.1%} {tn * 1e3:>9.3f} "
+                          f"{'' if tt is None else f'{tt * 1e3:.3f}':>13}  {desc}")
+                    steps.append({"step": lab, "fast_s": tf, "numba_s": tn, "torch_f32_s": tt,
+                                  "kernel": desc})
+                print(f"  {'total':<24} {tot_f * 1e3:>9.3f} {'':>6} "
+                      f"{sum(loop.values()) * 1e3:>9.3f} {sum(tl.values()) * 1e3:>13.3f}")
+                prof_out.append({"model": name, "batch": batch, "steps": steps})
 
     if args.json:
         with open(args.json, "w") as f:

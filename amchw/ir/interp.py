@@ -61,12 +61,12 @@ def run(graph: Graph, x: np.ndarray, backend: str = "ref", keep: bool = False):
     """Run `graph` on x (N, *input shape). Returns the output array (one output) or a tuple;
     with keep=True returns a dict of every value by name (for per-layer comparison)."""
     impl = kernels_for(backend)
-    inp = graph.inputs[0]
-    x = np.asarray(x)
-    if x.ndim != len(inp.shape) + 1 or tuple(x.shape[1:]) != inp.shape:
-        raise IRError(f"graph {graph.name!r} expects input (N, {', '.join(map(str, inp.shape))}), "
-                      f"got {x.shape}")
-    env: dict[str, np.ndarray] = {inp.name: x}
+    if backend == "fast" and not keep:
+        from .fast import plan_for
+
+        return plan_for(graph)(x)
+    x = check_input(graph, x)
+    env: dict[str, np.ndarray] = {graph.inputs[0].name: x}
     types = graph.values()
     last_use = {i: k for k, n in enumerate(graph.nodes) for i in n.inputs}
     for k, node in enumerate(graph.nodes):
@@ -80,6 +80,16 @@ def run(graph: Graph, x: np.ndarray, backend: str = "ref", keep: bool = False):
         return env
     outs = tuple(env[o] for o in graph.outputs)
     return outs[0] if len(outs) == 1 else outs
+
+
+def check_input(graph: Graph, x) -> np.ndarray:
+    """x as an array shaped (N, *the graph's input shape); IRError otherwise."""
+    inp = graph.inputs[0]
+    x = np.asarray(x)
+    if x.ndim != len(inp.shape) + 1 or tuple(x.shape[1:]) != inp.shape:
+        raise IRError(f"graph {graph.name!r} expects input (N, {', '.join(map(str, inp.shape))}), "
+                      f"got {x.shape}")
+    return x
 
 
 def _i64(v) -> np.ndarray:

@@ -203,6 +203,25 @@ def infer(name: str, op: Op, ins: list[Value], in_bounds=None) -> tuple[tuple[in
     raise IRError(f"node {name!r}: unknown op {type(op).__name__}")
 
 
+def value_bounds(graph: Graph) -> dict[str, int]:
+    """For every integer value of a validated graph, the largest |int - zero point| it can hold
+    for any input codes: the propagated bound where the op gives one (accumulators, pooling,
+    reshape), else its type's range. Float values are left out."""
+    bounds: dict[str, int | None] = {}
+    out: dict[str, int] = {}
+    vals = graph.values()
+    for v in graph.inputs:
+        if isinstance(v.dtype, QType):
+            out[v.name] = v.dtype.max_abs_centered()
+    for n in graph.nodes:
+        ins = [vals[i] for i in n.inputs]
+        b = out_bound(n.op, ins, _bounds(ins, [bounds.get(i) for i in n.inputs]))
+        bounds[n.output.name] = b
+        if isinstance(n.output.dtype, QType):
+            out[n.output.name] = b if b is not None else n.output.dtype.max_abs_centered()
+    return out
+
+
 def validate(graph: Graph) -> Graph:
     """Re-infer every node; check declared shapes/types and overflow bounds. Returns the graph."""
     vals = {v.name: v for v in graph.inputs}

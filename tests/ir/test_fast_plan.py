@@ -1,0 +1,179 @@
+"""The fused executor (amchw.ir.fast) == the reference interpreter bit for bit, on random graphs
+(1-D/2-D convs with groups, strides, dilation, padding; per-channel requant with every rounding
+mode; max pools with padding and overlap; dense layers; values read twice, which must not be
+fused) for 1 and 2 threads, batches below and above the thread count, and with the float32
+block limit and chunk size lowered so that reductions split into many blocks and batches into
+many chunks. Also checks the block cut itself."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from amchw.ir import (Conv, Dense, Dequantize, FloatType, GraphBuilder, QType, Quantize, Requant,
+                      Reshape, acc_type)
+from amchw.ir import fast
+from amchw.ir.interp import run
+from amchw.ir.ops import MaxPool
+
+ROUNDINGS = ["half_even", "half_up", "half_away", "floor"]
+ACT_TYPES = [QType(8, True, False, (2.0**-5,)), QType(8, False, False, (2.0**-5,)),
+             QType(4, True, False, (2.0**-2,), 0), QType(8, False, False, (2.0**-5,), 17)]
+
+
+def _codes(rng, shape, t: QType):
+    return rng.integers(t.lo, t.hi, size=shape, endpoint=True).astype(np.int32)
+
+
+def _requant(rng, k, rounding, out: QType, acc_bound: int, reduction: int):
+    """A requant whose scale maps typical accumulators (about bound / sqrt(reduction)) onto the
+    output range, so that outputs spread over many codes instead of saturating."""
+    per = rng.random() < 0.7
+    n = k if per else 1
+    s = rng.integers(6, 31, size=n)
+    typical = max(acc_bound / np.sqrt(max(reduction, 1)), 1.0)
+    target = (out.hi - out.lo) / typical * rng.uniform(0.3, 3.0, size=n)
+    m = np.maximum(np.round(target * 2.0**s), 1).astype(np.int64) * rng.choice([-1, 1], size=n)
+    m = np.clip(m, -2**40, 2**40)
+    off = (rng.uniform(-0.25, 0.25, size=n) * (out.hi - out.lo) * 2.0**s).astype(np.int64)
+    lo, hi = sorted(int(v) for v in rng.integers(out.lo, out.hi, size=2, endpoint=True))
+    if rng.random() < 0.5:
+        lo, hi = out.lo, out.hi
+    return Requant(m, s, off, out, lo, hi, rounding)
+
+
+@st.composite
+def graphs(draw):
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    nd = draw(st.sampled_from([1, 2]))
+    groups = draw(st.integers(1, 3))
+    c = groups * draw(st.integers(1, 3))
+    k = groups * draw(st.integers(1, 4))
+    h = draw(st.integers(1, 4)) if nd == 2 else 1
+    w = draw(st.integers(3, 14))
+    kh = draw(st.integers(1, min(h, 3))) if nd == 2 else 1
+    kw = draw(st.integers(1, 3))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    dil = (1, draw(st.integers(1, 2)))
+    pads = ((draw(st.integers(0, 2)), draw(st.integers(0, 2))),
+            (draw(st.integers(0, 2)), draw(st.integers(0, 2))))
+    tin = draw(st.sampled_from(ACT_TYPES))
+    wt = QType(8, True, True, (2.0**-7,), 0) if draw(st.booleans()) else \
+        QType(4, True, False, (2.0**-3,), draw(st.integers(-2, 2)))
+    b = GraphBuilder("rand")
+    shape = (c, w) if nd == 1 else (c, h, w)
+    b.input("x", shape, FloatType())
+    q = b.add("q", Quantize(tin), ["x"])
+    wshape = (k, c // groups, kw) if nd == 1 else (k, c // groups, kh, kw)
+    weight = _codes(rng, wshape, wt)
+    bias = rng.integers(-2**12, 2**12, size=k).astype(np.int32) if draw(st.booleans()) else None
+    sel = (lambda t: t[1:]) if nd == 1 else (lambda t: t)
+    conv = b.add("conv", Conv(weight, bias, wt, sel(stride), sel(pads), sel(dil), groups,
+                              acc_type(tin, wt)), [q.name])
+    shape_after = conv.shape
+    if shape_after[-1] < 1:
+        return None
+    out_t = draw(st.sampled_from(ACT_TYPES[:2]))
+    rq = b.add("rq", _requant(rng, k, draw(st.sampled_from(ROUNDINGS)), out_t, b.bound(conv.name),
+                              weight[0].size), [conv.name])
+    cur = rq
+    outputs = []
+    if draw(st.booleans()):  # a pool, possibly padded and overlapping
+        pk = draw(st.integers(1, min(3, cur.shape[-1])))
+        pkh = draw(st.integers(1, min(2, cur.shape[1]))) if nd == 2 else 1
+        ps = draw(st.integers(1, 3))
+        pp = draw(st.integers(0, pk - 1))
+        kern = (pk,) if nd == 1 else (pkh, pk)
+        strd = (ps,) if nd == 1 else (1, ps)
+        pad = ((pp, draw(st.integers(0, pk - 1))),) if nd == 1 else ((0, 0), (pp, 0))
+        cur = b.add("pool", MaxPool(kern, strd, pad, (1,) * nd), [cur.name])
+    if draw(st.booleans()):  # a second reader of the pooled codes: blocks no fusion upstream
+        outputs.append(cur.name)
+    flat = b.add("flat", Reshape((int(np.prod(cur.shape)),)), [cur.name])
+    w2t = QType(8, True, True, (2.0**-7,), 0)
+    k2 = draw(st.integers(1, 9))
+    d1 = b.add("fc1", Dense(_codes(rng, (k2, flat.shape[0]), w2t), None, w2t,
+                            acc_type(flat.dtype, w2t)), [flat.name])
+    if draw(st.booleans()):
+        r2 = b.add("rq2", _requant(rng, k2, draw(st.sampled_from(ROUNDINGS)), ACT_TYPES[0],
+                                   b.bound(d1.name), flat.shape[0]), [d1.name])
+        d2 = b.add("fc2", Dense(_codes(rng, (3, k2), w2t), np.array([5, -7, 0], np.int32), w2t,
+                                acc_type(r2.dtype, w2t)), [r2.name])
+        outputs.append(b.add("out", Dequantize(), [d2.name]).name)
+    else:
+        outputs.append(d1.name)  # a raw accumulator as a graph output
+    n = draw(st.sampled_from([1, 2, 3, 7]))
+    x = rng.normal(0, 0.4 * max(abs(tin.lo), tin.hi) * tin.scale[0], size=(n, *shape))
+    return b.build(outputs), x.astype(np.float32)
+
+
+def _same(got, want):
+    got = got if isinstance(got, tuple) else (got,)
+    want = want if isinstance(want, tuple) else (want,)
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert np.array_equal(a, b), np.argwhere(a != b)[:5]
+
+
+@settings(max_examples=60, deadline=None)
+@given(graphs(), st.sampled_from([1, 2]), st.booleans())
+def test_fused_plan_equals_reference(case, threads, squeeze):
+    if case is None:
+        return
+    g, x = case
+    want = run(g, x, "ref")
+    with pytest.MonkeyPatch.context() as mp:
+        if squeeze:  # many reduction blocks, one-image chunks, always the threaded paths
+            mp.setattr(fast, "F32_LIMIT", 2**11)
+            mp.setattr(fast, "CHUNK_BYTES", 1024)
+            mp.setattr(fast, "PARALLEL_MIN_MACS", 0)
+            mp.setattr(fast, "SMALL_DENSE_BATCH", 2)
+        plan = fast.FastPlan(g, threads)
+        _same(plan(x), want)
+
+
+def test_fusion_and_blocks_on_a_wide_dense():
+    """A 4096-wide uint8 x int8 dense cannot be exact in one float32 product: the plan cuts its
+    reduction into blocks whose bound stays below 2^24, and fuses conv/requant/pool."""
+    rng = np.random.default_rng(0)
+    u8 = QType(8, False, False, (2.0**-5,))
+    w8 = QType(8, True, True, (2.0**-7,))
+    b = GraphBuilder("wide")
+    b.input("x", (4, 2048), FloatType())
+    q = b.add("q", Quantize(u8), ["x"])
+    c = b.add("conv", Conv(_codes(rng, (2, 4, 3), w8), None, w8, (1,), ((1, 1),), (1,), 1,
+                           acc_type(u8, w8)), [q.name])
+    r = b.add("rq", Requant(np.array([3]), np.array([9]), np.array([0]), u8, 0, 255), [c.name])
+    p = b.add("pool", MaxPool((2,), (2,), ((0, 0),), (1,)), [r.name])
+    f = b.add("flat", Reshape((2048,)), [p.name])
+    w = np.full((3, 2048), 127, np.int32)
+    d = b.add("fc", Dense(w, None, w8, acc_type(u8, w8)), [f.name])
+    g = b.build([d.name])
+    plan = fast.FastPlan(g, 1)
+    lines = plan.describe()
+    assert lines[1].startswith("conv+rq+pool: float32")
+    # 255 * 127 * r < 2^24  <=>  r <= 518 entries per block -> ceil(2048 / 518) = 4 blocks
+    assert lines[3] == "fc: float32 GEMM, 4 reduction block(s)"
+    x = rng.normal(0, 4, size=(5, 4, 2048)).astype(np.float32)
+    _same(plan(x), run(g, x, "ref"))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6), st.integers(0, 40), st.integers(1, 300))
+def test_reduction_blocks_cover_and_respect_the_limit(seed, k, r, xb):
+    rng = np.random.default_rng(seed)
+    wabs = rng.integers(0, 200, size=(k, r))
+    limit = 2**14
+    blocks = fast.reduction_blocks(wabs, xb, limit)
+    if blocks is None:
+        assert (wabs * xb).max() >= limit
+        return
+    assert blocks[0][0] == 0 and blocks[-1][1] == r
+    for (a0, a1), (b0, _) in zip(blocks, blocks[1:]):
+        assert a1 == b0 and a0 < a1
+    for r0, r1 in blocks:
+        assert (xb * wabs[:, r0:r1].sum(axis=1)).max(initial=0) < limit
+        # greedy: the next entry would not have fitted
+        if r1 < r:
+            assert (xb * wabs[:, r0:r1 + 1].sum(axis=1)).max() >= limit
