@@ -1,0 +1,100 @@
+"""IR graph -> the work a MAC array and its vector unit do, layer by layer.
+
+Every Conv and Dense becomes a GEMM view O (M x N) = A (M x K) . B (K x N) per group:
+  Conv:  M = batch * output pixels, K = kernel taps x input channels per group, N = filters per
+         group (im2col; a grouped conv is `groups` independent GEMMs, run one after the other);
+  Dense: M = batch, K = inputs, N = outputs.
+Everything else (Quantize, Requant, MaxPool, AvgPool, Add, Concat, Dequantize) runs on the
+vector unit and is counted in element operations; Reshape is free."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from amchw.ir.graph import Graph
+from amchw.ir.ops import Add, AvgPool, Concat, Conv, Dense, Dequantize, MaxPool, Quantize, Requant, Reshape
+from amchw.ir.types import QType
+
+
+@dataclass(frozen=True)
+class GemmView:
+    """One compute layer as GEMMs: `groups` products of (M x K) . (K x N)."""
+    node: str
+    op: str              # Conv1d / Conv2d / Dense
+    M: int               # output pixels x batch
+    K: int               # reduction length
+    N: int               # filters (per group)
+    groups: int
+    batch: int
+    in_bytes: int        # bytes of the layer's input tensor (the ifmap, not its im2col)
+    w_bytes: int         # bytes of the weights
+    out_bytes: int       # bytes of the output tensor the array writes (int32 accumulators)
+    w_bits: int
+    weight: np.ndarray | None = None  # (groups, K, N) centred int weights, for the stepped array
+    nonzero_weights: int = 0
+
+    @property
+    def macs(self) -> int:
+        return self.groups * self.M * self.K * self.N
+
+
+@dataclass(frozen=True)
+class VectorOp:
+    """A non-GEMM layer: `elements` output elements, `ops_per_element` vector operations each."""
+    node: str
+    op: str
+    elements: int
+    ops_per_element: int
+    in_bytes: int
+    out_bytes: int
+
+    @property
+    def ops(self) -> int:
+        return self.elements * self.ops_per_element
+
+
+def _bytes(v, batch: int) -> int:
+    bits = v.dtype.bits if isinstance(v.dtype, QType) else v.dtype.bits
+    return -(-batch * int(np.prod(v.shape)) * bits // 8)
+
+
+def layers(graph: Graph, batch: int = 1) -> list:
+    """GemmView or VectorOp per node, in graph order (Reshape skipped: a view)."""
+    if not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
+    vals = graph.values()
+    out = []
+    for n in graph.nodes:
+        op = n.op
+        ob = _bytes(n.output, batch)
+        ib = sum(_bytes(vals[i], batch) for i in n.inputs)
+        if isinstance(op, (Conv, Dense)):
+            k_ = op.weight.shape[0]
+            if isinstance(op, Conv):
+                g = op.groups
+                kred = int(np.prod(op.weight.shape[1:]))
+                pix = int(np.prod(n.output.shape[1:]))
+                name = f"Conv{op.ndim}d"
+            else:
+                g, kred, pix, name = 1, op.weight.shape[1], 1, "Dense"
+            w = op.weight.reshape(k_, -1).astype(np.int64) - op.w_type.zero_point
+            wg = np.ascontiguousarray(w.reshape(g, k_ // g, kred).transpose(0, 2, 1))
+            out.append(GemmView(n.name, name, batch * pix, kred, k_ // g, g, batch, ib,
+                                -(-op.weight.size * op.w_type.bits // 8), ob, op.w_type.bits,
+                                wg, int(np.count_nonzero(w))))
+        elif isinstance(op, Reshape):
+            continue
+        else:
+            elems = batch * int(np.prod(n.output.shape))
+            if isinstance(op, (MaxPool, AvgPool)):
+                per = int(np.prod(op.kernel))  # one compare/add per window element
+            elif isinstance(op, Add):
+                per = 3  # two rescales and an add
+            elif isinstance(op, (Requant, Quantize, Dequantize, Concat)):
+                per = 1  # one multiply-add-shift-clamp per element
+            else:
+                per = 1
+            out.append(VectorOp(n.name, op.kind, elems, per, ib, ob))
+    return out
