@@ -281,7 +281,9 @@ class FastPlan:
         taps = s.blocks[-1][1]
         # im2col buffer + block accumulators of one image
         per_image = (groups * taps + len(s.blocks) * k_) * oh_n * ow_n * np.dtype(s.ftype).itemsize
-        chunk = max(1, CHUNK_BYTES // max(per_image, 1))
+        # a dense layer re-reads all its weights per chunk: give it a larger budget
+        budget = CHUNK_BYTES if s.nd else 8 * CHUNK_BYTES
+        chunk = max(1, budget // max(per_image, 1))
         workers = self.threads
         if s.w16 is not None and n_ <= SMALL_DENSE_BATCH:
             xc = (x4.reshape(n_, -1) - s.zx).astype(np.int16)

@@ -57,6 +57,8 @@ def graphs(draw):
     dil = (1, draw(st.integers(1, 2)))
     pads = ((draw(st.integers(0, 2)), draw(st.integers(0, 2))),
             (draw(st.integers(0, 2)), draw(st.integers(0, 2))))
+    if w + pads[1][0] + pads[1][1] < dil[1] * (kw - 1) + 1:
+        dil = (1, 1)  # kw <= 3 <= w: the undilated window always fits
     tin = draw(st.sampled_from(ACT_TYPES))
     wt = QType(8, True, True, (2.0**-7,), 0) if draw(st.booleans()) else \
         QType(4, True, False, (2.0**-3,), draw(st.integers(-2, 2)))
@@ -70,9 +72,6 @@ def graphs(draw):
     sel = (lambda t: t[1:]) if nd == 1 else (lambda t: t)
     conv = b.add("conv", Conv(weight, bias, wt, sel(stride), sel(pads), sel(dil), groups,
                               acc_type(tin, wt)), [q.name])
-    shape_after = conv.shape
-    if shape_after[-1] < 1:
-        return None
     out_t = draw(st.sampled_from(ACT_TYPES[:2]))
     rq = b.add("rq", _requant(rng, k, draw(st.sampled_from(ROUNDINGS)), out_t, b.bound(conv.name),
                               weight[0].size), [conv.name])
@@ -119,8 +118,6 @@ def _same(got, want):
 @settings(max_examples=60, deadline=None)
 @given(graphs(), st.sampled_from([1, 2]), st.booleans())
 def test_fused_plan_equals_reference(case, threads, squeeze):
-    if case is None:
-        return
     g, x = case
     want = run(g, x, "ref")
     with pytest.MonkeyPatch.context() as mp:
