@@ -2,6 +2,9 @@
 (SCALE-Sim v2 accounting and a double-buffered pipelined array). Installed as amchw.sims;
 imports no torch."""
 
-from .hardware import DATAFLOWS, PRESETS, Target, TargetError, get_target, parse_array  # noqa: F401
-from .mapping import GemmView, VectorOp, layers  # noqa: F401
-from .timing import TIMINGS, gemm_cycles  # noqa: F401
+from .hardware import DATAFLOWS, PRESETS, Target, TargetError, get_target, parse_array
+from .mapping import GemmView, VectorOp, layers
+from .timing import TIMINGS, gemm_cycles
+
+__all__ = ["DATAFLOWS", "PRESETS", "Target", "TargetError", "get_target", "parse_array",
+           "GemmView", "VectorOp", "layers", "TIMINGS", "gemm_cycles"]
