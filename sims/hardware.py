@@ -218,7 +218,7 @@ def target_from_dict(d: dict, where: str = "target") -> Target:
     try:
         d["energy"] = EnergyTable(**e)
         return Target(**d)
-    except TypeError as err:
+    except (TypeError, TargetError) as err:
         raise TargetError(f"{where}: {err}") from None
 
 

@@ -40,3 +40,19 @@ def test_zoo_lists_models():
     assert r.exit_code == 0
     rows = {row["name"]: row for row in json.loads(r.output)}
     assert rows["vgg10"]["params"] == 160_536 and rows["vtcnn2"]["params"] == 2_830_427
+
+
+def test_targets_lists_presets_and_names_a_bad_file(tmp_path):
+    from click.testing import CliRunner
+
+    from amchw.cli import main
+
+    r = CliRunner().invoke(main, ["targets", "--json"])
+    assert r.exit_code == 0, r.output
+    names = [t["name"] for t in json.loads(r.output)]
+    assert names == ["edge-asic-45nm", "zynq7020", "zcu104"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('base = "zcu104"\nrows = 0\n')
+    r = CliRunner().invoke(main, ["targets", "--file", str(bad)])
+    assert r.exit_code != 0
+    assert "bad.toml" in r.output and "rows must be a positive integer" in r.output
