@@ -125,12 +125,35 @@ def conv2d_i32_ref(x, w, bias, zx, zw, stride=(1, 1), pads=(0, 0, 0, 0), dilatio
     return wrap_i32_ref(acc)
 
 
+@njit(cache=True)
+def im2col_fill(x, n, c, i, j, zx, sh, sw, dh, dw, top, left, oh_n, ow_n, row, base):
+    """row[base + oh*OW + ow] = xp[n, c, oh*sh + i*dh - top, ow*sw + j*dw - left] - zx, i.e.
+    one reduction row (channel c, tap (i, j)) of one image's im2col; padding gives 0."""
+    h_, w_ = x.shape[2], x.shape[3]
+    oh_lo, oh_hi = _valid_outputs(i * dh - top, sh, h_, oh_n)
+    ow_lo, ow_hi = _valid_outputs(j * dw - left, sw, w_, ow_n)
+    for oh in range(oh_n):
+        dst = base + oh * ow_n
+        if oh < oh_lo or oh >= oh_hi:
+            for ow in range(ow_n):
+                row[dst + ow] = 0
+            continue
+        ih = oh * sh + i * dh - top
+        for ow in range(ow_lo):
+            row[dst + ow] = 0
+        for ow in range(ow_lo, ow_hi):
+            row[dst + ow] = np.int64(x[n, c, ih, ow * sw + j * dw - left]) - zx
+        for ow in range(ow_hi, ow_n):
+            row[dst + ow] = 0
+
+
 @njit(cache=True, parallel=True)
 def _im2col(x, n0, nb, zx, kh, kw, sh, sw, dh, dw, top, left, groups, oh_n, ow_n, cols):
     """Fill cols[g, (c'*KH + i)*KW + j, (n - n0)*OH*OW + oh*OW + ow] with xp[n, c, ih, iw] - zx
     for the images n0 .. n0 + nb - 1 (c = g*Cg + c'); padding gives 0. Rows run over the
-    reduction, columns over output positions, so the innermost loop reads and writes along W."""
-    _, c_, h_, w_ = x.shape
+    reduction, columns over output positions, so the innermost loop reads and writes along W.
+    Parallel over reduction rows."""
+    c_ = x.shape[1]
     cg = c_ // groups
     taps = kh * kw
     plane = oh_n * ow_n
@@ -141,24 +164,9 @@ def _im2col(x, n0, nb, zx, kh, kw, sh, sw, dh, dw, top, left, groups, oh_n, ow_n
         j = t - i * kw
         g = c // cg
         r = row - g * cg * taps
-        oh_lo, oh_hi = _valid_outputs(i * dh - top, sh, h_, oh_n)
-        ow_lo, ow_hi = _valid_outputs(j * dw - left, sw, w_, ow_n)
         for nn in range(nb):
-            n = n0 + nn
-            base = nn * plane
-            for oh in range(oh_n):
-                dst = base + oh * ow_n
-                if oh < oh_lo or oh >= oh_hi:
-                    for ow in range(ow_n):
-                        cols[g, r, dst + ow] = 0
-                    continue
-                ih = oh * sh + i * dh - top
-                for ow in range(ow_lo):
-                    cols[g, r, dst + ow] = 0
-                for ow in range(ow_lo, ow_hi):
-                    cols[g, r, dst + ow] = np.int64(x[n, c, ih, ow * sw + j * dw - left]) - zx
-                for ow in range(ow_hi, ow_n):
-                    cols[g, r, dst + ow] = 0
+            im2col_fill(x, n0 + nn, c, i, j, zx, sh, sw, dh, dw, top, left, oh_n, ow_n,
+                        cols[g, r], nn * plane)
 
 
 def conv2d_i32_gemm(x, w, bias, zx, zw, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1),

@@ -11,44 +11,27 @@ import numpy as np
 from numba import njit
 
 from . import ROUND_HALF_AWAY, ROUND_HALF_EVEN, ROUND_HALF_UP
-from .conv import _valid_outputs
+from .conv import im2col_fill
+from .pool import maxpool_plane
 
 
 @njit(cache=True, nogil=True)
 def im2col_chunk(x, n0, nb, zx, kh, kw, sh, sw, dh, dw, top, left, groups, oh_n, ow_n, cols):
     """cols[g, (c'*KH + i)*KW + j, (n - n0)*OH*OW + oh*OW + ow] = xp[n, c, ih, iw] - zx for the
     images n0 .. n0+nb-1 (c = g*Cg + c'); positions in the padding give 0. x: int32 (N, C, H, W);
-    cols: float (G, Cg*KH*KW, >= nb*OH*OW)."""
-    _, c_, h_, w_ = x.shape
+    cols: float (G, Cg*KH*KW, >= nb*OH*OW). The serial twin of conv._im2col (same rows)."""
+    c_ = x.shape[1]
     cg = c_ // groups
     taps = kh * kw
     plane = oh_n * ow_n
     for nn in range(nb):
-        n = n0 + nn
-        base = nn * plane
         for c in range(c_):
             g = c // cg
             cc = c - g * cg
             for i in range(kh):
-                oh_lo, oh_hi = _valid_outputs(i * dh - top, sh, h_, oh_n)
                 for j in range(kw):
-                    r = cc * taps + i * kw + j
-                    ow_lo, ow_hi = _valid_outputs(j * dw - left, sw, w_, ow_n)
-                    for oh in range(oh_n):
-                        dst = base + oh * ow_n
-                        if oh < oh_lo or oh >= oh_hi:
-                            for ow in range(ow_n):
-                                cols[g, r, dst + ow] = 0
-                            continue
-                        ih = oh * sh + i * dh - top
-                        for ow in range(ow_lo):
-                            cols[g, r, dst + ow] = 0
-                        src = ow_lo * sw + j * dw - left
-                        for ow in range(ow_lo, ow_hi):
-                            cols[g, r, dst + ow] = x[n, c, ih, src] - zx
-                            src += sw
-                        for ow in range(ow_hi, ow_n):
-                            cols[g, r, dst + ow] = 0
+                    im2col_fill(x, n0 + nn, c, i, j, zx, sh, sw, dh, dw, top, left, oh_n, ow_n,
+                                cols[g, cc * taps + i * kw + j], nn * plane)
 
 
 @njit(cache=True, inline="always")
@@ -139,23 +122,8 @@ def gemm_epilogue(acc, bias, kk0, n0, oh_n, ow_n, has_rq, mult, shift, offset, z
                             mx = max(mx, tmp[j0 + j])
                         out[n, k, 0, ow] = mx
                 else:
-                    for oh in range(poh_n):
-                        for ow in range(pow_n):
-                            found = False
-                            mx = np.int64(0)
-                            for i in range(pkh):
-                                ih = oh * psh + i * pdh - ptop
-                                if ih < 0 or ih >= oh_n:
-                                    continue
-                                for j in range(pkw):
-                                    iw = ow * psw + j * pdw - pleft
-                                    if iw < 0 or iw >= ow_n:
-                                        continue
-                                    v2 = tmp[ih * ow_n + iw]
-                                    if not found or v2 > mx:
-                                        mx = v2
-                                        found = True
-                            out[n, k, oh, ow] = mx
+                    maxpool_plane(tmp.reshape(oh_n, ow_n), pkh, pkw, psh, psw, pdh, pdw, ptop,
+                                  pleft, out[n, k])
 
 
 @njit(cache=True, nogil=True)

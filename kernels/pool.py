@@ -30,28 +30,37 @@ def _check_windows_nonempty(size, n_out, k, stride, dilation, pad_a, axis):
 
 
 @njit(cache=True)
+def maxpool_plane(src, kh, kw, sh, sw, dh, dw, top, left, dst):
+    """dst[oh, ow] = max of src (H, W) over the dilated window at (oh*sh - top, ow*sw - left),
+    padded positions excluded (every window must hold a real element)."""
+    h_, w_ = src.shape
+    oh_n, ow_n = dst.shape
+    for oh in range(oh_n):
+        for ow in range(ow_n):
+            found = False
+            m = src[0, 0]
+            for i in range(kh):
+                ih = oh * sh + i * dh - top
+                if ih < 0 or ih >= h_:
+                    continue
+                for j in range(kw):
+                    iw = ow * sw + j * dw - left
+                    if iw < 0 or iw >= w_:
+                        continue
+                    v = src[ih, iw]
+                    if not found or v > m:
+                        m = v
+                        found = True
+            dst[oh, ow] = m
+
+
+@njit(cache=True)
 def _maxpool_kernel(x, kh, kw, sh, sw, dh, dw, top, left, oh_n, ow_n):
-    n_, c_, h_, w_ = x.shape
+    n_, c_ = x.shape[:2]
     out = np.empty((n_, c_, oh_n, ow_n), dtype=np.int32)
     for n in range(n_):
         for c in range(c_):
-            for oh in range(oh_n):
-                for ow in range(ow_n):
-                    found = False
-                    m = np.int32(0)
-                    for i in range(kh):
-                        ih = oh * sh + i * dh - top
-                        if ih < 0 or ih >= h_:
-                            continue
-                        for j in range(kw):
-                            iw = ow * sw + j * dw - left
-                            if iw < 0 or iw >= w_:
-                                continue
-                            v = x[n, c, ih, iw]
-                            if not found or v > m:
-                                m = v
-                                found = True
-                    out[n, c, oh, ow] = m
+            maxpool_plane(x[n, c], kh, kw, sh, sw, dh, dw, top, left, out[n, c])
     return out
 
 

@@ -79,16 +79,16 @@ class Target:
         if self.dataflow not in DATAFLOWS:
             raise TargetError(f"target {self.name!r}: dataflow must be one of {DATAFLOWS}, "
                               f"got {self.dataflow!r}")
-        # every buffer must hold at least one tile: the operands of one fold
-        tile = self.rows * self.cols * self.operand_bits / 8
-        edge = max(self.rows, self.cols) * self.operand_bits / 8
-        for name, need in (("ifmap_sram_kib", edge), ("filter_sram_kib", edge),
-                           ("ofmap_sram_kib", self.rows * self.cols * self.acc_bits / 8)):
+        # every buffer must hold at least one tile: R x C operands, or R x C accumulators
+        tile = self.rows * self.cols
+        for name, bits in (("ifmap_sram_kib", self.operand_bits),
+                           ("filter_sram_kib", self.operand_bits),
+                           ("ofmap_sram_kib", self.acc_bits)):
+            need = tile * bits / 8
             if getattr(self, name) * 1024 < need:
                 raise TargetError(
                     f"target {self.name!r}: {name}={getattr(self, name)} KiB is smaller than one "
                     f"tile of the {self.rows}x{self.cols} array ({need:.0f} bytes)")
-        del tile
 
     @property
     def pes(self) -> int:
@@ -127,17 +127,20 @@ _ASIC_SOURCES = {
     "static_mw": "not modelled (0): the 45 nm sources give no leakage figure",
 }
 
-# FPGA numbers: a DSP-slice MAC and BRAM access energies are not in the reference; the FPGA
-# presets reuse the 45 nm per-action figures as a stated proxy and add the device's static
-# power, which dominates small FPGA designs.
-_FPGA_SOURCES = dict(_ASIC_SOURCES)
+
+
+def _energy(static_mw: float, sources: dict) -> EnergyTable:
+    """The 45 nm per-action figures (Accelergy / Horowitz / Eyeriss) with a static power."""
+    return EnergyTable(mac_pj=0.315, reg_pj=0.315, sram_pj_per_byte=32.4 / 8,
+                       dram_pj_per_byte=8.0 * 8, vector_op_pj=3.1 + 0.1, static_mw=static_mw,
+                       sources=sources)
 
 
 def _fpga_sources(static_note: str) -> dict:
-    s = dict(_FPGA_SOURCES)
-    for k in ("mac_pj", "reg_pj", "sram_pj_per_byte", "vector_op_pj"):
-        s[k] = "proxy: " + s[k] + " (no FPGA per-action figure in the reference)"
-    s["dram_pj_per_byte"] = "proxy: " + _ASIC_SOURCES["dram_pj_per_byte"]
+    """FPGA presets: DSP-slice MAC and BRAM energies are not in the reference, so they reuse the
+    45 nm per-action figures as a stated proxy; the device's static power is added."""
+    s = {k: f"proxy: {v} (no FPGA per-action figure in the reference)"
+         for k, v in _ASIC_SOURCES.items() if k != "static_mw"}
     s["static_mw"] = static_note
     return s
 
@@ -149,9 +152,7 @@ PRESETS: dict[str, Target] = {
         rows=8, cols=8, dataflow="ws", freq_mhz=500.0,
         ifmap_sram_kib=64, filter_sram_kib=64, ofmap_sram_kib=64,
         dram_bytes_per_cycle=8.0, vector_lanes=8, operand_bits=8, acc_bits=32,
-        energy=EnergyTable(mac_pj=0.315, reg_pj=0.315, sram_pj_per_byte=32.4 / 8,
-                           dram_pj_per_byte=8.0 * 8, vector_op_pj=3.1 + 0.1, static_mw=0.0,
-                           sources=_ASIC_SOURCES),
+        energy=_energy(0.0, _ASIC_SOURCES),
         kind="asic"),
     "zynq7020": Target(
         name="zynq7020",
@@ -160,11 +161,9 @@ PRESETS: dict[str, Target] = {
         rows=14, cols=14, dataflow="ws", freq_mhz=100.0,
         ifmap_sram_kib=128, filter_sram_kib=256, ofmap_sram_kib=128,
         dram_bytes_per_cycle=16.0, vector_lanes=16, operand_bits=8, acc_bits=32,
-        energy=EnergyTable(mac_pj=0.315, reg_pj=0.315, sram_pj_per_byte=32.4 / 8,
-                           dram_pj_per_byte=8.0 * 8, vector_op_pj=3.1 + 0.1, static_mw=150.0,
-                           sources=_fpga_sources(
-                               "assumed 150 mW PL+PS static, typical of a Zynq-7020 board "
-                               "estimate (Xilinx Power Estimator order of magnitude)")),
+        energy=_energy(150.0, _fpga_sources(
+            "assumed 150 mW PL+PS static, typical of a Zynq-7020 board estimate (Xilinx Power "
+            "Estimator order of magnitude)")),
         kind="fpga"),
     "zcu104": Target(
         name="zcu104",
@@ -173,11 +172,9 @@ PRESETS: dict[str, Target] = {
         rows=48, cols=64, dataflow="ws", freq_mhz=250.0,
         ifmap_sram_kib=1024, filter_sram_kib=2048, ofmap_sram_kib=1024,
         dram_bytes_per_cycle=64.0, vector_lanes=64, operand_bits=8, acc_bits=32,
-        energy=EnergyTable(mac_pj=0.315, reg_pj=0.315, sram_pj_per_byte=32.4 / 8,
-                           dram_pj_per_byte=8.0 * 8, vector_op_pj=3.1 + 0.1, static_mw=600.0,
-                           sources=_fpga_sources(
-                               "assumed 600 mW device static power, the order of a "
-                               "Zynq UltraScale+ EV part's PL+PS static estimate")),
+        energy=_energy(600.0, _fpga_sources(
+            "assumed 600 mW device static power, the order of a Zynq UltraScale+ EV part's "
+            "PL+PS static estimate")),
         kind="fpga"),
 }
 

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from amchw.ir.graph import Graph
-from amchw.ir.ops import Add, AvgPool, Concat, Conv, Dense, Dequantize, MaxPool, Quantize, Requant, Reshape
-from amchw.ir.types import QType
+from amchw.ir.ops import Add, AvgPool, Conv, Dense, MaxPool, Reshape
 
 
 @dataclass(frozen=True)
@@ -32,8 +31,6 @@ class GemmView:
     w_bytes: int         # bytes of the weights
     out_bytes: int       # bytes of the output tensor the array writes (int32 accumulators)
     w_bits: int
-    weight: np.ndarray | None = None  # (groups, K, N) centred int weights, for the stepped array
-    nonzero_weights: int = 0
 
     @property
     def macs(self) -> int:
@@ -56,8 +53,7 @@ class VectorOp:
 
 
 def _bytes(v, batch: int) -> int:
-    bits = v.dtype.bits if isinstance(v.dtype, QType) else v.dtype.bits
-    return -(-batch * int(np.prod(v.shape)) * bits // 8)
+    return -(-batch * int(np.prod(v.shape)) * v.dtype.bits // 8)
 
 
 def layers(graph: Graph, batch: int = 1) -> list:
@@ -79,11 +75,8 @@ def layers(graph: Graph, batch: int = 1) -> list:
                 name = f"Conv{op.ndim}d"
             else:
                 g, kred, pix, name = 1, op.weight.shape[1], 1, "Dense"
-            w = op.weight.reshape(k_, -1).astype(np.int64) - op.w_type.zero_point
-            wg = np.ascontiguousarray(w.reshape(g, k_ // g, kred).transpose(0, 2, 1))
             out.append(GemmView(n.name, name, batch * pix, kred, k_ // g, g, batch, ib,
-                                -(-op.weight.size * op.w_type.bits // 8), ob, op.w_type.bits,
-                                wg, int(np.count_nonzero(w))))
+                                -(-op.weight.size * op.w_type.bits // 8), ob, op.w_type.bits))
         elif isinstance(op, Reshape):
             continue
         else:
@@ -92,9 +85,7 @@ def layers(graph: Graph, batch: int = 1) -> list:
                 per = int(np.prod(op.kernel))  # one compare/add per window element
             elif isinstance(op, Add):
                 per = 3  # two rescales and an add
-            elif isinstance(op, (Requant, Quantize, Dequantize, Concat)):
-                per = 1  # one multiply-add-shift-clamp per element
-            else:
+            else:  # Requant, Quantize, Dequantize, Concat: one multiply-add-shift-clamp
                 per = 1
             out.append(VectorOp(n.name, op.kind, elems, per, ib, ob))
     return out

@@ -5,8 +5,8 @@ every Conv/Dense with the Requant that alone reads its accumulator and the MaxPo
 reads that Requant's codes into one step, so the int32 accumulators and the pre-pool codes are
 never stored. Each step is: im2col of a few images into a small float buffer, one BLAS matrix
 product per reduction block, and kernels.fused.gemm_epilogue. Work is split over threads by
-images (or, for batches smaller than the thread count, by filters); BLAS itself is held to one
-thread meanwhile, so the Python threads, BLAS and Numba do not fight over the cores.
+images while BLAS itself is held to one thread, so the Python threads, BLAS and Numba do not
+fight over the cores (a batch smaller than the thread count instead gives BLAS the threads).
 
 Exactness (the result equals the reference interpreter bit for bit, and tests check it): the
 reduction of every filter is cut into contiguous blocks such that
@@ -245,28 +245,26 @@ class FastPlan:
             store[key] = buf
         return buf[:size]
 
-    def _chunk(self, s: _Gemm, x, out, n0, nb, kk0, kk1, cols=None):
+    def _chunk(self, s: _Gemm, x, out, n0, nb):
+        """Images n0 .. n0+nb-1 of one step, in this thread's scratch buffers."""
         kh, kw, sh, sw, dh, dw, top, left, groups, oh_n, ow_n = s.geom
-        plane = oh_n * ow_n
-        taps = s.wblocks[0].shape[2] if len(s.blocks) == 1 else s.blocks[-1][1]
-        if cols is None:
-            cols = self._scratch("cols", groups * taps * nb * plane, s.ftype)
-            cols = cols.reshape(groups, taps, nb * plane)
-            im2col_chunk(x, n0, nb, s.zx, kh, kw, sh, sw, dh, dw, top, left, groups, oh_n, ow_n,
-                         cols)
-        kgs = kk1 - kk0
-        acc = self._scratch("acc", len(s.blocks) * groups * kgs * nb * plane, s.ftype)
-        acc = acc.reshape(len(s.blocks), groups, kgs, nb * plane)
+        cols_n = nb * oh_n * ow_n
+        taps = s.blocks[-1][1]
+        cols = self._scratch("cols", groups * taps * cols_n, s.ftype).reshape(groups, taps, cols_n)
+        im2col_chunk(x, n0, nb, s.zx, kh, kw, sh, sw, dh, dw, top, left, groups, oh_n, ow_n, cols)
+        kg = s.out_shape[0] // groups
+        acc = self._scratch("acc", len(s.blocks) * groups * kg * cols_n, s.ftype)
+        acc = acc.reshape(len(s.blocks), groups, kg, cols_n)
         for b, (r0, r1) in enumerate(s.blocks):
-            np.matmul(s.wblocks[b][:, kk0:kk1, :], cols[:, r0:r1, :], out=acc[b])
-        self._epilogue(s, acc, kk0, n0, out)
+            np.matmul(s.wblocks[b], cols[:, r0:r1, :], out=acc[b])
+        self._epilogue(s, acc, n0, out)
 
     @staticmethod
-    def _epilogue(s: _Gemm, acc, kk0, n0, out):
+    def _epilogue(s: _Gemm, acc, n0, out):
         kh, kw, sh, sw, dh, dw, top, left, groups, oh_n, ow_n = s.geom
         has_rq, mult, shift, offset, zx, zo, lo, hi, rounding = s.rq
         has_pool, pkh, pkw, psh, psw, pdh, pdw, ptop, pleft = s.pool
-        gemm_epilogue(acc, s.bias, kk0, n0, oh_n, ow_n, has_rq, mult, shift, offset, zx, zo, lo,
+        gemm_epilogue(acc, s.bias, 0, n0, oh_n, ow_n, has_rq, mult, shift, offset, zx, zo, lo,
                       hi, rounding, has_pool, pkh, pkw, psh, psw, pdh, pdw, ptop, pleft, out)
 
     def _run_gemm(self, s: _Gemm, x: np.ndarray) -> np.ndarray:
@@ -275,38 +273,34 @@ class FastPlan:
             x.reshape((n_, x.shape[1], 1, 1)) if s.nd == 0 else x)
         x4 = np.ascontiguousarray(x4, dtype=np.int32)
         out = np.empty((n_, *s.out_shape), dtype=np.int32)
-        kh, kw, sh, sw, dh, dw, top, left, groups, oh_n, ow_n = s.geom
         k_ = s.out_shape[0]
-        kg = k_ // groups
-        taps = s.blocks[-1][1]
-        # im2col buffer + block accumulators of one image
-        per_image = (groups * taps + len(s.blocks) * k_) * oh_n * ow_n * np.dtype(s.ftype).itemsize
-        # a dense layer re-reads all its weights per chunk: give it a larger budget
-        budget = CHUNK_BYTES if s.nd else 8 * CHUNK_BYTES
-        chunk = max(1, budget // max(per_image, 1))
-        workers = self.threads
         if s.w16 is not None and n_ <= SMALL_DENSE_BATCH:
             xc = (x4.reshape(n_, -1) - s.zx).astype(np.int16)
             acc = np.empty((1, 1, k_, n_), dtype=np.int32)
             dense_acc_small(xc, s.w16, acc)
-            self._epilogue(s, acc, 0, 0, out)
+            self._epilogue(s, acc, 0, out)
             return out.reshape((n_, *s.final_shape))
+        groups, oh_n, ow_n = s.geom[8:]
+        # im2col buffer + block accumulators of one image
+        per_image = ((groups * s.blocks[-1][1] + len(s.blocks) * k_) * oh_n * ow_n
+                     * np.dtype(s.ftype).itemsize)
+        # a dense layer re-reads all its weights per chunk: give it a larger budget
+        budget = CHUNK_BYTES if s.nd else 8 * CHUNK_BYTES
+        chunk = max(1, budget // max(per_image, 1))
+        workers = self.threads
+
+        def part(a, b):
+            for n0 in range(a, b, chunk):
+                self._chunk(s, x4, out, n0, min(chunk, b - n0))
+
         if workers <= 1 or s.macs_per_image * n_ < PARALLEL_MIN_MACS:
-            for n0 in range(0, n_, chunk):
-                self._chunk(s, x4, out, n0, min(chunk, n_ - n0), 0, kg)
+            part(0, n_)
         elif n_ >= workers:
             edges = np.linspace(0, n_, workers + 1).astype(int)
-
-            def part(lo_hi):
-                a, b = lo_hi
-                for n0 in range(a, b, chunk):
-                    self._chunk(s, x4, out, n0, min(chunk, b - n0), 0, kg)
-
-            list(self._executor().map(part, zip(edges[:-1], edges[1:])))
+            list(self._executor().map(part, edges[:-1], edges[1:]))
         else:  # fewer images than threads: BLAS gets the threads for the chunk's product
             with _blas_controller().limit(limits=workers, user_api="blas"):
-                for n0 in range(0, n_, chunk):
-                    self._chunk(s, x4, out, n0, min(chunk, n_ - n0), 0, kg)
+                part(0, n_)
         return out.reshape((n_, *s.final_shape))
 
     def _executor(self) -> ThreadPoolExecutor:

@@ -81,6 +81,10 @@ def test_gemm_views_count_macs_by_formula():
     assert conv.macs == 3 * 6 * oh * ow * 2 * 3 * 3
     assert (conv.M, conv.K, conv.N, conv.groups) == (3 * oh * ow, 2 * 3 * 3, 3, 2)
     assert fc.macs == 3 * 5 * f.shape[0]
+    # bytes: int8 input codes, int8 weights, int32 accumulators out
+    assert conv.in_bytes == 3 * 4 * 6 * 9
+    assert conv.w_bytes == 6 * 2 * 3 * 3
+    assert conv.out_bytes == 3 * 6 * oh * ow * 4
     vec = [x for x in ls if isinstance(x, VectorOp)]
     assert [v.node for v in vec] == ["q", "rq"]
     assert vec[1].elements == 3 * 6 * oh * ow
