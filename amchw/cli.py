@@ -153,6 +153,127 @@ def verify_cmd(model_spec, scales, weight_bits, act_bits, n_frames, reference, s
     sys.exit(0 if rep.ok else 1)
 
 
+def _frames_for_shape(shape: tuple, n: int, seed: int):
+    """Synthetic frames for a graph input shape: the RadioML profile with that many samples."""
+    import numpy as np
+
+    from amchw.data.synthetic import PROFILES, frames_for
+
+    size = int(np.prod(shape))
+    for prof in PROFILES:
+        f = frames_for(prof, n, seed=seed)
+        if f[0].size == size:
+            return f.reshape((n, *shape))
+    raise click.BadParameter(f"no synthetic profile makes frames of shape {shape}",
+                             param_hint="MODEL")
+
+
+def graph_and_frames(spec: str, scales: str, weight_bits: int, act_bits: int, n_frames: int,
+                     seed: int):
+    """MODEL -> (IR graph, sample frames). MODEL: a zoo name, an amchw checkpoint (.pt), or an
+    IR graph saved by amchw (.npz)."""
+    import torch
+
+    from amchw.data.synthetic import frames_for
+    from amchw.ir.io import load as load_ir
+    from amchw.ir.types import IRError
+    from amchw.lower.brevitas import LoweringError, lower
+    from amchw.models import ZOO
+
+    path = Path(spec)
+    if spec not in ZOO and path.suffix.lower() in (".qonnx", ".onnx"):
+        _fail(f"{spec}: reading QONNX files is not implemented yet; simulate a zoo name, an "
+              "amchw checkpoint or an IR graph (.npz) instead")
+    if spec not in ZOO and path.suffix.lower() == ".npz":
+        if not path.is_file():
+            _fail(f"{spec}: no such file")
+        try:
+            graph = load_ir(path)
+        except (IRError, OSError, ValueError, KeyError) as e:
+            _fail(f"{spec}: {e}")
+        return graph, _frames_for_shape(graph.inputs[0].shape, n_frames, seed)
+    name = spec if spec in ZOO else checkpoint_model_name(spec)
+    frames = frames_for(name, max(n_frames, 16), seed=seed)
+    model = load_model(spec, scales, weight_bits, act_bits, frames, seed)
+    try:
+        graph = lower(model, torch.as_tensor(frames[:4]), name=name)
+    except (LoweringError, IRError) as e:
+        _fail(f"{spec}: cannot lower to the IR: {e}")
+    return graph, frames[:n_frames]
+
+
+@main.command("simulate")
+@click.argument("model_arg", metavar="MODEL", required=False)
+@click.option("--model", "model_opt", default=None,
+              help="Same as MODEL: a zoo name, a checkpoint (.pt) or an IR graph (.npz).")
+@click.option("--array", "array", default=None,
+              help="Array size RxC (e.g. 4x4, 16x8); default: the target's.")
+@click.option("--dataflow", type=click.Choice(["ws", "os", "is"]), default=None,
+              help="Dataflow; default: the target's.")
+@click.option("--target", "target_name", default="edge-asic-45nm", show_default=True,
+              help="Hardware preset (amchw targets) or a .json/.toml target file.")
+@click.option("--timing", type=click.Choice(["pipelined", "scalesim"]), default="pipelined",
+              show_default=True, help="pipelined: double-buffered array with DRAM stalls; "
+              "scalesim: SCALE-Sim v2's sequential folds, compute cycles only.")
+@click.option("--batch", type=click.IntRange(1), default=1, show_default=True,
+              help="Frames per inference batch.")
+@click.option("--stepped", is_flag=True,
+              help="Also run every GEMM cycle by cycle on the stepped array and compare.")
+@click.option("--frames", "n_frames", type=click.IntRange(1), default=16, show_default=True,
+              help="Sample frames for the integer check.")
+@click.option("--scales", type=click.Choice(["po2", "float"]), default="po2", show_default=True)
+@click.option("--weight-bits", type=int, default=8, show_default=True)
+@click.option("--act-bits", type=int, default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON "
+              "(schema amchw.simulate/1, docs/simulator.md).")
+@click.option("--csv", "csv_path", default=None, help="Write the per-layer table to this CSV.")
+@click.option("--plot", "plot_path", default=None, help="Write cycles and energy per layer "
+              "to this PNG.")
+def simulate_cmd(model_arg, model_opt, array, dataflow, target_name, timing, batch, stepped,
+                 n_frames, scales, weight_bits, act_bits, seed, as_json, csv_path, plot_path):
+    """Cycles, memory traffic and energy of MODEL on a MAC array, layer by layer."""
+    from amchw.sims.hardware import TargetError, get_target, parse_array
+    from amchw.sims.report import format_table, write_csv, write_plot
+    from amchw.sims.simulate import SimulationError, integer_check, simulate, stepped_check
+
+    if model_arg and model_opt and model_arg != model_opt:
+        raise click.UsageError("give MODEL or --model, not two different models")
+    spec = model_arg or model_opt
+    if not spec:
+        raise click.UsageError("missing MODEL (a zoo name, a checkpoint or an IR graph)")
+    try:
+        target = get_target(target_name)
+        if array:
+            target = target.with_array(*parse_array(array))
+    except TargetError as e:
+        _fail(str(e))
+    graph, frames = graph_and_frames(spec, scales, weight_bits, act_bits,
+                                     max(n_frames, batch), seed)
+    try:
+        rep = simulate(graph, target, dataflow, timing, batch)
+        rep.integer_check = integer_check(graph, frames[:n_frames])
+        if stepped:
+            stepped_check(rep, graph, frames)
+    except (SimulationError, TargetError) as e:
+        _fail(str(e))
+    try:
+        if csv_path:
+            write_csv(rep, csv_path)
+        if plot_path:
+            write_plot(rep, plot_path)
+    except (OSError, RuntimeError) as e:
+        _fail(str(e))
+    if as_json:
+        click.echo(json.dumps(rep.to_dict(), indent=2))
+    else:
+        click.echo(format_table(rep))
+    ok = rep.integer_check["equal"] and (
+        rep.stepped is None
+        or (rep.stepped["outputs_equal"] and rep.stepped["cycles_equal_closed_form"]))
+    sys.exit(0 if ok else 1)
+
+
 def format_report(rep) -> str:
     lines = [f"verify {rep.model}: Brevitas ({rep.reference}) vs IR interpreter, "
              f"{rep.frames} frames, layer by layer"]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
+
+from amchw.fileio import atomic_open
 
 from .graph import Graph, Node
 from .ops import OPS
@@ -66,15 +67,8 @@ def save(graph: Graph, path: str | os.PathLike) -> Path:
            "outputs": list(graph.outputs), "nodes": nodes, "meta": graph.meta}
     arrays["__graph__"] = np.frombuffer(json.dumps(doc).encode(), dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path) as f:
+        np.savez(f, **arrays)
     return path
 
 

@@ -110,6 +110,8 @@ def run_case(name, m, n, k, rows, cols, df, workdir):
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cases", choices=("small", "zoo"), default="small")
+    p.add_argument("--cases-json", default=None,
+                   help="a JSON list of {name, M, N, K, rows, cols, dataflow} to run instead")
     p.add_argument("--arrays", nargs="*", default=None, help="RxC arrays (zoo default: 4x4 16x16)")
     p.add_argument("--dataflows", nargs="*", default=["os", "ws", "is"])
     p.add_argument("--time", action="store_true", help="record wall seconds per case")
@@ -134,24 +136,29 @@ def main() -> int:
     except OSError:
         commit = None
     commit = commit or a.commit
+    if a.cases_json:
+        with open(a.cases_json) as f:
+            todo = [(c["name"], c["M"], c["N"], c["K"], c["rows"], c["cols"], c["dataflow"])
+                    for c in json.load(f)]
+    else:
+        todo = [(name, m, n, k, rows, cols, df) for name, m, n, k in gemms
+                for rows, cols in arrays for df in a.dataflows]
     results = []
     with tempfile.TemporaryDirectory() as work:
-        for name, m, n, k in gemms:
-            for rows, cols in arrays:
-                for df in a.dataflows:
-                    try:
-                        r = run_case(name, m, n, k, rows, cols, df, work)
-                    except Exception as e:  # SCALE-Sim itself fails (e.g. a 0-cycle layer)
-                        r = {"name": name, "M": m, "N": n, "K": k, "rows": rows, "cols": cols,
-                             "dataflow": df, "error": f"{type(e).__name__}: {e}"}
-                        print(f"{name:>14} {rows}x{cols} {df}: SCALE-Sim failed: {r['error']}")
-                        results.append(r)
-                        continue
-                    if not a.time:
-                        r.pop("seconds")
-                    results.append(r)
-                    print(f"{name:>14} M={m:<5} N={n:<4} K={k:<6} {rows}x{cols} {df}: "
-                          f"{r['total_cycles']} cycles, {r['stall_cycles']} stalls", flush=True)
+        for name, m, n, k, rows, cols, df in todo:
+            try:
+                r = run_case(name, m, n, k, rows, cols, df, work)
+            except Exception as e:  # SCALE-Sim itself fails (e.g. a 0-cycle layer)
+                r = {"name": name, "M": m, "N": n, "K": k, "rows": rows, "cols": cols,
+                     "dataflow": df, "error": f"{type(e).__name__}: {e}"}
+                print(f"{name:>14} {rows}x{cols} {df}: SCALE-Sim failed: {r['error']}")
+                results.append(r)
+                continue
+            if not a.time:
+                r.pop("seconds")
+            results.append(r)
+            print(f"{name:>14} M={m:<5} N={n:<4} K={k:<6} {rows}x{cols} {df}: "
+                  f"{r['total_cycles']} cycles, {r['stall_cycles']} stalls", flush=True)
     meta = {
         "tool": "SCALE-Sim v2 (scalesim-project/scale-sim-v2)",
         "setup_py_version": "2.0.2",

@@ -56,3 +56,72 @@ def test_targets_lists_presets_and_names_a_bad_file(tmp_path):
     r = CliRunner().invoke(main, ["targets", "--file", str(bad)])
     assert r.exit_code != 0
     assert "bad.toml" in r.output and "rows must be a positive integer" in r.output
+
+
+def test_simulate_zoo_model_on_4x4_prints_the_report():
+    r = CliRunner().invoke(main, ["simulate", "--model", "vgg10", "--array", "4x4"])
+    assert r.exit_code == 0, r.output
+    out = r.output
+    assert "4x4 array, weight-stationary (ws), pipelined timing" in out
+    assert "conv1" in out and "fc10" in out and "total cycles" in out
+    assert "of the physical limit" in out and "energy per inference" in out
+    assert "integer check: Numba kernels vs IR interpreter on 16 sample frames" in out
+    assert out.rstrip().splitlines()[-1].endswith(": match")
+
+
+def test_simulate_json_on_16x16_is_consistent():
+    r = CliRunner().invoke(main, ["simulate", "vtcnn2", "--array", "16x16", "--dataflow", "os",
+                                  "--batch", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["schema"] == "amchw.simulate/1" and d["array"] == {"rows": 16, "cols": 16}
+    assert d["batch"] == 2 and d["dataflow"] == "os"
+    assert d["totals"]["cycles"] == sum(la["cycles"] for la in d["layers"])
+    assert d["totals"]["macs"] == 2 * d["totals"]["macs_per_inference"]
+    assert d["integer_check"]["equal"] and d["stepped"] is None
+
+
+def test_simulate_stepped_agrees_and_writes_files(tmp_path):
+    csv_p, png_p = tmp_path / "l.csv", tmp_path / "l.png"
+    r = CliRunner().invoke(main, ["simulate", "vtcnn2", "--array", "4x4", "--stepped",
+                                  "--timing", "scalesim", "--dataflow", "is",
+                                  "--csv", str(csv_p), "--plot", str(png_p)])
+    assert r.exit_code == 0, r.output
+    assert "accumulators equal the kernels, cycles equal the closed form" in r.output
+    assert csv_p.read_text().startswith("node,op,unit")
+    assert png_p.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_simulate_refuses_bad_options(tmp_path):
+    r = CliRunner().invoke(main, ["simulate", "vtcnn2", "--array", "0x4"])
+    assert r.exit_code == 1 and "--array" in r.output
+    q = tmp_path / "m.qonnx"
+    q.write_bytes(b"x")
+    r = CliRunner().invoke(main, ["simulate", str(q)])
+    assert r.exit_code == 1 and "m.qonnx" in r.output and "QONNX" in r.output
+    r = CliRunner().invoke(main, ["simulate"])
+    assert r.exit_code == 2 and "missing MODEL" in r.output
+    r = CliRunner().invoke(main, ["simulate", "vtcnn2", "--target", "nope"])
+    assert r.exit_code == 1 and "unknown target 'nope'" in r.output
+
+
+def test_simulate_a_saved_ir_graph(tmp_path):
+    import torch
+
+    from amchw.data.synthetic import frames_for
+    from amchw.ir.io import save
+    from amchw.lower.brevitas import lower
+    from amchw.models import build
+    from amchw.models.calibrate import calibrate
+
+    fr = frames_for("vtcnn2", 16, seed=0)
+    g = lower(calibrate(build("vtcnn2", seed=0), torch.as_tensor(fr), seed=0),
+              torch.as_tensor(fr[:2]), name="vtcnn2")
+    p = save(g, tmp_path / "g.npz")
+    r = CliRunner().invoke(main, ["simulate", str(p), "--target", "zcu104", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["target"] == "zcu104" and d["array"] == {"rows": 48, "cols": 64}
+    assert d["integer_check"]["equal"]
+    r = CliRunner().invoke(main, ["simulate", str(tmp_path / "missing.npz")])
+    assert r.exit_code == 1 and "missing.npz" in r.output

@@ -1,0 +1,33 @@
+"""Atomic file output: write to a temporary file beside the target, then rename it into place,
+so a crash or a full disk never leaves a half-written file under the final name."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb"):
+    """Yield a file object; on success the file appears at `path`, on error nothing does."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise FileNotFoundError(f"{path}: directory {parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
+    with atomic_open(path, "w" if isinstance(data, str) else "wb") as f:
+        f.write(data)
+    return Path(path)

@@ -1,0 +1,417 @@
+"""The stepped array: a cycle-by-cycle model of an R x C systolic array running one GEMM
+O (M x N) = init + A (M x K) . B (K x N), moving one operand per register per cycle.
+
+It is the reference the closed-form timing model (sims.timing) is tested against, and a user
+can run a whole model through it (`amchw simulate --stepped`). Nothing in here reads the
+closed form: cycle counts come out of a controller that starts work only when the hardware it
+needs is free, and the array checks its own invariants (an operand meets the operand it must
+meet, a stationary value is in place when the stream reaches it, a load never overwrites a tile
+that has not been used yet) and stops with an error if one fails.
+
+Operand registers hold 16-bit values: an 8-bit code after its zero point is subtracted (a uint8
+code with a zero point needs 9 bits). PEs accumulate in int32 and wrap like the kernels.
+
+Two kernels cover the three dataflows (see sims.timing for the mapping):
+  _run_os:          output-stationary. Row i of the tile is fed L[row, k] from the left at
+                    start + k + i, column j is fed U[k, col] from the top at start + k + j; PE
+                    (i, j) multiplies the two tokens that meet there (they carry (fold, k) tags
+                    that must agree), starts from init on k = 0 and writes its output on k = T-1.
+  _run_stationary:  weight-/input-stationary. A tile W[r0:r0+R, c0:c0+C] is shifted down each
+                    column into shadow registers (R cycles, column j starting j cycles after
+                    column 0), a PE swaps it into its active register when the first token of
+                    that fold reaches it, S[t, row] enters row i at start + t + i, and partial
+                    sums flow down: row 0 starts them from init (first row fold) or from the
+                    output buffer (later row folds); row R-1 writes them back. Folds go column
+                    fold by column fold, row folds innermost.
+ws runs S = A, W = B; is runs S = B^T, W = A^T and transposes the result.
+
+Controller policies (`pipelined` = 1 / `scalesim` = 0):
+  scalesim:  a fold starts only when the array is empty (no token in any register); a
+             stationary fold first loads its tile, then streams. Padded rows and columns of a
+             ragged fold carry null tokens, as SCALE-Sim pads with null requests.
+  pipelined: os: the next fold streams as soon as the current one has fed its last operand.
+             ws/is: the next tile starts loading into the shadow registers as soon as the
+             current tile starts being used (its first token reaches PE (0, 0)) and the load
+             chain is free; a fold streams when the stream port is free and its tile's
+             column 0 has finished loading.
+The count reported is the number of cycles from the first to the last busy cycle (pipelined),
+or the index of the last busy cycle counted from 0 (scalesim, SCALE-Sim v2's convention).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from amchw.kernels.rounding import wrap_i32
+
+from .hardware import DATAFLOWS
+from .timing import TIMINGS
+
+# counters returned by the kernels, in this order
+COUNTERS = ("macs", "a_reads", "b_reads", "out_writes", "psum_reads", "pe_cycles")
+
+
+@njit(cache=True)
+def _run_os(L, U, init, R, C, pipelined):
+    """L (Sr x T), U (T x Sc), init (Sr x Sc): returns out, last busy cycle, counters."""
+    Sr, T = L.shape
+    Sc = U.shape[1]
+    rf = (Sr + R - 1) // R
+    cf = (Sc + C - 1) // C
+    F = rf * cf
+    out = np.zeros((Sr, Sc), dtype=np.int32)
+    # token registers: fold (-1 = empty), k, value, valid (a padded row/column carries nulls)
+    a_f = np.full((R, C), -1, np.int64)
+    a_k = np.zeros((R, C), np.int64)
+    a_v = np.zeros((R, C), np.int16)
+    a_ok = np.zeros((R, C), np.bool_)
+    b_f = np.full((R, C), -1, np.int64)
+    b_k = np.zeros((R, C), np.int64)
+    b_v = np.zeros((R, C), np.int16)
+    b_ok = np.zeros((R, C), np.bool_)
+    acc = np.zeros((R, C), np.int64)
+    starts = np.full(F, -1, np.int64)
+    cnt = np.zeros(6, np.int64)
+    started = 0
+    pending = 0       # operands of started folds not yet fed into the array
+    t = 0
+    last_busy = -1
+    while True:
+        # 1. shift: operands move one PE right (A) and one PE down (B)
+        for i in range(R - 1, -1, -1):
+            for j in range(C - 1, -1, -1):
+                if j > 0:
+                    a_f[i, j] = a_f[i, j - 1]
+                    a_k[i, j] = a_k[i, j - 1]
+                    a_v[i, j] = a_v[i, j - 1]
+                    a_ok[i, j] = a_ok[i, j - 1]
+                else:
+                    a_f[i, j] = -1
+                if i > 0:
+                    b_f[i, j] = b_f[i - 1, j]
+                    b_k[i, j] = b_k[i - 1, j]
+                    b_v[i, j] = b_v[i - 1, j]
+                    b_ok[i, j] = b_ok[i - 1, j]
+                else:
+                    b_f[i, j] = -1
+        tokens = 0
+        for i in range(R):
+            for j in range(C):
+                if a_f[i, j] >= 0 or b_f[i, j] >= 0:
+                    tokens += 1
+        # 2. controller: may the next fold start streaming this cycle?
+        if started < F:
+            if started == 0:
+                go = True
+            elif pipelined:
+                # row 0's and column 0's feed ports are free once they fed the last fold's T-th
+                # operand (rows and columns further out follow with their skew)
+                go = t >= starts[started - 1] + T
+            else:
+                # sequential folds: every operand of the previous fold fed and out of the array
+                go = pending == 0 and tokens == 0
+            if go:
+                starts[started] = t
+                started += 1
+                pending += (R + C) * T
+        # 3. inject at the left edge (row i) and the top edge (column j), skewed by i and j
+        for i in range(R):
+            for f in range(started - 1, -1, -1):
+                k = t - starts[f] - i
+                if k >= T:
+                    break
+                if k >= 0:
+                    r0 = (f // cf) * R
+                    row = r0 + i
+                    a_f[i, 0] = f
+                    a_k[i, 0] = k
+                    pending -= 1
+                    if row < Sr:
+                        a_v[i, 0] = L[row, k]
+                        a_ok[i, 0] = True
+                        cnt[1] += 1
+                    else:
+                        a_v[i, 0] = 0
+                        a_ok[i, 0] = False
+                    break
+        for j in range(C):
+            for f in range(started - 1, -1, -1):
+                k = t - starts[f] - j
+                if k >= T:
+                    break
+                if k >= 0:
+                    c0 = (f % cf) * C
+                    col = c0 + j
+                    b_f[0, j] = f
+                    b_k[0, j] = k
+                    pending -= 1
+                    if col < Sc:
+                        b_v[0, j] = U[k, col]
+                        b_ok[0, j] = True
+                        cnt[2] += 1
+                    else:
+                        b_v[0, j] = 0
+                        b_ok[0, j] = False
+                    break
+        # 4. every PE holding a token pair multiplies and accumulates
+        busy = False
+        for i in range(R):
+            for j in range(C):
+                fa = a_f[i, j]
+                fb = b_f[i, j]
+                if fa < 0 and fb < 0:
+                    continue
+                busy = True
+                if fa != fb or a_k[i, j] != b_k[i, j]:
+                    raise RuntimeError("stepped os: operands from different steps met in a PE")
+                k = a_k[i, j]
+                if a_ok[i, j] and b_ok[i, j]:
+                    row = (fa // cf) * R + i
+                    col = (fa % cf) * C + j
+                    if k == 0:
+                        acc[i, j] = init[row, col]
+                    acc[i, j] = wrap_i32(acc[i, j] + np.int64(a_v[i, j]) * np.int64(b_v[i, j]))
+                    cnt[0] += 1
+                    if k == T - 1:
+                        out[row, col] = acc[i, j]
+                        cnt[3] += 1
+        if busy:
+            last_busy = t
+            cnt[5] += R * C
+        elif started == F and pending == 0:
+            break
+        t += 1
+    return out, last_busy, cnt
+
+
+@njit(cache=True)
+def _run_stationary(S, W, init, R, C, pipelined):
+    """S (T x Sr) streamed, W (Sr x Sc) stationary, init (T x Sc): out = init + S . W."""
+    T, Sr = S.shape
+    Sc = W.shape[1]
+    rf = (Sr + R - 1) // R
+    cf = (Sc + C - 1) // C
+    F = rf * cf
+    # fold f: column fold f // rf, row fold f % rf (row folds innermost, so that only the
+    # T x C partial sums of one column fold are live in the output buffer)
+    out = np.zeros((T, Sc), dtype=np.int32)
+    # streamed tokens: fold (-1 empty), index t, value, valid
+    x_f = np.full((R, C), -1, np.int64)
+    x_t = np.zeros((R, C), np.int64)
+    x_v = np.zeros((R, C), np.int16)
+    x_ok = np.zeros((R, C), np.bool_)
+    # partial sums leaving each PE this cycle
+    ps = np.zeros((R, C), np.int64)
+    # active stationary register and shadow (load chain) register: fold, destination row, value
+    w_f = np.full((R, C), -1, np.int64)
+    w_v = np.zeros((R, C), np.int16)
+    w_ok = np.zeros((R, C), np.bool_)
+    s_f = np.full((R, C), -1, np.int64)
+    s_d = np.full((R, C), -1, np.int64)
+    s_v = np.zeros((R, C), np.int16)
+    s_ok = np.zeros((R, C), np.bool_)
+    starts = np.full(F, -1, np.int64)      # stream start of each fold
+    loads = np.full(F, -1, np.int64)       # load start (column 0) of each fold's tile
+    cnt = np.zeros(6, np.int64)
+    streamed = 0
+    loaded = 0
+    pending = 0       # tokens of started folds not yet fed into the array
+    t = 0
+    last_busy = -1
+    while True:
+        # 1. streamed tokens move one PE right (those in column C-1 leave the array)
+        tokens = 0
+        for i in range(R):
+            for j in range(C - 1, 0, -1):
+                x_f[i, j] = x_f[i, j - 1]
+                x_t[i, j] = x_t[i, j - 1]
+                x_v[i, j] = x_v[i, j - 1]
+                x_ok[i, j] = x_ok[i, j - 1]
+                if x_f[i, j] >= 0:
+                    tokens += 1
+            x_f[i, 0] = -1
+        # 2. controller. A fold streams when the stream port is free and its tile's column 0
+        #    has finished loading
+        if streamed < loaded:
+            ready = t >= loads[streamed] + R
+            if streamed > 0:
+                ready = ready and t >= starts[streamed - 1] + T
+            if ready:
+                starts[streamed] = t
+                streamed += 1
+                pending += R * T
+        # which tile may start loading this cycle?
+        if loaded < F:
+            if loaded == 0:
+                go = True
+            elif pipelined:
+                # the shadow registers are free once the previous tile is in use (its wave of
+                # swaps runs ahead of this load's wave), the load chain once its load finished
+                go = streamed == loaded and t >= loads[loaded - 1] + R
+            else:
+                # sequential folds: the previous fold has streamed everything and drained
+                go = streamed == loaded and pending == 0 and tokens == 0
+            if go:
+                loads[loaded] = t
+                loaded += 1
+        # 3. new tokens enter each row, skewed by the row
+        for i in range(R):
+            for f in range(streamed - 1, -1, -1):
+                tt = t - starts[f] - i
+                if tt >= T:
+                    break
+                if tt >= 0:
+                    row = (f % rf) * R + i
+                    x_f[i, 0] = f
+                    x_t[i, 0] = tt
+                    pending -= 1
+                    if row < Sr:
+                        x_v[i, 0] = S[tt, row]
+                        x_ok[i, 0] = True
+                        cnt[1] += 1
+                    else:
+                        x_v[i, 0] = 0
+                        x_ok[i, 0] = False
+                    break
+        # 4. PEs, bottom row first so that each reads the partial sum its upper neighbour
+        #    produced in the previous cycle; a token swaps in its fold's tile on arrival
+        busy = False
+        for i in range(R - 1, -1, -1):
+            for j in range(C):
+                f = x_f[i, j]
+                if f < 0:
+                    ps[i, j] = 0
+                    continue
+                busy = True
+                if w_f[i, j] != f:
+                    if s_f[i, j] != f or s_d[i, j] != i:
+                        raise RuntimeError("stepped stationary: a token reached a PE before its "
+                                           "tile was loaded")
+                    w_f[i, j] = f
+                    w_v[i, j] = s_v[i, j]
+                    w_ok[i, j] = s_ok[i, j]
+                tt = x_t[i, j]
+                col = (f // rf) * C + j
+                rfold = f % rf
+                if i == 0:
+                    if col < Sc:
+                        if rfold == 0:
+                            p = np.int64(init[tt, col])
+                        else:
+                            p = np.int64(out[tt, col])
+                            cnt[4] += 1
+                    else:
+                        p = 0
+                else:
+                    p = ps[i - 1, j]
+                if x_ok[i, j] and w_ok[i, j]:
+                    p = wrap_i32(p + np.int64(x_v[i, j]) * np.int64(w_v[i, j]))
+                    cnt[0] += 1
+                ps[i, j] = p
+                if i == R - 1 and col < Sc:
+                    out[tt, col] = p
+                    cnt[3] += 1
+        # 5. load chains: column j of tile f shifts down one row per cycle from loads[f] + j;
+        #    the value entering at step c is for row R-1-c, and rows below the wave stay put
+        for f in range(loaded - 1, -1, -1):
+            if t >= loads[f] + C - 1 + R:
+                break
+            r0 = (f % rf) * R
+            c0 = (f // rf) * C
+            for j in range(C):
+                c = t - loads[f] - j
+                if c < 0 or c >= R:
+                    continue
+                busy = True
+                for i in range(c, 0, -1):
+                    if i == c and s_f[i, j] >= 0 and s_f[i, j] != w_f[i, j]:
+                        raise RuntimeError("stepped stationary: a load overwrote a tile that "
+                                           "was never used")
+                    s_f[i, j] = s_f[i - 1, j]
+                    s_d[i, j] = s_d[i - 1, j]
+                    s_v[i, j] = s_v[i - 1, j]
+                    s_ok[i, j] = s_ok[i - 1, j]
+                if c == 0 and s_f[0, j] >= 0 and s_f[0, j] != w_f[0, j]:
+                    raise RuntimeError("stepped stationary: a load overwrote a tile that was "
+                                       "never used")
+                row = r0 + R - 1 - c
+                col = c0 + j
+                s_f[0, j] = f
+                s_d[0, j] = R - 1 - c
+                if row < Sr and col < Sc:
+                    s_v[0, j] = W[row, col]
+                    s_ok[0, j] = True
+                    cnt[2] += 1
+                else:
+                    s_v[0, j] = 0
+                    s_ok[0, j] = False
+        if busy:
+            last_busy = t
+            cnt[5] += R * C
+        elif streamed == F and pending == 0:
+            break
+        t += 1
+    return out, last_busy, cnt
+
+
+@dataclass(frozen=True)
+class SteppedResult:
+    out: np.ndarray        # (M x N) int32: init + A . B, wrapped like a 32-bit accumulator
+    cycles: int            # in the convention of the timing mode (see module docstring)
+    counts: dict           # macs, a_reads, b_reads, out_writes, psum_reads, pe_cycles
+
+
+def _operand(x, name):
+    x = np.asarray(x)
+    if x.ndim != 2 or x.dtype.kind not in "iu":
+        raise ValueError(f"stepped array: {name} must be a 2-D integer matrix, got "
+                         f"{x.dtype} {x.shape}")
+    if x.size and (x.min() < -(1 << 15) or x.max() >= (1 << 15)):
+        raise ValueError(f"stepped array: {name} holds values outside the 16-bit operand "
+                         f"registers ({x.min()}..{x.max()})")
+    return np.ascontiguousarray(x, dtype=np.int16)
+
+
+def stepped_gemm(A, B, init, R: int, C: int, dataflow: str,
+                 timing: str = "pipelined") -> SteppedResult:
+    """Run O = init + A . B on the stepped R x C array. A (M x K) and B (K x N) are zero-point
+    corrected operands, init (M x N) or (N,) the accumulators' start (the bias)."""
+    A = _operand(A, "A")
+    B = _operand(B, "B")
+    M, K = A.shape
+    if B.shape[0] != K:
+        raise ValueError(f"stepped array: A is {A.shape} but B is {B.shape}")
+    N = B.shape[1]
+    if M < 1 or K < 1 or N < 1:
+        raise ValueError(f"stepped array: empty GEMM {M}x{K}x{N}")
+    for name, v in (("R", R), ("C", C)):
+        if not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"stepped array: {name} must be a positive integer, got {v!r}")
+    if timing not in TIMINGS:
+        raise ValueError(f"unknown timing {timing!r}; choose from {TIMINGS}")
+    init = np.broadcast_to(np.asarray(init, dtype=np.int64), (M, N))
+    if init.size and (init.min() < -(1 << 31) or init.max() >= (1 << 31)):
+        raise ValueError("stepped array: init must fit int32")
+    init = np.ascontiguousarray(init, dtype=np.int32)
+    pipe = timing == "pipelined"
+    if dataflow == "os":
+        out, last, cnt = _run_os(A, B, init, int(R), int(C), pipe)
+        a_reads, b_reads = cnt[1], cnt[2]
+    elif dataflow == "ws":
+        out, last, cnt = _run_stationary(A, B, init, int(R), int(C), pipe)
+        a_reads, b_reads = cnt[1], cnt[2]
+    elif dataflow == "is":
+        out, last, cnt = _run_stationary(np.ascontiguousarray(B.T), np.ascontiguousarray(A.T),
+                                         np.ascontiguousarray(init.T), int(R), int(C), pipe)
+        out = np.ascontiguousarray(out.T)
+        a_reads, b_reads = cnt[2], cnt[1]
+    else:
+        raise ValueError(f"unknown dataflow {dataflow!r}; choose from {DATAFLOWS}")
+    cycles = int(last) + 1 if pipe else int(last)
+    counts = {"macs": int(cnt[0]), "a_reads": int(a_reads), "b_reads": int(b_reads),
+              "out_writes": int(cnt[3]), "psum_reads": int(cnt[4]), "pe_cycles": int(cnt[5])}
+    return SteppedResult(out, cycles, counts)
+
