@@ -30,7 +30,7 @@ def format_table(rep: SimReport) -> str:
              f"{dataflow_name(rep.dataflow)} ({rep.dataflow}), {rep.timing} timing, "
              f"{t.freq_mhz:g} MHz, batch {rep.batch}"]
     stepped = rep.stepped is not None
-    hdr = (f"{'layer':<10} {'op':<10} {'GEMM MxKxN':<18} {'folds':>7} {'cycles':>10} "
+    hdr = (f"{'layer':<10} {'op':<10} {'GEMM MxKxN':<18} {'folds':>7} {'compute':>10} "
            f"{'stall':>8} {'util%':>6} {'map%':>6} {'MACs':>9} {'SRAM B':>9} {'DRAM B':>9} "
            f"{'energy nJ':>10}")
     if stepped:
@@ -46,7 +46,7 @@ def format_table(rep: SimReport) -> str:
         else:
             shape = f"vector {_si(r.vector_ops)} ops"
             folds = util = mapp = macs = ""
-        line = (f"{r.node:<10} {r.op:<10} {shape:<18} {folds:>7} {r.cycles:>10,} "
+        line = (f"{r.node:<10} {r.op:<10} {shape:<18} {folds:>7} {r.compute_cycles:>10,} "
                 f"{r.stall_cycles:>8,} {util:>6} {mapp:>6} {macs:>9} "
                 f"{_si(r.traffic.sram_bytes):>9} {_si(r.traffic.dram_bytes):>9} "
                 f"{r.energy.total / 1e3:>10.2f}")
