@@ -76,14 +76,17 @@ def time_stepped(M, K, N, R, C, df, rng):
     return r.cycles, sec, r.counts["pe_cycles"], ok
 
 
-def run_scalesim(python, cases, out_json):
+def run_scalesim(python, cases, out_json, commit=None):
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump([{"name": n, "M": M, "N": N, "K": K, "rows": R, "cols": C, "dataflow": df}
                    for n, M, K, N, R, C, df in cases], f)
         lst = f.name
     try:
-        subprocess.run([python, str(HERE / "scalesim" / "run_scalesim_v2.py"), "--cases-json",
-                        lst, "--time", "--out", out_json], check=True)
+        cmd = [python, str(HERE / "scalesim" / "run_scalesim_v2.py"), "--cases-json", lst,
+               "--time", "--out", out_json]
+        if commit:
+            cmd += ["--commit", commit]
+        subprocess.run(cmd, check=True)
     finally:
         os.unlink(lst)
     with open(out_json) as f:
@@ -100,6 +103,8 @@ def main() -> int:
                    help="python of a virtual environment where SCALE-Sim v2 is installed")
     p.add_argument("--scalesim-max-cycles", type=int, default=1_200_000,
                    help="skip SCALE-Sim on cases longer than this (it runs ~3-10k cycles/s)")
+    p.add_argument("--scalesim-commit", default=None,
+                   help="SCALE-Sim commit to record when its source is not a git checkout")
     p.add_argument("--json", default=None, help="write every figure to this file")
     a = p.parse_args()
 
@@ -145,7 +150,8 @@ def main() -> int:
         print(f"SCALE-Sim v2 on {len(todo)} of {len(cases)} cases "
               f"(those up to {a.scalesim_max_cycles:,} cycles) ...", flush=True)
         with tempfile.TemporaryDirectory() as work:
-            ss = run_scalesim(a.scalesim_python, todo, os.path.join(work, "ss.json"))
+            ss = run_scalesim(a.scalesim_python, todo, os.path.join(work, "ss.json"),
+                              a.scalesim_commit)
         by = {(r["case"], r["rows"], r["cols"], r["dataflow"]): r for r in rows}
         ss_s = cf_s = st_s = 0.0
         ss_cycles = 0

@@ -137,3 +137,14 @@ def test_presets_cite_a_source_for_every_energy_figure():
     # ZCU104: 1,728 DSP48E2, two int8 MACs per DSP with packing
     assert hw.PRESETS["zcu104"].pes <= 2 * 1728
     assert math.isfinite(z.freq_mhz)
+
+
+def test_scalesim_mode_reproduces_scalesim_v2_on_zoo_layers():
+    """83 VGG10/VTCNN2 layers on 4x4 and 16x16 arrays, as SCALE-Sim v2 ran them in
+    benchmarks/bench_simulator.py (up to 1.1M cycles per case)."""
+    d = json.loads((DATA.parent / "scalesim_v2_zoo_cycles.json").read_text())
+    assert d["meta"]["commit"] == "22f88b17f1dd3160e18bff5df165035bf8146e83"
+    assert len(d["cases"]) == 83
+    for c in d["cases"]:
+        t = gemm_cycles(c["M"], c["K"], c["N"], c["rows"], c["cols"], c["dataflow"], "scalesim")
+        assert t.cycles == c["total_cycles"], c
