@@ -15,43 +15,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from amchw.ir import (Add, AvgPool, Concat, Conv, Dense, Dequantize, FloatType, GraphBuilder,
-                      MaxPool, QType, Quantize, Requant, Reshape, acc_type, fixed_multiplier,
-                      fixed_offset, validate)
+from amchw.ir import (Add, AvgPool, Concat, Conv, Dense, FloatType, MaxPool, QType, Quantize,
+                      Reshape, acc_type, fixed_multiplier)
 from amchw.ir.types import exact
 from amchw.models.layers import Cat
+
+from .common import Affine, Codes, Emitter, FloatIn, LoweringError, bn_affine
 
 try:  # brevitas import is heavy; done once at module import (this module needs it anyway)
     import brevitas.nn as qnn
     from brevitas.quant_tensor import QuantTensor
 except ImportError as e:  # pragma: no cover - brevitas is a core dependency
     raise ImportError("amchw.lower.brevitas needs brevitas") from e
-
-
-class LoweringError(ValueError):
-    """A module or pattern that cannot be lowered to integers exactly; names the module path."""
-
-
-# ------------------------------------------------------------------ what a torch tensor is
-
-@dataclass
-class Codes:
-    """An IR value holding codes: real = (code - zp) * scale."""
-    name: str
-
-
-@dataclass
-class Affine:
-    """A float tensor the model computed from integers: real[c] = (int - zx) * S[c] + B[c],
-    with `name` an IR integer value (an accumulator or codes) and S, B exact rationals."""
-    name: str
-    S: list[Fraction]
-    B: list[Fraction]
-
-
-@dataclass
-class FloatIn:
-    name: str
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -89,14 +64,14 @@ def _act_clamp(module, path: str, t: QType, scale: float) -> tuple[int, int]:
     return lo, hi
 
 
-class _Lowerer:
+class _Lowerer(Emitter):
+    """The emitter plus a map from torch tensors (by id) to what they are in the IR."""
+
     def __init__(self, name: str, mantissa_bits: int | None = None):
-        self.mantissa_bits = mantissa_bits
-        self.b = GraphBuilder(name)
+        super().__init__(name, mantissa_bits)
         self.handles: dict[int, object] = {}
         self.keep: list = []  # keep tensors alive so their ids stay unique
 
-    # -- tensor bookkeeping
     def set(self, t, h) -> None:
         self.keep.append(t)
         self.handles[id(t)] = h
@@ -108,48 +83,6 @@ class _Lowerer:
                                 "supported module (a functional op in forward?); amchw lowers "
                                 "models built from modules only")
         return h
-
-    def vtype(self, name: str) -> QType:
-        return self.b.value(name).dtype
-
-    def affine_of(self, h, path: str) -> Affine:
-        if isinstance(h, Affine):
-            return h
-        if isinstance(h, Codes):
-            t = self.vtype(h.name)
-            C = self.b.value(h.name).shape[0] if self.b.value(h.name).shape else 1
-            S = [exact(s) for s in t.scale] if t.per_channel else [exact(t.scale[0])] * C
-            return Affine(h.name, S, [Fraction(0)] * len(S))
-        raise LoweringError(f"{path}: expects a quantized input, got a float tensor")
-
-    # -- emitters
-    def requant(self, name: str, src: Affine, out: QType, lo: int, hi: int, path: str) -> Codes:
-        """One rounding: q = clamp(round((int - zx)*S/s_out + B/s_out) + zo)."""
-        so = [exact(s) for s in out.scale]
-        C = len(src.S)
-        if len(so) not in (1, C):
-            raise LoweringError(f"{path}: output scale has {len(so)} entries for {C} channels")
-        # mantissa width: int32 when asked; otherwise as wide as int64 provably allows for
-        # this input's worst case, so the fixed-point map is exact to ~2^-(62 - log2 bound)
-        bound = self.b.bound(src.name)
-        bits = self.mantissa_bits or max(24, 61 - bound.bit_length())
-        while True:
-            mult, shift, off = [], [], []
-            for c in range(C):
-                s_out = so[c if len(so) > 1 else 0]
-                M = src.S[c] / s_out
-                m, s = fixed_multiplier(M, strip=src.B[c] == 0, bits=bits)
-                mult.append(m)
-                shift.append(s)
-                off.append(fixed_offset(src.B[c] / s_out, s))
-            worst = bound * max(abs(v) for v in mult) + max(abs(v) for v in off)
-            if worst < 2**63 or bits <= 16 or self.mantissa_bits:
-                break
-            bits -= 1
-        if len(set(zip(mult, shift, off))) == 1:
-            mult, shift, off = mult[:1], shift[:1], off[:1]
-        op = Requant(np.array(mult), np.array(shift), np.array(off), out, lo, hi, "half_even")
-        return Codes(self.b.add(name, op, [src.name], path).name)
 
 
 def _pads_of(module, nd: int, kernel, dilation) -> tuple[tuple[int, int], ...]:
@@ -244,19 +177,17 @@ def _h_bn(L: _Lowerer, path, module, args, out):
     if module.running_mean is None:
         raise LoweringError(f"{path}: BatchNorm without running statistics")
     aff = L.affine_of(L.get(args[0], path), path)
-    # y = (x - mean) / sqrt(var + eps) * gamma + beta = x * a + b, evaluated in float64 as the
-    # float64 reference does; the fold S' = S*a, B' = B*a + b is then exact in rationals.
-    inv = 1.0 / torch.sqrt(module.running_var.double() + module.eps)
-    g = module.weight.double() if module.weight is not None else torch.ones_like(inv)
-    beta = module.bias.double() if module.bias is not None else torch.zeros_like(inv)
-    a = (inv * g).detach()
-    b = (beta - module.running_mean.double() * a).detach()
-    a_l, b_l = _flat(a), _flat(b)
-    if len(a_l) != len(aff.S):
-        raise LoweringError(f"{path}: {len(a_l)} BatchNorm channels for {len(aff.S)} input channels")
-    S = [s * exact(ai) for s, ai in zip(aff.S, a_l)]
-    B = [bb * exact(ai) + exact(bi) for bb, ai, bi in zip(aff.B, a_l, b_l)]
-    return Affine(aff.name, S, B)
+    # y = (x - mean) / sqrt(var + eps) * gamma + beta = x * a + b in float64 with IEEE
+    # (correctly rounded) numpy arithmetic: torch's vectorised float64 sqrt is not correctly
+    # rounded and depends on the CPU, numpy's does not; the QONNX import computes the same a, b.
+    # The fold S' = S*a, B' = B*a + b is then exact in rationals.
+    var = _np(module.running_var).astype(np.float64)
+    mean = _np(module.running_mean).astype(np.float64)
+    g = _np(module.weight).astype(np.float64) if module.weight is not None else np.ones_like(var)
+    beta = _np(module.bias).astype(np.float64) if module.bias is not None \
+        else np.zeros_like(var)
+    a, b = bn_affine(g, beta, mean, var, float(module.eps))
+    return L.scale_shift(aff, a, b, f"{path}: BatchNorm")
 
 
 def _h_maxpool(L: _Lowerer, path, module, args, out):
@@ -475,17 +406,5 @@ def lower_with_points(model: nn.Module, sample: torch.Tensor, name: str | None =
             points.append(Point(path, h.name, "affine", k, np.array([float(v) for v in h.S]),
                                 np.array([float(v) for v in h.B])))
     final = L.get(y, "model output")
-    if isinstance(final, Codes):
-        out = L.b.add("out", Dequantize(None), [final.name], "output")
-    elif isinstance(final, Affine):
-        t = L.vtype(final.name)
-        if any(exact(s) != S for s, S in zip(t.scale * (len(final.S) if not t.per_channel else 1),
-                                              final.S)):
-            raise LoweringError("model output: a float op (e.g. BatchNorm) after the last "
-                                "quantized layer has no integer lowering; quantize the output")
-        out = L.b.add("out", Dequantize(np.array([float(b) for b in final.B])), [final.name],
-                      "output")
-    else:
-        raise LoweringError("model output is the float input itself")
-    g = L.b.build([out.name], meta={"source": "brevitas", "precision": str(sample.dtype)})
-    return validate(g), points
+    g = L.finish(final, {"source": "brevitas", "precision": str(sample.dtype)})
+    return g, points
