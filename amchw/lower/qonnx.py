@@ -21,7 +21,6 @@ import numpy as np
 
 from amchw.ir import (Add, AvgPool, Concat, Conv, Dense, FloatType, MaxPool, QType, Quantize,
                       Reshape, acc_type, fixed_multiplier)
-from amchw.ir.graph import Graph
 from amchw.ir.types import IRError, exact
 
 from .common import Affine, Codes, Emitter, FloatIn, LoweringError, bn_affine
@@ -104,6 +103,7 @@ class _Importer(Emitter):
         self.model = model
         self.state: dict[str, object] = {}
         self.node = None
+        self.points: list[tuple[str, str]] = []  # (ONNX tensor, IR value) holding the same codes
 
     # -- errors and lookups
     def fail(self, msg: str):
@@ -716,6 +716,8 @@ class _Importer(Emitter):
             if not node.output:
                 self.fail("node has no output")
             self.state[node.output[0]] = out
+            if node.op_type in ("Quant", "IntQuant") and isinstance(out, Codes):
+                self.points.append((node.output[0], out.name))
         self.node = None
         final = self.get(g.output[0].name)
         if isinstance(final, (Relu, Sum, QConst, np.ndarray, FloatIn)):
@@ -723,9 +725,11 @@ class _Importer(Emitter):
                                    f"a {type(final).__name__} with no integer form; end the "
                                    "model with a quantizer or a Conv/Gemm")
         try:
-            return self.finish(final, {"source": "qonnx", "file": self.where})
+            graph = self.finish(final, {"source": "qonnx", "file": self.where})
         except (IRError, LoweringError) as e:
             raise QonnxImportError(f"{self.where}: {e}") from None
+        self.points.append((g.output[0].name, graph.outputs[0]))
+        return graph
 
 
 def _toposort(g, known: set, where: str) -> list:
@@ -752,8 +756,11 @@ def _toposort(g, known: set, where: str) -> list:
     return out
 
 
-def load_qonnx(src, name: str | None = None, mantissa_bits: int | None = None) -> Graph:
-    """A QONNX file (path) or onnx.ModelProto -> a validated IR graph."""
+def load_qonnx(src, name: str | None = None, mantissa_bits: int | None = None,
+               with_points: bool = False, where: str | None = None):
+    """A QONNX file (path) or onnx.ModelProto -> a validated IR graph; with_points=True also
+    returns [(ONNX tensor, IR value)] pairs that hold the same codes (quantizer outputs) and,
+    last, the graph output."""
     import onnx
 
     if isinstance(src, (str, os.PathLike)):
@@ -768,9 +775,12 @@ def load_qonnx(src, name: str | None = None, mantissa_bits: int | None = None) -
                                    f"({type(e).__name__}: {e})") from None
         default = path.stem
     else:
-        model, where, default = src, "<model>", "qonnx"
+        model, default = src, "qonnx"
+        where = where or "<model>"
     if not model.graph.node:
         raise QonnxImportError(f"{where}: the graph has no nodes")
     meta = {p.key: p.value for p in model.metadata_props}
     gname = name or meta.get("amchw.model") or default
-    return _Importer(model, where, gname, mantissa_bits).run()
+    imp = _Importer(model, where, gname, mantissa_bits)
+    graph = imp.run()
+    return (graph, imp.points) if with_points else graph

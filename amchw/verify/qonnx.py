@@ -1,0 +1,160 @@
+"""The IR against qonnx's own executor (qonnx.core.onnx_exec.execute_onnx) on a QONNX file.
+
+The file is cleaned with qonnx's cleanup_model, then imported (lower.qonnx) and executed by
+qonnx node by node in float32 through onnxruntime. At every quantizer output the executor's
+float value divided by its scale gives codes, compared with the IR's. A difference is
+forbidden where the float32 evaluation is exact (power-of-two scales, no float offset, as in
+docs/verification.md); elsewhere it is allowed only at a near-tie of the exact value the IR
+rounds (|frac - 1/2| <= TIE_TOL), and counted. The float output is compared as numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from amchw.ir import Quantize, Requant
+from amchw.ir.interp import check_input, eval_node, kernels_for, run
+from amchw.ir.types import is_pow2
+
+TIE_TOL = 1e-3
+
+
+@dataclass
+class PointReport:
+    tensor: str            # ONNX tensor (after qonnx cleanup)
+    value: str             # IR value
+    op: str
+    compared: int = 0
+    mismatches: int = 0
+    forbidden: int = 0
+    max_diff_lsb: int = 0
+    max_tie_distance: float | None = None
+    exact: bool = True     # float32 evaluation exact here: any difference is forbidden
+
+
+@dataclass
+class QonnxReport:
+    file: str
+    frames: int
+    points: list[PointReport] = field(default_factory=list)
+    output_max_abs_diff: float = 0.0
+    output_equal: bool = False
+    argmax_agreement: float = 0.0
+
+    @property
+    def forbidden(self) -> int:
+        return sum(p.forbidden for p in self.points)
+
+    @property
+    def ok(self) -> bool:
+        return self.forbidden == 0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["forbidden"] = self.forbidden
+        d["ok"] = self.ok
+        return d
+
+
+def _tie_distance(node, x_in: np.ndarray, in_zp: int) -> np.ndarray:
+    """|frac - 1/2| of the exact value the node rounds, per element of its output."""
+    op = node.op
+    if isinstance(op, Requant):
+        C = x_in.shape[1] if x_in.ndim > 1 else 1
+        shape = (1, -1) + (1,) * (x_in.ndim - 2)
+        mult = np.broadcast_to(op.multiplier, (C,)).reshape(shape).astype(object)
+        shift = np.broadcast_to(op.shift, (C,)).reshape(shape)
+        off = np.broadcast_to(op.offset, (C,)).reshape(shape).astype(object)
+        t = (x_in.astype(object) - in_zp) * mult + off
+        den = np.vectorize(lambda s: 1 << int(s), otypes=[object])(shift)
+        frac = (t % den) / den
+        return np.abs(frac.astype(np.float64) - 0.5)
+    if isinstance(op, Quantize):
+        v = x_in.astype(np.float64) / op.out.scale_array().reshape(
+            (1, -1) + (1,) * (x_in.ndim - 2) if op.out.per_channel else ())
+        return np.abs(v - np.floor(v) - 0.5)
+    return np.full(x_in.shape, np.inf)
+
+
+def _exact_point(node) -> bool:
+    op = node.op
+    if isinstance(op, Requant):
+        return bool(np.all(op.offset == 0) and all(
+            is_pow2(float(m) / 2.0 ** int(s)) for m, s in zip(op.multiplier, op.shift)))
+    if isinstance(op, Quantize):
+        return all(is_pow2(s) for s in op.out.scale)
+    return False
+
+
+def qonnx_execute(model, frames: np.ndarray, tensors) -> dict:
+    """Run qonnx's executor frame by frame (the file's batch is 1); the named tensors, stacked."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    from amchw.export.compat import capped_ir_version
+
+    name = model.graph.input[0].name
+    out = {t: [] for t in tensors}
+    with capped_ir_version():
+        for f in frames:
+            ctx = execute_onnx(model, {name: np.ascontiguousarray(f[None], np.float32)},
+                               return_full_exec_context=True)
+            for t in tensors:
+                out[t].append(ctx[t])
+    return {t: np.concatenate(v) for t, v in out.items()}
+
+
+def compare_with_qonnx(path, frames: np.ndarray) -> QonnxReport:
+    """Import `path` and compare the IR with qonnx's executor on `frames` (N, *input shape)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.cleanup import cleanup_model
+
+    from amchw.export.compat import capped_ir_version
+    from amchw.lower.qonnx import load_qonnx
+
+    with capped_ir_version():
+        model = cleanup_model(ModelWrapper(str(path)))
+    graph, points = load_qonnx(model.model, with_points=True, where=str(path))
+    ref = qonnx_execute(model, frames, [t for t, _ in points])
+    at = {v: t for t, v in points[:-1]}
+    vals = graph.values()
+    impl = kernels_for("ref")
+    rep = QonnxReport(str(path), int(frames.shape[0]))
+    # node by node; at each quantizer the executor's codes replace ours after the comparison,
+    # so that a difference stays local to the node where it arose
+    env = {graph.inputs[0].name: check_input(graph, frames)}
+    for node in graph.nodes:
+        ins = [env[i] for i in node.inputs]
+        ours = eval_node(node, ins, [vals[i].dtype for i in node.inputs], impl)
+        env[node.output.name] = ours
+        tensor = at.get(node.output.name)
+        if tensor is None:
+            continue
+        t = node.output.dtype
+        shape = (1, -1) + (1,) * (ours.ndim - 2) if t.per_channel else ()
+        scale = t.scale_array().reshape(shape) if t.per_channel else t.scale[0]
+        q_ref = np.round(ref[tensor].astype(np.float64) / scale) + t.zero_point
+        diff = np.abs(q_ref - ours)
+        bad = diff != 0
+        pr = PointReport(tensor, node.output.name, node.op.kind, compared=int(ours.size),
+                         mismatches=int(bad.sum()), exact=_exact_point(node))
+        if bad.any():
+            pr.max_diff_lsb = int(diff.max())
+            zp = getattr(vals[node.inputs[0]].dtype, "zero_point", 0)
+            tie = _tie_distance(node, ins[0], zp)[bad]
+            pr.max_tie_distance = float(tie.max())
+            if pr.exact:
+                pr.forbidden = int(bad.sum())
+            else:
+                pr.forbidden = int((~((diff[bad] == 1) & (tie <= TIE_TOL))).sum())
+            if q_ref.min() >= t.lo and q_ref.max() <= t.hi:
+                env[node.output.name] = q_ref.astype(np.int32)
+        rep.points.append(pr)
+    out_t, out_v = points[-1]
+    a = run(graph, frames, "ref").astype(np.float64)
+    b = ref[out_t].astype(np.float64)
+    rep.output_max_abs_diff = float(np.max(np.abs(a - b)))
+    rep.output_equal = bool(np.array_equal(a.astype(np.float32), b.astype(np.float32)))
+    rep.argmax_agreement = float(np.mean(a.argmax(1) == b.argmax(1)))
+    return rep
