@@ -72,8 +72,13 @@ def _attrs(node) -> dict:
     return out
 
 
-def _module_path(node) -> str | None:
-    """The torch module a node was exported from, if the file says (both exporters do)."""
+def module_path(node) -> str | None:
+    """The torch module a node was exported from, if the file says: amchw's exporter records
+    it (amchw.module); torch's dynamo exporter keeps name scopes; the TorchScript exporter
+    names nodes /module/path/Op."""
+    for p in node.metadata_props:
+        if p.key == "amchw.module":
+            return p.value
     for p in node.metadata_props:
         if p.key == "pkg.torch.onnx.name_scopes":
             import ast
@@ -129,7 +134,7 @@ class _Importer(Emitter):
         return float(v.ravel()[0])
 
     def path_name(self, default: str) -> tuple[str, str]:
-        path = _module_path(self.node) or default
+        path = module_path(self.node) or default
         return path.replace(".", "_"), path
 
     def shape(self, h) -> tuple:

@@ -1,0 +1,211 @@
+"""Brevitas -> FINN-ready QONNX, checked before it is written.
+
+export_model():
+ 1. refuses a model FINN cannot take (a recurrent layer, or any layer amchw cannot lower);
+ 2. exports with Brevitas' export_qonnx (TorchScript path by default, dynamo on request);
+ 3. cleans the graph with qonnx (cleanup_model: shapes inferred, constants folded, unique
+    names), infers qonnx datatypes, caps the IR version to what onnxruntime reads, records
+    the model name in the metadata;
+ 4. checks the FINN rules on the file itself (finn_problems) and refuses with the list;
+ 5. re-imports the cleaned graph (lower.qonnx) and runs sample frames through it and through
+    the Brevitas lowering: every integer value must be equal, and the IR text identical;
+ 6. only then writes the file, atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+FINN_OPS = {"Quant", "IntQuant", "BipolarQuant", "Trunc", "Conv", "MatMul", "Gemm", "Add",
+            "Mul", "Div", "Sub", "BatchNormalization", "Relu", "MaxPool", "AveragePool",
+            "GlobalAveragePool", "Flatten", "Reshape", "Transpose", "Concat", "Identity",
+            "Squeeze", "Unsqueeze"}
+RECURRENT = ("RNN", "LSTM", "GRU", "QuantRNN", "QuantLSTM", "QuantGRU")
+
+
+class ExportError(ValueError):
+    """A model or file that cannot be exported FINN-ready; says why."""
+
+
+@dataclass
+class ExportReport:
+    path: str
+    model: str
+    exporter: str
+    export_seconds: float
+    check_seconds: float
+    ir_version: int
+    opsets: dict
+    ops: dict
+    frames: int
+    values_compared: int
+    mismatches: int
+    ir_text_equal: bool
+    finn_problems: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatches == 0 and self.ir_text_equal and not self.finn_problems
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ok"] = self.ok
+        return d
+
+
+def _inits(model) -> dict:
+    from onnx import numpy_helper
+
+    return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+
+
+def finn_problems(model) -> list[str]:
+    """What keeps a QONNX ModelProto from being FINN-ready (empty when it is)."""
+    g = model.graph
+    inits = _inits(model)
+    producer = {o: n for n in g.node for o in n.output}
+    graph_in = {i.name for i in g.input if i.name not in inits}
+    shaped = {v.name for v in list(g.value_info) + list(g.output) + list(g.input)
+              if v.type.tensor_type.HasField("shape")}
+    out = []
+    for n in g.node:
+        where = f"node {n.name!r} ({n.op_type})"
+        if n.op_type not in FINN_OPS:
+            out.append(f"{where}: op type not handled by FINN's QONNX conversion")
+        for o in n.output:
+            if o and o not in shaped:
+                out.append(f"{where}: output {o!r} has no inferred shape")
+        if n.op_type not in ("Quant", "IntQuant"):
+            continue
+        params = n.input[1:4]
+        if any(p not in inits for p in params):
+            out.append(f"{where}: scale, zero point and bit width must be static initializers")
+            continue
+        scale, zp, bits = (inits[p] for p in params)
+        attrs = {a.name: a.i for a in n.attribute if a.name in ("signed", "narrow")}
+        if np.any(zp != 0):
+            out.append(f"{where}: zero point {zp.ravel()[:4].tolist()} is not 0")
+        src = n.input[0]
+        if src in inits:  # a weight (or bias) quantizer
+            w = inits[src]
+            if scale.size > 1:
+                axes = [i for i, d in enumerate(scale.shape) if d > 1]
+                if len(axes) != 1 or scale.size not in (w.shape[0], w.shape[-1]):
+                    out.append(f"{where}: weight scale of shape {scale.shape} is neither per "
+                               f"tensor nor per output channel of {w.shape}")
+            continue
+        b = float(bits.ravel()[0])
+        if b > 8:
+            out.append(f"{where}: {b:g}-bit activation quantizer (FINN takes at most 8)")
+        prev = producer.get(src)
+        if prev is not None and prev.op_type == "Relu":
+            if attrs.get("signed", 1) or attrs.get("narrow", 0):
+                out.append(f"{where}: the quantizer after a ReLU must be unsigned and not narrow")
+        if src in graph_in and not attrs.get("signed", 1):
+            out.append(f"{where}: the input quantizer must be signed")
+    if model.ir_version > 10:
+        out.append(f"IR version {model.ir_version} is newer than onnxruntime reads")
+    return out
+
+
+def _record_module_paths(model) -> None:
+    """Keep each node's torch module path (lower.qonnx reads it to name IR nodes as the
+    Brevitas lowering does) under the key amchw.module: qonnx's cleanup renames nodes."""
+    from onnx import StringStringEntryProto
+
+    from amchw.lower.qonnx import module_path
+
+    for n in model.graph.node:
+        p = module_path(n)
+        if p:
+            n.metadata_props.append(StringStringEntryProto(key="amchw.module", value=p))
+
+
+def refuse_unexportable(model) -> None:
+    """ExportError for models FINN cannot take, before any export work."""
+    for path, m in model.named_modules():
+        if type(m).__name__ in RECURRENT:
+            raise ExportError(f"{path}: {type(m).__name__} is a recurrent layer; FINN has no "
+                              "recurrent layers, so this model cannot be exported FINN-ready")
+
+
+def export_model(model, frames: np.ndarray, path, name: str, dynamo: bool = False,
+                 check_frames: int = 16) -> ExportReport:
+    """Export a Brevitas model (eval mode) to FINN-ready QONNX at `path`; see the module doc."""
+    import onnx
+    import torch
+    from brevitas.export import export_qonnx
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+    from qonnx.util.cleanup import cleanup_model
+
+    from amchw.fileio import atomic_open
+    from amchw.ir.interp import run
+    from amchw.ir.printer import to_text
+    from amchw.lower.brevitas import lower
+
+    from .compat import cap_model, capped_ir_version
+
+    refuse_unexportable(model)
+    model = model.eval()
+    sample = torch.as_tensor(np.asarray(frames[:4], np.float32))
+    g_brev = lower(model, sample, name=name)     # LoweringError if amchw cannot lower it
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = os.path.join(tmp, "raw.onnx")
+        try:
+            export_qonnx(model, sample[:1], export_path=raw, dynamo=dynamo)
+        except Exception as e:  # the exporters raise many types; report the path that failed
+            raise ExportError(f"{name}: Brevitas export_qonnx (dynamo={dynamo}) failed: "
+                              f"{type(e).__name__}: {e}") from None
+        export_s = time.perf_counter() - t0
+        raw_model = onnx.load(raw)
+        _record_module_paths(raw_model)
+        with capped_ir_version():
+            mw = cleanup_model(ModelWrapper(raw_model))
+            mw = mw.transform(InferDataTypes())
+    mw.set_tensor_datatype(mw.graph.input[0].name, DataType["FLOAT32"])
+    proto = cap_model(mw.model)
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, {"amchw.model": name, "amchw.exporter":
+                                        "dynamo" if dynamo else "torchscript"})
+    problems = finn_problems(proto)
+    if problems:
+        raise ExportError(f"{name}: the exported graph is not FINN-ready:\n  "
+                          + "\n  ".join(problems))
+    t1 = time.perf_counter()
+    from amchw.lower.qonnx import load_qonnx
+
+    g_file = load_qonnx(proto, name=name, where=str(path))
+    x = np.asarray(frames[:check_frames], np.float32)
+    a = run(g_brev, x, "ref", keep=True)
+    b = run(g_file, x, "ref", keep=True)
+    compared = mism = 0
+    for k, v in a.items():
+        if k not in b or b[k].shape != v.shape:
+            mism += v.size
+            compared += v.size
+            continue
+        compared += v.size
+        mism += int(np.count_nonzero(v != b[k]))
+    text_eq = to_text(g_brev) == to_text(g_file)
+    check_s = time.perf_counter() - t1
+    if mism or not text_eq:
+        raise ExportError(f"{name}: the exported file does not reproduce the model: "
+                          f"{mism} of {compared} integer values differ, IR text "
+                          f"{'equal' if text_eq else 'differs'}; nothing was written")
+    with atomic_open(path) as f:
+        f.write(proto.SerializeToString())
+    ops: dict = {}
+    for n in proto.graph.node:
+        ops[n.op_type] = ops.get(n.op_type, 0) + 1
+    return ExportReport(str(path), name, "dynamo" if dynamo else "torchscript", export_s,
+                        check_s, proto.ir_version,
+                        {o.domain or "ai.onnx": o.version for o in proto.opset_import}, ops,
+                        int(x.shape[0]), compared, mism, text_eq, problems)
