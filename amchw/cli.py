@@ -170,8 +170,8 @@ def _frames_for_shape(shape: tuple, n: int, seed: int):
 
 def graph_and_frames(spec: str, scales: str, weight_bits: int, act_bits: int, n_frames: int,
                      seed: int):
-    """MODEL -> (IR graph, sample frames). MODEL: a zoo name, an amchw checkpoint (.pt), or an
-    IR graph saved by amchw (.npz)."""
+    """MODEL -> (IR graph, sample frames). MODEL: a zoo name, an amchw checkpoint (.pt), an
+    IR graph saved by amchw (.npz) or a QONNX file (.qonnx/.onnx)."""
     import torch
 
     from amchw.data.synthetic import frames_for
@@ -182,8 +182,13 @@ def graph_and_frames(spec: str, scales: str, weight_bits: int, act_bits: int, n_
 
     path = Path(spec)
     if spec not in ZOO and path.suffix.lower() in (".qonnx", ".onnx"):
-        _fail(f"{spec}: reading QONNX files is not implemented yet; simulate a zoo name, an "
-              "amchw checkpoint or an IR graph (.npz) instead")
+        from amchw.lower.qonnx import QonnxImportError, load_qonnx
+
+        try:
+            graph = load_qonnx(path)
+        except QonnxImportError as e:
+            _fail(str(e))
+        return graph, _frames_for_shape(graph.inputs[0].shape, n_frames, seed)
     if spec not in ZOO and path.suffix.lower() == ".npz":
         if not path.is_file():
             _fail(f"{spec}: no such file")
@@ -205,7 +210,8 @@ def graph_and_frames(spec: str, scales: str, weight_bits: int, act_bits: int, n_
 @main.command("simulate")
 @click.argument("model_arg", metavar="MODEL", required=False)
 @click.option("--model", "model_opt", default=None,
-              help="Same as MODEL: a zoo name, a checkpoint (.pt) or an IR graph (.npz).")
+              help="Same as MODEL: a zoo name, a checkpoint (.pt), an IR graph (.npz) or a "
+                   "QONNX file (.qonnx/.onnx).")
 @click.option("--array", "array", default=None,
               help="Array size RxC (e.g. 4x4, 16x8); default: the target's.")
 @click.option("--dataflow", type=click.Choice(["ws", "os", "is"]), default=None,
@@ -241,7 +247,8 @@ def simulate_cmd(model_arg, model_opt, array, dataflow, target_name, timing, bat
         raise click.UsageError("give MODEL or --model, not two different models")
     spec = model_arg or model_opt
     if not spec:
-        raise click.UsageError("missing MODEL (a zoo name, a checkpoint or an IR graph)")
+        raise click.UsageError("missing MODEL (a zoo name, a checkpoint, an IR graph or a "
+                               "QONNX file)")
     try:
         target = get_target(target_name)
         if array:
@@ -272,6 +279,92 @@ def simulate_cmd(model_arg, model_opt, array, dataflow, target_name, timing, bat
         rep.stepped is None
         or (rep.stepped["outputs_equal"] and rep.stepped["cycles_equal_closed_form"]))
     sys.exit(0 if ok else 1)
+
+
+_QUANT_OPTS = [
+    click.option("--scales", type=click.Choice(["po2", "float"]), default="po2",
+                 show_default=True, help="Scale kind for zoo models."),
+    click.option("--weight-bits", type=int, default=8, show_default=True),
+    click.option("--act-bits", type=int, default=8, show_default=True),
+    click.option("--seed", type=int, default=0, show_default=True),
+]
+
+
+def _quant_options(f):
+    for opt in reversed(_QUANT_OPTS):
+        f = opt(f)
+    return f
+
+
+@main.command("export")
+@click.argument("model_spec", metavar="MODEL")
+@click.option("-o", "--output", "out_path", required=True, help="The .qonnx file to write.")
+@click.option("--dynamo/--no-dynamo", default=False, show_default=True,
+              help="torch's dynamo exporter instead of the TorchScript one.")
+@click.option("--frames", "n_frames", type=click.IntRange(1), default=16, show_default=True,
+              help="Synthetic frames for the self-check.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_quant_options
+def export_cmd(model_spec, out_path, dynamo, n_frames, as_json, scales, weight_bits, act_bits,
+               seed):
+    """Export MODEL (zoo name or checkpoint) to FINN-ready QONNX, checked before writing."""
+    from amchw.data.synthetic import frames_for
+    from amchw.export.qonnx import ExportError, export_model
+    from amchw.lower.common import LoweringError
+    from amchw.models import ZOO
+
+    name = model_spec if model_spec in ZOO else checkpoint_model_name(model_spec)
+    frames = frames_for(name, max(n_frames, 16), seed=seed)
+    model = load_model(model_spec, scales, weight_bits, act_bits, frames, seed)
+    try:
+        rep = export_model(model, frames, out_path, name, dynamo=dynamo, check_frames=n_frames)
+    except (ExportError, LoweringError, OSError) as e:
+        _fail(str(e))
+    if as_json:
+        click.echo(json.dumps(rep.to_dict(), indent=2))
+        return
+    ops = ", ".join(f"{k} {v}" for k, v in rep.ops.items())
+    click.echo(f"wrote {rep.path}: {rep.model}, {rep.exporter} exporter "
+               f"({rep.export_seconds:.2f} s), IR version {rep.ir_version}, opsets "
+               f"{rep.opsets}\n  nodes: {ops}\n  FINN rules: all met\n  self-check on "
+               f"{rep.frames} frames: re-imported file and Brevitas lowering give identical IR "
+               f"text and {rep.values_compared:,} equal integer values "
+               f"({rep.check_seconds:.2f} s)")
+
+
+@main.command("cost")
+@click.argument("model_spec", metavar="MODEL")
+@click.option("--no-discount", is_flag=True,
+              help="Count zero weights too (qonnx's discount_sparsity=False).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_quant_options
+def cost_cmd(model_spec, no_discount, as_json, scales, weight_bits, act_bits, seed):
+    """MACs, BOPs, weight bits, memory and the AMC challenge score of MODEL (.qonnx, zoo
+    name, checkpoint or IR graph), per layer and in total."""
+    from amchw.export.cost import CHALLENGE_BOPS, CHALLENGE_WEIGHT_BITS, cost
+
+    graph, _ = graph_and_frames(model_spec, scales, weight_bits, act_bits, 16, seed)
+    rep = cost(graph, discount_sparsity=not no_discount)
+    if as_json:
+        click.echo(json.dumps(rep.to_dict(), indent=2))
+        return
+    click.echo(f"cost of {rep.model} per frame "
+               f"({'zero weights discounted' if rep.discount_sparsity else 'dense'})")
+    click.echo(f"{'layer':<10} {'op':<7} {'MACs':>12} {'a x w bits':>10} {'BOPs':>15} "
+               f"{'weights':>10} {'nonzero':>10} {'weight bits':>12}")
+    for r in rep.layers:
+        click.echo(f"{r.node:<10} {r.op:<7} {r.macs:>12,} {f'{r.a_bits}x{r.w_bits}':>10} "
+                   f"{r.bops:>15,} {r.weights:>10,} {r.nonzero_weights:>10,} "
+                   f"{r.weight_bits:>12,}")
+    t = rep.totals()
+    click.echo(f"{'total':<10} {'':<7} {t['macs']:>12,} {'':>10} {t['bops']:>15,} "
+               f"{t['weights']:>10,} {t['nonzero_weights']:>10,} {t['weight_bits']:>12,}")
+    click.echo(f"memory: weights {t['weight_bytes']:,} B (dense at their bit width), biases "
+               f"{t['bias_bytes']:,} B, largest activation {t['activation_bytes']:,} B; "
+               f"sparsity {100 * t['sparsity']:.2f}%")
+    click.echo(f"AMC challenge score {t['challenge_score']:.4f} = 0.5 x {t['bops']:,} / "
+               f"{CHALLENGE_BOPS:,} + 0.5 x {t['weight_bits']:,} / {CHALLENGE_WEIGHT_BITS:,} "
+               "(VGG10 w8a8 baseline = 1)")
 
 
 def format_report(rep) -> str:

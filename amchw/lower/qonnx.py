@@ -141,6 +141,8 @@ class _Importer(Emitter):
         """Shape without batch of an IR-backed state."""
         while isinstance(h, Relu):
             h = h.inner
+        if not isinstance(h, (Codes, Affine, FloatIn)):
+            self.fail(f"expects an activation tensor, got a {type(h).__name__}")
         return self.b.value(h.name).shape
 
     def per_channel(self, c: np.ndarray, shape: tuple, what: str) -> list[float]:
@@ -188,6 +190,8 @@ class _Importer(Emitter):
 
     def quantize_const(self, x: np.ndarray, node) -> QConst:
         scale, zp, bits, signed, narrow, rounding = self.quant_params(node)
+        if x.dtype.kind != "f" or not np.all(np.isfinite(x)):
+            self.fail("the quantized constant must hold finite floats")
         if bits == 1 and signed:
             self.fail("1-bit signed Quant is bipolar; write it as BipolarQuant")
         t = QType(bits, signed, narrow, (1.0,), zp)
@@ -381,12 +385,16 @@ class _Importer(Emitter):
         K = w.shape[0]
         acc = acc_type(xt, wt)
         bias, B = self.bias(bias_name, acc, K, beta)
+        S = [exact(s) for s in acc.scale] if acc.per_channel else [exact(acc.scale[0])] * K
+        if alpha != 1.0 and bias is not None:
+            # Y = alpha * (A . W) + beta * C: an integer bias would be scaled by alpha too, so
+            # it becomes a float offset instead
+            B = [int(c) * s for c, s in zip(bias, S)]
+            bias = None
         name, path = self.path_name("fc")
         v = self.b.add(name, Dense(w, bias, wt, acc), [x.name], path)
-        S = [exact(s) for s in acc.scale] if acc.per_channel else [exact(acc.scale[0])] * K
         if alpha != 1.0:
             S = [s * exact(alpha) for s in S]
-            B = [b * exact(alpha) for b in B]
         return Affine(v.name, S, B)
 
     @staticmethod
@@ -716,7 +724,7 @@ class _Importer(Emitter):
                     raise
                 self.fail(str(e))
             except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError,
-                    OverflowError) as e:
+                    OverflowError, AttributeError) as e:
                 self.fail(f"malformed node ({type(e).__name__}: {e})")
             if not node.output:
                 self.fail("node has no output")

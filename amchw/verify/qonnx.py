@@ -95,12 +95,12 @@ def qonnx_execute(model, frames: np.ndarray, tensors) -> dict:
     from amchw.export.compat import capped_ir_version
 
     name = model.graph.input[0].name
-    out = {t: [] for t in tensors}
+    out = {t: [] for t in dict.fromkeys(tensors)}
     with capped_ir_version():
         for f in frames:
             ctx = execute_onnx(model, {name: np.ascontiguousarray(f[None], np.float32)},
                                return_full_exec_context=True)
-            for t in tensors:
+            for t in out:
                 out[t].append(ctx[t])
     return {t: np.concatenate(v) for t, v in out.items()}
 

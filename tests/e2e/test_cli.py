@@ -98,7 +98,7 @@ def test_simulate_refuses_bad_options(tmp_path):
     q = tmp_path / "m.qonnx"
     q.write_bytes(b"x")
     r = CliRunner().invoke(main, ["simulate", str(q)])
-    assert r.exit_code == 1 and "m.qonnx" in r.output and "QONNX" in r.output
+    assert r.exit_code == 1 and "m.qonnx" in r.output and "not a readable ONNX model" in r.output
     r = CliRunner().invoke(main, ["simulate"])
     assert r.exit_code == 2 and "missing MODEL" in r.output
     r = CliRunner().invoke(main, ["simulate", "vtcnn2", "--target", "nope"])
@@ -125,3 +125,29 @@ def test_simulate_a_saved_ir_graph(tmp_path):
     assert d["integer_check"]["equal"]
     r = CliRunner().invoke(main, ["simulate", str(tmp_path / "missing.npz")])
     assert r.exit_code == 1 and "missing.npz" in r.output
+
+
+def test_export_cost_and_simulate_a_qonnx_file(tmp_path):
+    from amchw.export.cost import qonnx_inference_cost
+
+    q = tmp_path / "vtcnn2.qonnx"
+    r = CliRunner().invoke(main, ["export", "vtcnn2", "-o", str(q)])
+    assert r.exit_code == 0, r.output
+    assert "FINN rules: all met" in r.output and "identical IR text" in r.output
+    r = CliRunner().invoke(main, ["cost", str(q), "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    ref = qonnx_inference_cost(q)["total_cost"]
+    assert d["totals"]["macs"] == ref["total_macs"] and d["totals"]["bops"] == ref["total_bops"]
+    assert d["totals"]["weight_bits"] == ref["total_mem_w_bits"]
+    r = CliRunner().invoke(main, ["cost", "vtcnn2"])
+    assert r.exit_code == 0 and "AMC challenge score" in r.output
+    r = CliRunner().invoke(main, ["simulate", str(q), "--array", "4x4", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["model"] == "vtcnn2" and d["integer_check"]["equal"]
+
+
+def test_export_refuses_an_unwritable_path(tmp_path):
+    r = CliRunner().invoke(main, ["export", "vtcnn2", "-o", str(tmp_path / "no" / "x.qonnx")])
+    assert r.exit_code == 1 and "does not exist" in r.output

@@ -1,0 +1,151 @@
+"""QONNX in and out: every zoo model exported by both Brevitas exporters and re-imported gives
+the Brevitas lowering's IR text and integers; qonnx's own executor agrees with the IR at every
+quantizer; cost figures equal qonnx's inference_cost."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from amchw.data.synthetic import frames_for
+from amchw.export.cost import cost, qonnx_inference_cost
+from amchw.export.qonnx import ExportError, export_model, finn_problems
+from amchw.ir.interp import run
+from amchw.ir.printer import to_text
+from amchw.lower.brevitas import lower
+from amchw.lower.qonnx import load_qonnx
+from amchw.models import ZOO, QuantConfig, build
+from amchw.models.calibrate import calibrate
+from amchw.verify.qonnx import compare_with_qonnx
+
+CONFIGS = {
+    "po2": QuantConfig(scales="po2"),
+    "float": QuantConfig(scales="float"),
+    "float-perchannel": QuantConfig(scales="float", per_channel=True),
+    "w4a4": QuantConfig(weight_bits=4, act_bits=4, scales="po2"),
+}
+CASES = [(m, c, d) for m in ZOO for c in CONFIGS for d in (False, True)
+         if d is False or c in ("po2", "float-perchannel")]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(model, config, dynamo) -> (Brevitas IR graph, file, frames); each exported once."""
+    out = {}
+    tmp = tmp_path_factory.mktemp("qonnx")
+    models = {}
+    for name, cfg, dyn in CASES:
+        fr = frames_for(name, 16, seed=0)
+        if (name, cfg) not in models:
+            m = calibrate(build(name, CONFIGS[cfg], seed=0), torch.as_tensor(fr), seed=0)
+            models[(name, cfg)] = (m, lower(m, torch.as_tensor(fr[:4]), name=name))
+        m, g = models[(name, cfg)]
+        path = tmp / f"{name}-{cfg}-{'dynamo' if dyn else 'ts'}.qonnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rep = export_model(m, fr, path, name, dynamo=dyn)
+        assert rep.ok and rep.mismatches == 0 and rep.ir_text_equal
+        assert rep.ir_version <= 10 and not rep.finn_problems
+        out[(name, cfg, dyn)] = (g, path, fr)
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{c[1]}-{'dyn' if c[2] else 'ts'}")
+def test_brevitas_and_qonnx_paths_give_the_same_ir(exported, case):
+    g, path, fr = exported[case]
+    g2 = load_qonnx(path)
+    assert to_text(g2) == to_text(g)
+    a, b = run(g, fr, "ref", keep=True), run(g2, fr, "ref", keep=True)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if not c[2]],
+                         ids=lambda c: f"{c[0]}-{c[1]}")
+def test_qonnx_executor_agrees_with_the_ir(exported, case):
+    g, path, _ = exported[case]
+    rep = compare_with_qonnx(path, frames_for(case[0], 6, seed=3))
+    assert rep.forbidden == 0, [p for p in rep.points if p.forbidden]
+    assert len(rep.points) == sum(n.op.kind in ("Quantize", "Requant") for n in g.nodes)
+    if case[1] in ("po2", "w4a4"):
+        # power-of-two scales: float32 is exact wherever no float offset (a folded
+        # BatchNorm) enters, and there the bits must be equal (forbidden above otherwise)
+        assert rep.points[0].exact
+        if all(p.exact for p in rep.points):
+            assert rep.output_equal
+    assert rep.argmax_agreement >= 0.5
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if not c[2]],
+                         ids=lambda c: f"{c[0]}-{c[1]}")
+@pytest.mark.parametrize("discount", [True, False])
+def test_cost_equals_qonnx_inference_cost(exported, case, discount):
+    _, path, _ = exported[case]
+    ours = cost(load_qonnx(path), discount_sparsity=discount)
+    ref = qonnx_inference_cost(path, discount_sparsity=discount)
+    t, rt = ours.totals(), ref["total_cost"]
+    assert t["macs"] == rt["total_macs"]
+    assert t["bops"] == rt["total_bops"]
+    assert t["weight_bits"] == rt["total_mem_w_bits"]
+    assert t["out_bits"] == rt["total_mem_o_bits"]
+    # per layer, in graph order (qonnx names nodes Conv_0, MatMul_0, Gemm_0, ...)
+    theirs = [v["total_macs"] for k, v in ref["node_cost"].items()
+              if k.split("_")[0] in ("Conv", "MatMul", "Gemm")]
+    assert [r.macs for r in ours.layers] == theirs
+    # BOPs = MACs x activation bits x weight bits, layer by layer
+    assert all(r.bops == r.macs * r.a_bits * r.w_bits for r in ours.layers)
+
+
+def test_vgg10_dense_cost_and_the_challenge_baseline():
+    """The challenge's VGG10 w8a8 baseline: 12,620,311 MACs, 807,699,904 BOPs (= 64 x MACs),
+    1,244,936 weight bits. Ours, dense, by formula: convs 1024*3*2*64 + (512+...+16)*3*64*64,
+    FCs 512*128 + 128*128 + 128*24; the baseline is smaller because its trained weights have
+    zeros, which qonnx discounts (docs/qonnx.md)."""
+    fr = frames_for("vgg10", 8, seed=0)
+    m = calibrate(build("vgg10", CONFIGS["po2"], seed=0), torch.as_tensor(fr), seed=0)
+    rep = cost(lower(m, torch.as_tensor(fr[:2]), name="vgg10"), discount_sparsity=False)
+    t = rep.totals()
+    convs = 1024 * 3 * 2 * 64 + sum(1024 >> i for i in range(1, 7)) * 3 * 64 * 64
+    fcs = 512 * 128 + 128 * 128 + 128 * 24
+    assert t["macs"] == convs + fcs == 12_864_512
+    assert t["bops"] == 64 * t["macs"]
+    assert t["weights"] == 2 * 3 * 64 + 6 * 64 * 3 * 64 + fcs
+    assert t["weight_bits"] == 8 * t["weights"]
+    # the baseline's figures are self-consistent in the same terms
+    assert 807_699_904 == 64 * 12_620_311
+    assert 1_244_936 % 8 == 0 and 1_244_936 // 8 <= t["weights"]
+    # a model with exactly the baseline's figures scores 1
+    assert 0.5 * 807_699_904 / 807_699_904 + 0.5 * 1_244_936 / 1_244_936 == 1.0
+    assert rep.score == pytest.approx(0.5 * t["bops"] / 807_699_904
+                                      + 0.5 * t["weight_bits"] / 1_244_936)
+
+
+def test_export_refuses_a_recurrent_model(tmp_path):
+    m = torch.nn.Sequential(torch.nn.GRU(4, 8))
+    with pytest.raises(ExportError, match="0: GRU is a recurrent layer; FINN"):
+        export_model(m, np.zeros((2, 3, 4), np.float32), tmp_path / "x.qonnx", "gru")
+    assert not (tmp_path / "x.qonnx").exists()
+
+
+def test_finn_rules_flag_what_finn_cannot_take(exported):
+    import onnx
+    from onnx import numpy_helper
+
+    _, path, _ = exported[("vtcnn2", "po2", False)]
+    m = onnx.load(str(path))
+    assert finn_problems(m) == []
+    inits = {i.name: i for i in m.graph.initializer}
+    quants = [n for n in m.graph.node if n.op_type == "Quant"]
+    act = [n for n in quants if n.input[0] not in inits]
+    # a nonzero zero point, a 16-bit activation, a signed quantizer after a ReLU
+    zp = inits[act[1].input[2]]
+    zp.CopyFrom(numpy_helper.from_array(np.array(3.0, np.float32), zp.name))
+    bits = inits[act[1].input[3]]
+    bits.CopyFrom(numpy_helper.from_array(np.array(16.0, np.float32), bits.name))
+    for a in act[1].attribute:
+        if a.name == "signed":
+            a.i = 1
+    probs = "\n".join(finn_problems(m))
+    assert "is not 0" in probs and "16-bit activation" in probs and "unsigned" in probs
