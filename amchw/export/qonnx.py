@@ -118,12 +118,14 @@ def _record_module_paths(model) -> None:
     Brevitas lowering does) under the key amchw.module: qonnx's cleanup renames nodes."""
     from onnx import StringStringEntryProto
 
-    from amchw.lower.qonnx import module_path
+    from amchw.lower.qonnx import is_input_quant, module_path
 
     for n in model.graph.node:
         p = module_path(n)
         if p:
             n.metadata_props.append(StringStringEntryProto(key="amchw.module", value=p))
+        if is_input_quant(n):
+            n.metadata_props.append(StringStringEntryProto(key="amchw.role", value="input_quant"))
 
 
 def refuse_unexportable(model) -> None:

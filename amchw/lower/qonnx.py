@@ -21,7 +21,7 @@ import numpy as np
 
 from amchw.ir import (Add, AvgPool, Concat, Conv, Dense, FloatType, MaxPool, QType, Quantize,
                       Reshape, acc_type, fixed_multiplier)
-from amchw.ir.types import IRError, exact
+from amchw.ir.types import IRError, exact, is_pow2
 
 from .common import Affine, Codes, Emitter, FloatIn, LoweringError, bn_affine
 
@@ -53,6 +53,14 @@ class QConst:
 class Relu:
     """max(inner, 0) of an affine view or codes, waiting for the quantizer that absorbs it."""
     inner: object
+
+
+@dataclass
+class ScaledIn:
+    """The float input times a constant (qonnx's ExtractQuantScaleZeroPt moves a quantizer's
+    scale into a Div before it): real = x * k."""
+    inner: FloatIn
+    k: float
 
 
 @dataclass
@@ -101,6 +109,16 @@ def module_path(node) -> str | None:
     return None
 
 
+def is_input_quant(node) -> bool:
+    """Whether a node belongs to a layer's input quantizer (Brevitas' QuantEltwiseAdd, ...)."""
+    for p in node.metadata_props:
+        if p.key == "amchw.role":
+            return p.value == "input_quant"
+        if p.key == "pkg.torch.onnx.name_scopes":
+            return ".input_quant" in p.value
+    return "/input_quant/" in (node.name or "")
+
+
 class _Importer(Emitter):
     def __init__(self, model, where: str, name: str, mantissa_bits):
         super().__init__(name, mantissa_bits)
@@ -109,6 +127,7 @@ class _Importer(Emitter):
         self.state: dict[str, object] = {}
         self.node = None
         self.points: list[tuple[str, str]] = []  # (ONNX tensor, IR value) holding the same codes
+        self.input_quants: dict[str, int] = {}
 
     # -- errors and lookups
     def fail(self, msg: str):
@@ -229,6 +248,17 @@ class _Importer(Emitter):
             self.fail("a 1-bit (bipolar) activation quantizer needs a sign op the IR does not "
                       "have")
         name, path = self.path_name("quant")
+        if isinstance(src, ScaledIn):
+            # codes round(x * k / s) are those of an IR quantizer of scale s / k; the Quant's
+            # output, codes x s, is k times the IR value: an affine view of the codes
+            if scale.size != 1:
+                self.fail("a per-channel scale after a scaled input is not supported")
+            s_q = float(scale.ravel()[0])
+            t = self.qtype(np.asarray(s_q / src.k), zp, bits, signed, narrow,
+                           self.b.value(src.inner.name).shape)
+            v = self.b.add(name, Quantize(t, rounding), [src.inner.name], path)
+            C = v.shape[0] if v.shape else 1
+            return Affine(v.name, [exact(s_q)] * C, [Fraction(0)] * C)
         if isinstance(src, FloatIn):
             t = self.qtype(scale, zp, bits, signed, narrow, self.b.value(src.name).shape)
             return Codes(self.b.add(name, Quantize(t, rounding), [src.name], path).name)
@@ -242,6 +272,9 @@ class _Importer(Emitter):
             self.fail("Quant input is not derived from quantized values")
         t = self.qtype(scale, zp, bits, signed, narrow, self.shape(inner))
         lo = max(t.lo, t.zero_point) if relu else t.lo
+        if is_input_quant(node):  # named as the Brevitas lowering names a layer's input requant
+            k = self.input_quants[path] = self.input_quants.get(path, -1) + 1
+            name = f"{name}_in{k}"
         return self.requant(name, self.affine_of(inner, self.where), t, lo, t.hi, path,
                             rounding)
 
@@ -296,8 +329,30 @@ class _Importer(Emitter):
         return self.requant(name, Affine(aff.name, S, aff.B), t, t.lo, t.hi, path,
                             ROUNDINGS[rounding])
 
+    def as_codes(self, h):
+        """Codes for an affine view that is only a rescaling of codes (zero offsets): qonnx's
+        ExtractQuantScaleZeroPt leaves Quant(scale 1) followed by Mul(scale). The new scale is
+        a relabelling: one identity Requant (multiplier 1, shift 0)."""
+        if not isinstance(h, Affine) or any(b != 0 for b in h.B):
+            return h
+        v = self.b.value(h.name)
+        t = v.dtype
+        if not isinstance(t, QType) or t.bits > 16:
+            return h
+        own = [exact(x) for x in t.scale] * (1 if t.per_channel else len(h.S))
+        if t.zero_point == 0 and own == list(h.S):
+            return Codes(h.name)  # the view is the value's own scale
+        sc = [float(x) for x in h.S]
+        if any(Fraction(f) != x for f, x in zip(sc, h.S)) or any(f <= 0 for f in sc):
+            return h
+        per = len(set(sc)) > 1
+        out = QType(t.bits, t.signed, t.narrow, tuple(sc) if per else (sc[0],), t.zero_point,
+                    1 if per else None)
+        name, path = self.path_name("rescale")
+        return self.requant(name, h, out, out.lo, out.hi, path)
+
     def conv_like_input(self, what: str) -> tuple[Codes, QType]:
-        h = self.get(self.node.input[0])
+        h = self.as_codes(self.get(self.node.input[0]))
         if not isinstance(h, Codes):
             kind = "the float input" if isinstance(h, FloatIn) else "a float tensor"
             self.fail(f"{what} input is {kind}, not quantized codes (a float op between "
@@ -443,16 +498,38 @@ class _Importer(Emitter):
         a_, b_ = bn_affine(g, beta, mean, var, eps)
         return self.scale_shift(aff, a_, b_, f"{self.where}: node {node.name!r}")
 
+    @staticmethod
+    def dequantized(v):
+        """A quantized constant as the float values it stands for (exact in float64)."""
+        if isinstance(v, QConst):
+            return (v.codes - v.zp).astype(np.float64) * v.scale
+        return v
+
     def binary_const(self, node):
         """(state, constant) of a binary op with one constant input, in either order."""
-        x, y = self.get(node.input[0]), self.get(node.input[1])
+        x, y = (self.dequantized(self.get(i)) for i in node.input[:2])
         if isinstance(y, np.ndarray) and not isinstance(x, np.ndarray):
             return x, y, False
         if isinstance(x, np.ndarray) and not isinstance(y, np.ndarray):
             return y, x, True
         return None
 
+    def fold(self, node):
+        """A binary op of two constants, computed as the file's executor would (numpy)."""
+        a, b = (self.get(i) for i in node.input[:2])
+        if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+            return None
+        f = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
+        with np.errstate(all="raise"):
+            try:
+                return f[node.op_type](a, b)
+            except FloatingPointError as e:
+                self.fail(f"constant folding: {e}")
+
     def h_add(self, node):
+        folded = self.fold(node)
+        if folded is not None:
+            return folded
         pair = self.binary_const(node)
         if pair is None:
             x, y = self.get(node.input[0]), self.get(node.input[1])
@@ -470,22 +547,47 @@ class _Importer(Emitter):
         return Affine(aff.name, aff.S, [b + sign * exact(v) for b, v in zip(aff.B, vals)])
 
     def h_mul(self, node):
+        folded = self.fold(node)
+        if folded is not None:
+            return folded
+        q, c = self.get(node.input[0]), self.get(node.input[1])
+        if isinstance(q, QConst) and isinstance(c, np.ndarray):
+            # a quantized constant rescaled (ExtractQuantScaleZeroPt on weights)
+            if np.any(c <= 0):
+                self.fail("a quantized constant scaled by a non-positive constant")
+            k = c.astype(np.float64)
+            return QConst(q.codes, q.scale * k if node.op_type == "Mul" else q.scale / k, q.zp,
+                          q.bits, q.signed, q.narrow)
         pair = self.binary_const(node)
         if pair is None:
             self.fail("multiplies two non-constant tensors")
         h, c, rev = pair
-        if not isinstance(h, (Codes, Affine)):
+        if isinstance(h, (FloatIn, ScaledIn)) and c.size == 1:
+            k = float(c.ravel()[0])
+            if node.op_type == "Div":
+                if rev or k == 0:
+                    self.fail("division by a tensor or by zero")
+                k = 1.0 / k if is_pow2(k) else self.fail("the float input divided by a "
+                                                         "constant that is not a power of two")
+            inner = h.inner if isinstance(h, ScaledIn) else h
+            return ScaledIn(inner, k * (h.k if isinstance(h, ScaledIn) else 1.0))
+        relu = isinstance(h, Relu)
+        inner = h.inner if relu else h
+        if not isinstance(inner, (Codes, Affine)):
             self.fail("scales a tensor that is not quantized")
-        aff = self.affine_of(h, self.where)
-        vals = self.per_channel(c, self.shape(h), "scale constant")
+        aff = self.affine_of(inner, self.where)
+        vals = self.per_channel(c, self.shape(inner), "scale constant")
         if node.op_type == "Div":
             if rev or any(v == 0 for v in vals):
                 self.fail("division by a tensor or by zero")
             k = [1 / exact(v) for v in vals]
         else:
             k = [exact(v) for v in vals]
-        return Affine(aff.name, [s * m for s, m in zip(aff.S, k)],
-                      [b * m for b, m in zip(aff.B, k)])
+        if relu and any(m <= 0 for m in k):
+            self.fail("a ReLU output scaled by a non-positive constant")
+        out = Affine(aff.name, [s * m for s, m in zip(aff.S, k)],
+                     [b * m for b, m in zip(aff.B, k)])
+        return Relu(out) if relu else out  # ReLU commutes with a positive scaling
 
     def h_relu(self, node):
         h = self.get(node.input[0])
@@ -551,6 +653,7 @@ class _Importer(Emitter):
         return Affine(v.name, S, [Fraction(0)] * C)
 
     def reshape_to(self, h, target: tuple):
+        h = self.as_codes(h)
         if not isinstance(h, Codes):
             self.fail("reshape of a float tensor; quantize before reshaping")
         shape = self.b.value(h.name).shape
@@ -696,9 +799,8 @@ class _Importer(Emitter):
         if len(inputs) != 1:
             raise QonnxImportError(f"{self.where}: expected one graph input (the frames), "
                                    f"found {len(inputs)}: {[i.name for i in inputs]}")
-        if len(g.output) != 1:
-            raise QonnxImportError(f"{self.where}: expected one graph output, found "
-                                   f"{len(g.output)}")
+        if not g.output:
+            raise QonnxImportError(f"{self.where}: the graph has no output")
         tt = inputs[0].type.tensor_type
         dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
         if len(dims) < 2 or any(d is None or d < 1 for d in dims[1:]):
@@ -732,8 +834,18 @@ class _Importer(Emitter):
             if node.op_type in ("Quant", "IntQuant") and isinstance(out, Codes):
                 self.points.append((node.output[0], out.name))
         self.node = None
+        # a model returning a Brevitas QuantTensor also exports its scale, zero point and bit
+        # width as outputs: constants, which carry nothing to compute
+        for o in g.output[1:]:
+            if not isinstance(self.state.get(o.name), np.ndarray):
+                raise QonnxImportError(f"{self.where}: output {o.name!r}: only one non-constant "
+                                       "graph output is supported")
         final = self.get(g.output[0].name)
-        if isinstance(final, (Relu, Sum, QConst, np.ndarray, FloatIn)):
+        if isinstance(final, Affine) and final.name in {n.output.name for n in self.b.nodes
+                                                         if n.op.kind in ("Requant",
+                                                                          "Quantize")}:
+            final = self.as_codes(final)
+        if isinstance(final, (Relu, Sum, QConst, np.ndarray, FloatIn, ScaledIn)):
             raise QonnxImportError(f"{self.where}: the graph output {g.output[0].name!r} is "
                                    f"a {type(final).__name__} with no integer form; end the "
                                    "model with a quantizer or a Conv/Gemm")

@@ -149,3 +149,50 @@ def test_finn_rules_flag_what_finn_cannot_take(exported):
             a.i = 1
     probs = "\n".join(finn_problems(m))
     assert "is not 0" in probs and "16-bit activation" in probs and "unsigned" in probs
+
+
+@pytest.mark.parametrize("transform", ["GemmToMatMul", "BatchNormToAffine",
+                                       "ExtractQuantScaleZeroPt"])
+@pytest.mark.parametrize("model", ["vtcnn2", "vgg10"])
+def test_files_rewritten_by_qonnx_transformations_still_load(exported, model, transform):
+    """qonnx's own rewrites (Gemm as MatMul + Add, BatchNorm as Mul + Add, quantizer scales
+    moved into Div/Mul around a scale-1 Quant) give the same integer outputs."""
+    import importlib
+
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.general import GiveReadableTensorNames, GiveUniqueNodeNames
+
+    from amchw.export.compat import capped_ir_version
+
+    mod = {"GemmToMatMul": "gemm_to_matmul", "BatchNormToAffine": "batchnorm_to_affine",
+           "ExtractQuantScaleZeroPt": "extract_quant_scale_zeropt"}[transform]
+    T = getattr(importlib.import_module(f"qonnx.transformation.{mod}"), transform)
+    g, path, fr = exported[(model, "po2", False)]
+    with capped_ir_version():
+        m = ModelWrapper(str(path)).transform(T()).transform(GiveUniqueNodeNames()) \
+            .transform(GiveReadableTensorNames())
+    ops = {n.op_type for n in m.graph.node}
+    assert ops != {n.op_type for n in ModelWrapper(str(path)).graph.node} or \
+        transform == "BatchNormToAffine" and model == "vtcnn2"  # vtcnn2 has no BatchNorm
+    g2 = load_qonnx(m.model, where=transform)
+    assert np.array_equal(run(g2, fr, "ref"), run(g, fr, "ref"))
+
+
+def test_a_brevitas_model_outside_the_zoo(tmp_path):
+    """Residual add with input quantizers, a shared quantizer called twice, concatenation and
+    average pooling, exported by both exporters."""
+    from brevitas.export import export_qonnx
+
+    from test_lower_brevitas import _residual_model
+
+    m, x = _residual_model()
+    g = lower(m, torch.as_tensor(x[:4]))
+    for dynamo in (False, True):
+        p = tmp_path / f"res-{dynamo}.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            export_qonnx(m, torch.as_tensor(x[:1]), export_path=str(p), dynamo=dynamo)
+        g2 = load_qonnx(p, name=g.name)
+        assert np.array_equal(run(g2, x, "ref"), run(g, x, "ref"))
+        if not dynamo:  # dynamo merges the two identical requantizations of one tensor
+            assert to_text(g2) == to_text(g)
