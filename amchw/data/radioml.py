@@ -1,0 +1,270 @@
+"""Readers for DeepSig RadioML files and for amchw's own synthetic HDF5 files.
+
+- RadioML 2018.01A (GOLD_XYZ_OSC.0001_1024.hdf5, ~20 GiB): datasets X (N, 1024, 2) float32,
+  Y (N, 24) one-hot, Z (N, 1) SNR; read lazily by index, never whole. Classes in argmax(Y)
+  order (the shipped classes.txt is wrong). amchw's own files use the same layout plus a
+  `classes` attribute (and `profile`, `seed`, ...).
+- RadioML 2016.10A / 10B pickles: {(mod, snr): (n, 2, 128)}, Python-2 pickles read with
+  latin1 (str keys) or bytes keys; small enough to hold in memory.
+Malformed files raise DatasetError naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from .synthetic import CLASSES_2016, CLASSES_2018
+
+CLASSES_2016B = tuple(c for c in CLASSES_2016 if c != "AM-SSB")
+
+
+class DatasetError(ValueError):
+    """A data file that is missing, malformed or inconsistent; names the file."""
+
+
+class H5Frames:
+    """Lazy frames of an HDF5 file in the RadioML 2018.01A layout (real or amchw-written).
+
+    frames(idx) -> float32 (k, 2, L) for any index array (read in sorted order, returned in
+    the order asked); labels and SNRs are read once (small: N int64 each).
+    """
+
+    def __init__(self, path, validate: str = "sample"):
+        import h5py
+
+        self.path = str(path)
+        if not os.path.isfile(self.path):
+            raise DatasetError(f"{self.path}: no such file")
+        try:
+            self._f = h5py.File(self.path, "r")
+        except OSError as e:
+            raise DatasetError(f"{self.path}: not a readable HDF5 file ({e})") from None
+        f = self._f
+        missing = [k for k in ("X", "Y", "Z") if k not in f]
+        if missing:
+            self.close()
+            raise DatasetError(f"{self.path}: missing dataset(s) {missing}; a RadioML 2018 "
+                               "file has X (N, L, 2), Y (N, classes) one-hot and Z (N, 1)")
+        X, Y, Z = f["X"], f["Y"], f["Z"]
+        n = X.shape[0]
+        if X.ndim != 3 or X.shape[2] != 2:
+            self._bad(f"X has shape {X.shape}; expected (N, L, 2) with I/Q last")
+        if Y.ndim != 2 or Y.shape[0] != n:
+            self._bad(f"Y has shape {Y.shape}; expected ({n}, classes)")
+        if Z.shape[0] != n or Z.ndim not in (1, 2) or (Z.ndim == 2 and Z.shape[1] != 1):
+            self._bad(f"Z has shape {Z.shape}; expected ({n}, 1)")
+        names = f.attrs.get("classes")
+        if names is not None:
+            names = tuple(v.decode() if isinstance(v, bytes) else str(v) for v in names)
+        elif Y.shape[1] == len(CLASSES_2018):
+            names = CLASSES_2018
+        else:
+            self._bad(f"Y has {Y.shape[1]} classes and the file names none (attribute "
+                      "'classes'); RadioML 2018.01A has 24")
+        if len(names) != Y.shape[1]:
+            self._bad(f"{len(names)} class names for {Y.shape[1]} label columns")
+        self.classes = names
+        self.length = X.shape[1]
+        self.n = n
+        self.labels = self._read_labels(Y, validate)
+        self.snrs = np.asarray(Z[...], dtype=np.int64).reshape(-1)
+
+    def _bad(self, msg):
+        self.close()
+        raise DatasetError(f"{self.path}: {msg}")
+
+    def _read_labels(self, Y, validate: str) -> np.ndarray:
+        """argmax of Y, checking one-hot rows (all rows, chunk by chunk, or a sample)."""
+        n = Y.shape[0]
+        out = np.empty(n, dtype=np.int64)
+        step = 1 << 16
+        for a in range(0, n, step):
+            y = np.asarray(Y[a:a + step])
+            out[a:a + step] = np.argmax(y, axis=1)
+            if validate == "full" or (validate == "sample" and a == 0):
+                rows = y
+            elif validate == "sample":
+                rows = y[:: max(1, y.shape[0] // 64)]
+            else:
+                continue
+            ok = (np.sum(rows == 1, axis=1) == 1) & (np.sum(rows != 0, axis=1) == 1)
+            if not ok.all():
+                bad = a + int(np.argmin(ok)) * (1 if rows is y else max(1, y.shape[0] // 64))
+                self._bad(f"Y is not one-hot (row {bad}: {np.asarray(Y[bad]).tolist()})")
+        return out
+
+    def __len__(self) -> int:
+        return self.n
+
+    def frames(self, idx) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n):
+            raise DatasetError(f"{self.path}: index out of range [0, {self.n})")
+        order = np.argsort(idx, kind="stable")
+        srt = idx[order]
+        uniq, inv = np.unique(srt, return_inverse=True)
+        x = np.asarray(self._f["X"][uniq], dtype=np.float32)    # h5py wants increasing indices
+        out = np.empty((idx.size, 2, self.length), dtype=np.float32)
+        out[order] = np.transpose(x[inv], (0, 2, 1))
+        return out
+
+    def group_size(self) -> int:
+        """Frames per (class, SNR) group when the file is stored group by group, else 0."""
+        key = self.labels * 1000 + (self.snrs - self.snrs.min())
+        change = np.flatnonzero(np.diff(key)) + 1
+        sizes = np.diff(np.concatenate([[0], change, [self.n]]))
+        return int(sizes[0]) if np.all(sizes == sizes[0]) else 0
+
+    def close(self) -> None:
+        f = getattr(self, "_f", None)
+        if f is not None:
+            f.close()
+            self._f = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+def challenge_split(reader: H5Frames, test_fraction: float = 0.1, seed: int = 2018):
+    """The hardware-efficient AMC challenge's split of RadioML 2018.01A: for each (class, SNR)
+    group of frames, in file order, shuffle its indices with np.random.RandomState(2018) and
+    put the first ceil(0.1 * group) in test (410 of 4096), the rest in train."""
+    g = reader.group_size()
+    if g == 0:
+        raise DatasetError(f"{reader.path}: frames are not stored in equal (class, SNR) groups; "
+                           "the challenge split needs the RadioML 2018 order")
+    rs = np.random.RandomState(seed)
+    k = int(math.ceil(test_fraction * g))
+    train, test = [], []
+    for start in range(0, reader.n, g):
+        ids = np.arange(start, start + g)
+        rs.shuffle(ids)
+        test.append(ids[:k])
+        train.append(ids[k:])
+    return np.concatenate(train), np.concatenate(test)
+
+
+def read_rml2016(path):
+    """A RadioML 2016.10A/10B pickle -> (X float32 (N, 2, 128), y int64, snr int64, classes).
+    Classes sorted (the order everyone uses); frames by class, then SNR, then file order."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file")
+    try:
+        with open(path, "rb") as f:
+            d = pickle.load(f, encoding="latin1")
+    except Exception as e:  # unpickling garbage raises many types
+        raise DatasetError(f"{path}: not a readable RadioML 2016 pickle "
+                           f"({type(e).__name__}: {e})") from None
+    if not isinstance(d, dict) or not d:
+        raise DatasetError(f"{path}: expected a dict {{(modulation, snr): frames}}")
+    items = {}
+    for k, v in d.items():
+        if not (isinstance(k, tuple) and len(k) == 2):
+            raise DatasetError(f"{path}: key {k!r} is not a (modulation, snr) pair")
+        mod, snr = k
+        mod = mod.decode("latin1") if isinstance(mod, bytes) else str(mod)
+        a = np.asarray(v)
+        if a.ndim != 3 or a.shape[1:] != (2, 128):
+            raise DatasetError(f"{path}: frames of ({mod}, {snr}) have shape {a.shape}; "
+                               "expected (n, 2, 128)")
+        items[(mod, int(snr))] = a.astype(np.float32, copy=False)
+    mods = sorted({m for m, _ in items})
+    for ref in (CLASSES_2016, CLASSES_2016B):
+        if tuple(mods) == ref:
+            break
+    else:
+        raise DatasetError(f"{path}: modulations {mods} are neither RadioML 2016.10A's "
+                           f"{list(CLASSES_2016)} nor 10B's")
+    X, y, s = [], [], []
+    for c, m in enumerate(mods):
+        for snr in sorted(sn for mm, sn in items if mm == m):
+            a = items[(m, snr)]
+            X.append(a)
+            y.append(np.full(a.shape[0], c, np.int64))
+            s.append(np.full(a.shape[0], snr, np.int64))
+    return np.concatenate(X), np.concatenate(y), np.concatenate(s), tuple(mods)
+
+
+def write_h5(path, X, y, snr, classes, attrs: dict | None = None) -> Path:
+    """Write frames in the RadioML 2018 layout (X (N, L, 2), Y one-hot, Z (N, 1)) plus the
+    class names, atomically."""
+    import h5py
+
+    from amchw.fileio import atomic_path
+
+    X = np.asarray(X, np.float32)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("X", data=np.transpose(X, (0, 2, 1)))
+            Y = np.zeros((len(y), len(classes)), np.int64)
+            Y[np.arange(len(y)), y] = 1
+            f.create_dataset("Y", data=Y)
+            f.create_dataset("Z", data=np.asarray(snr, np.int64).reshape(-1, 1))
+            f.attrs["classes"] = np.array([c.encode() for c in classes])
+            for k, v in (attrs or {}).items():
+                f.attrs[k] = v
+    return Path(path)
+
+
+def synth_to_h5(path, profile: str, per_class_snr: int, snrs, seed: int = 0,
+                channel: str = "radioml", progress=None) -> dict:
+    """Generate a synthetic file class by class (bounded memory) in the RadioML 2018 layout.
+    Class c uses the generator seeded by (seed, c), so a file is reproducible and any class
+    can be regenerated alone."""
+    import time
+
+    import h5py
+
+    from amchw.fileio import atomic_path
+
+    from .synthetic import PROFILES, synthesize
+
+    prof = PROFILES[profile]
+    snrs = tuple(int(s) for s in snrs)
+    n_cls = len(prof.classes)
+    per_class = len(snrs) * per_class_snr
+    n = n_cls * per_class
+    t0 = time.perf_counter()
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            X = f.create_dataset("X", (n, prof.length, 2), np.float32,
+                                 chunks=(min(n, 1024), prof.length, 2))
+            Y = f.create_dataset("Y", (n, n_cls), np.int64)
+            Z = f.create_dataset("Z", (n, 1), np.int64)
+            for c in range(n_cls):
+                one = replace_classes(prof, c)
+                x, _, snr = synthesize(one, per_class_snr, snrs,
+                                       seed=np.random.default_rng([seed, c]), channel=channel)
+                sl = slice(c * per_class, (c + 1) * per_class)
+                X[sl] = np.transpose(x, (0, 2, 1))
+                y = np.zeros((per_class, n_cls), np.int64)
+                y[:, c] = 1
+                Y[sl] = y
+                Z[sl] = snr.reshape(-1, 1)
+                if progress is not None:
+                    progress(1)
+            f.attrs["classes"] = np.array([c.encode() for c in prof.classes])
+            f.attrs["profile"] = profile
+            f.attrs["seed"] = seed
+            f.attrs["channel"] = channel
+            f.attrs["snr_definition"] = ("true full-band SNR: mean signal power over the frame "
+                                         "/ complex white noise power")
+            f.attrs["generator"] = "amchw.data.synthetic"
+    return {"frames": n, "length": prof.length, "classes": n_cls,
+            "seconds": time.perf_counter() - t0}
+
+
+def replace_classes(prof, c: int):
+    """The profile restricted to its class c (same name, length, SNRs, power)."""
+    from dataclasses import replace
+
+    return replace(prof, classes=(prof.classes[c],))
