@@ -432,6 +432,107 @@ def data_info_cmd(path):
         click.echo(f"  {c:<10} {k:>9,}")
 
 
+@main.command("train")
+@click.option("--model", "model_name", required=True, help="Zoo model to train.")
+@click.option("--data", default=None,
+              help="RadioML-layout HDF5 file (default: a synthetic file of the model's "
+                   "profile, written beside --out).")
+@click.option("--per-class-snr", type=click.IntRange(1), default=None,
+              help="Frames per (class, SNR) of the default synthetic file "
+                   "(default 200 for rml2016, 40 for rml2018).")
+@click.option("-o", "--out", "out_path", required=True,
+              help="Checkpoint to write (and to resume from if it exists).")
+@click.option("--epochs", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(2), default=256, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option("--patience", type=click.IntRange(1), default=3, show_default=True,
+              help="Stop after this many epochs without a better validation loss.")
+@click.option("--max-train", type=click.IntRange(2), default=None,
+              help="Use at most this many training frames.")
+@click.option("--per-channel", is_flag=True, help="Per-output-channel weight scales.")
+@_quant_options
+def train_cmd(model_name, data, per_class_snr, out_path, epochs, batch_size, lr, weight_decay,
+              patience, max_train, per_channel, scales, weight_bits, act_bits, seed):
+    """Quantization-aware training of a zoo model; resumes from --out if it exists."""
+    import math
+
+    from amchw.data.radioml import DatasetError, synth_to_h5
+    from amchw.data.synthetic import PROFILES
+    from amchw.models import ZOO
+    from amchw.train import TrainConfig, train
+
+    if model_name not in ZOO:
+        raise click.BadParameter(f"unknown zoo model {model_name!r}; choose from "
+                                 f"{', '.join(sorted(ZOO))}", param_hint="--model")
+    if data is None:
+        prof = ZOO[model_name].profile
+        per = per_class_snr or (200 if prof == "rml2016" else 40)
+        data = f"{out_path}.{prof}-{per}-seed{seed}.h5"
+        if not Path(data).exists():
+            click.echo(f"writing synthetic {prof} data ({per} frames per class and SNR) to "
+                       f"{data}", err=True)
+            synth_to_h5(data, prof, per, PROFILES[prof].snrs, seed=seed)
+    cfg = TrainConfig(model=model_name, data=data, out=out_path, epochs=epochs,
+                      batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                      patience=patience, seed=seed, max_train=max_train,
+                      quant={"weight_bits": weight_bits, "act_bits": act_bits,
+                             "scales": scales, "per_channel": per_channel})
+    bar = {"b": None}   # the current epoch's progress bar, opened by its first batch
+
+    def progress(kind, n):
+        if bar["b"] is None:
+            bar["b"] = click.progressbar(length=per_epoch, label="epoch", file=sys.stderr)
+            bar["b"].__enter__()
+        bar["b"].update(n)
+
+    def log(msg):
+        if bar["b"] is not None:
+            bar["b"].__exit__(None, None, None)
+            bar["b"] = None
+        click.echo(msg, err=True)
+
+    try:
+        from amchw.data.radioml import H5Frames
+
+        with H5Frames(data) as r:
+            n_frames = r.n
+        per_epoch = math.ceil(min(0.81 * n_frames, max_train or n_frames) / batch_size)
+        ck = train(cfg, progress=progress, log=log)
+    except (DatasetError, ValueError, OSError) as e:
+        _fail(str(e))
+    best = ck["history"][ck["best_epoch"]] if ck["history"] else None
+    click.echo(f"wrote {out_path}: {model_name}, {len(ck['history'])} epochs, best epoch "
+               f"{ck['best_epoch'] + 1}" + (f" (val acc {best['val_acc']:.4f})" if best else ""))
+
+
+@main.command("eval")
+@click.argument("checkpoint")
+@click.option("--data", required=True, help="RadioML-layout HDF5 file.")
+@click.option("--split", type=click.Choice(["test", "val", "all"]), default="test",
+              show_default=True)
+@click.option("--max-frames", type=click.IntRange(1), default=None)
+@click.option("--json", "as_json", is_flag=True)
+def eval_cmd(checkpoint, data, split, max_frames, as_json):
+    """Accuracy of a checkpoint, float (Brevitas) and integer (IR), overall and per SNR."""
+    from amchw.data.radioml import DatasetError
+    from amchw.train import evaluate_checkpoint
+
+    try:
+        r = evaluate_checkpoint(checkpoint, data, split, max_frames)
+    except (DatasetError, ValueError, OSError, KeyError) as e:
+        _fail(f"{checkpoint}: {e}")
+    if as_json:
+        click.echo(json.dumps(r, indent=2))
+        return
+    click.echo(f"{r['model']} on {data} ({r['split']}, {r['frames']:,} frames): float "
+               f"{r['float_acc']:.4f}, integer {r['int_acc']:.4f}, float/integer agreement "
+               f"{r['agreement']:.4f}; trained {r['epochs']} epochs in {r['train_seconds']:.0f} s")
+    click.echo(f"{'SNR dB':>7} {'float':>7} {'integer':>8}")
+    for s in sorted(r["float_by_snr"]):
+        click.echo(f"{s:>7} {r['float_by_snr'][s]:>7.4f} {r['int_by_snr'][s]:>8.4f}")
+
+
 def format_report(rep) -> str:
     lines = [f"verify {rep.model}: Brevitas ({rep.reference}) vs IR interpreter, "
              f"{rep.frames} frames, layer by layer"]

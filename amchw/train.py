@@ -1,0 +1,288 @@
+"""Quantization-aware training and evaluation of zoo models on RadioML-layout data.
+
+train(): the data file is split (the AMC challenge's split when frames are stored in equal
+(class, SNR) groups, else a seeded random 10% test split) and a seeded 10% of the training
+frames is held out for validation. The activation quantizers initialise their scales from
+the statistics of the first training steps (Brevitas' runtime statistics); the model is
+trained with Adam and a cosine learning-rate schedule; each epoch ends with a validation
+pass. The checkpoint (model name, quant config, class names, weights, optimizer, schedule,
+RNG state, history) is written atomically after every epoch, so an interrupted run resumed
+with the same output loses at most the epoch in progress; the best epoch (lowest validation
+loss) is kept in the same file; training stops early after `patience` epochs without
+improvement. Deterministic under a seed on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from amchw.data.radioml import DatasetError, H5Frames, challenge_split
+from amchw.data.torch_dataset import FrameDataset
+
+
+@dataclass
+class TrainConfig:
+    model: str
+    data: str
+    out: str
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 3
+    seed: int = 0
+    val_fraction: float = 0.1
+    max_train: int | None = None        # cap on training frames (quick runs)
+    quant: dict = field(default_factory=dict)   # QuantConfig fields
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    lr: float
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    seconds: float
+
+
+def split_indices(reader: H5Frames, seed: int, val_fraction: float):
+    """(train, val, test) row indices; see the module docstring."""
+    try:
+        train, test = challenge_split(reader)
+    except DatasetError:
+        perm = np.random.default_rng(seed).permutation(reader.n)
+        k = int(math.ceil(0.1 * reader.n))
+        test, train = np.sort(perm[:k]), np.sort(perm[k:])
+    rng = np.random.default_rng([seed, 1])
+    perm = rng.permutation(train.size)
+    k = int(math.ceil(val_fraction * train.size))
+    return np.sort(train[perm[k:]]), np.sort(train[perm[:k]]), np.sort(test)
+
+
+def _batches(n: int, size: int, gen: torch.Generator | None):
+    """Shuffled batches (gen) or in order; a shuffled last batch of one frame is dropped
+    (a train-mode BatchNorm cannot normalise one frame)."""
+    order = torch.randperm(n, generator=gen).numpy() if gen is not None else np.arange(n)
+    for a in range(0, n, size):
+        b = order[a:a + size]
+        if gen is not None and b.size < 2:
+            return
+        yield b
+
+
+def evaluate_float(model: nn.Module, ds: FrameDataset, batch_size: int = 512):
+    """(mean loss, predictions) of the (fake-quantized) float model."""
+    model.eval()
+    loss_fn = nn.CrossEntropyLoss(reduction="sum")
+    preds, total = [], 0.0
+    with torch.no_grad():
+        for pos in _batches(len(ds), batch_size, None):
+            x, y = ds.batch(pos)
+            out = model(x)
+            out = out.value if hasattr(out, "value") else out
+            total += float(loss_fn(out, y))
+            preds.append(out.argmax(1).numpy())
+    return total / max(len(ds), 1), np.concatenate(preds) if preds else np.zeros(0, np.int64)
+
+
+def _quant_state(model: nn.Module) -> dict:
+    """What Brevitas' runtime-statistics scale initialisation keeps outside state_dict: per
+    module its step counter, its statistics buffer and the raw scale parameter (state_dict
+    reports the buffer in place of the parameter until the statistics are folded in)."""
+    out = {}
+    for name, m in model.named_modules():
+        if isinstance(getattr(m, "counter", None), int) and hasattr(m, "buffer"):
+            out[name] = {"counter": m.counter, "buffer": m.buffer.detach().clone(),
+                         "value": m.value.detach().clone() if hasattr(m, "value") else None}
+    return out
+
+
+def _set_quant_state(model: nn.Module, state: dict) -> None:
+    mods = dict(model.named_modules())
+    with torch.no_grad():
+        for name, st in state.items():
+            m = mods[name]
+            m.counter = st["counter"]
+            m.buffer.copy_(st["buffer"])
+            if st["value"] is not None:
+                m.value.copy_(st["value"])
+
+
+def _atomic_save(obj, path: str) -> None:
+    from amchw.fileio import atomic_open
+
+    with atomic_open(path) as f:
+        torch.save(obj, f)
+
+
+def train(cfg: TrainConfig, progress=None, log=print) -> dict:
+    """Train per `cfg`; returns the final checkpoint dict. progress(kind, n) is called with
+    ("batches", k) during an epoch; log(str) gets one line per epoch. torch's global RNG
+    (dropout) is seeded inside and restored on exit."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return _train(cfg, progress, log)
+
+
+def _train(cfg: TrainConfig, progress, log) -> dict:
+    from amchw.models import ZOO, QuantConfig, build
+
+    if cfg.model not in ZOO:
+        raise ValueError(f"unknown zoo model {cfg.model!r}; choose from {sorted(ZOO)}")
+    entry = ZOO[cfg.model]
+    reader = H5Frames(cfg.data)
+    if reader.length * 2 != int(np.prod(entry.input_shape)):
+        raise DatasetError(f"{cfg.data}: frames of 2 x {reader.length} do not fit {cfg.model}'s "
+                           f"input {entry.input_shape}")
+    if len(reader.classes) != entry.num_classes:
+        raise DatasetError(f"{cfg.data}: {len(reader.classes)} classes, {cfg.model} has "
+                           f"{entry.num_classes}")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    train_i, val_i, test_i = split_indices(reader, cfg.seed, cfg.val_fraction)
+    if cfg.max_train is not None:
+        train_i = np.sort(np.random.default_rng([cfg.seed, 2]).permutation(train_i)[
+            :cfg.max_train])
+    shape = tuple(entry.input_shape)
+    tr = FrameDataset(reader, train_i, shape)
+    va = FrameDataset(reader, val_i, shape)
+    qcfg = QuantConfig(**cfg.quant)
+    out = Path(cfg.out)
+    resume = out.is_file()
+    model = build(cfg.model, qcfg, seed=cfg.seed)
+    ck = None
+    if resume:
+        ck = torch.load(out, map_location="cpu", weights_only=False)
+        if ck.get("model") != cfg.model or ck.get("config") != asdict(qcfg):
+            raise ValueError(f"{out}: holds a different model or configuration; remove it or "
+                             "choose another --out")
+        model.load_state_dict(ck["last_state_dict"])
+        _set_quant_state(model, ck["quant_state"])
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    history: list[dict] = []
+    best = {"val_loss": math.inf, "epoch": -1, "state_dict": None}
+    start = 0
+    if resume:
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        gen.set_state(ck["generator"])
+        torch.set_rng_state(ck["torch_rng"])
+        history = ck["history"]
+        best = {"val_loss": ck["best_val_loss"], "epoch": ck["best_epoch"],
+                "state_dict": ck["state_dict"]}
+        start = ck["epoch"] + 1
+        log(f"resuming {out} at epoch {start + 1}")
+    # no calibration pass: Brevitas initialises each learned activation scale from the
+    # statistics of the first training steps, then learns it (a scale calibrated on the random
+    # initial activations saturates once the weights grow, and its log-domain parameter moves
+    # too slowly to follow, which stalls training)
+    loss_fn = nn.CrossEntropyLoss()
+    stale = sum(1 for h in history[best["epoch"] + 1:]) if history else 0
+    for epoch in range(start, cfg.epochs):
+        if stale >= cfg.patience:
+            log(f"early stop: no validation improvement for {cfg.patience} epochs")
+            break
+        t0 = time.perf_counter()
+        model.train()
+        seen = correct = 0
+        total = 0.0
+        for pos in _batches(len(tr), cfg.batch_size, gen):
+            x, y = tr.batch(pos)
+            opt.zero_grad()
+            logits = model(x)
+            logits = logits.value if hasattr(logits, "value") else logits
+            loss = loss_fn(logits, y)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * y.numel()
+            correct += int((logits.argmax(1) == y).sum())
+            seen += y.numel()
+            if progress is not None:
+                progress("batches", 1)
+        lr = opt.param_groups[0]["lr"]
+        sched.step()
+        val_loss, val_pred = evaluate_float(model, va)
+        val_acc = float(np.mean(val_pred == va.y[va.indices])) if len(va) else 0.0
+        h = EpochLog(epoch + 1, lr, total / max(seen, 1), correct / max(seen, 1), val_loss,
+                     val_acc, time.perf_counter() - t0)
+        history.append(asdict(h))
+        if val_loss < best["val_loss"]:
+            best = {"val_loss": val_loss, "epoch": epoch,
+                    "state_dict": {k: v.clone() for k, v in model.state_dict().items()}}
+            stale = 0
+        else:
+            stale += 1
+        log(f"epoch {h.epoch}/{cfg.epochs}: lr {lr:.2e} train loss {h.train_loss:.4f} acc "
+            f"{h.train_acc:.4f} | val loss {h.val_loss:.4f} acc {h.val_acc:.4f} "
+            f"({h.seconds:.1f} s)")
+        ck = {"model": cfg.model, "config": asdict(qcfg), "classes": list(reader.classes),
+              "state_dict": best["state_dict"], "best_epoch": best["epoch"],
+              "best_val_loss": best["val_loss"], "last_state_dict": model.state_dict(),
+              "quant_state": _quant_state(model),
+              "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+              "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+              "epoch": epoch, "history": history,
+              "train_config": asdict(cfg), "data": str(cfg.data)}
+        _atomic_save(ck, str(out))
+    reader.close()
+    return torch.load(out, map_location="cpu", weights_only=False)
+
+
+def accuracy_by_snr(pred: np.ndarray, y: np.ndarray, snr: np.ndarray) -> dict:
+    return {int(s): float(np.mean(pred[snr == s] == y[snr == s])) for s in np.unique(snr)}
+
+
+def evaluate_checkpoint(path: str, data: str, split: str = "test", max_frames: int | None = None,
+                        seed: int = 0) -> dict:
+    """Accuracy of a checkpoint on a data file: the float (Brevitas fake-quant) model and the
+    integer IR (lowered, run by the fused executor), overall and per SNR."""
+    from amchw.ir.interp import run
+    from amchw.lower.brevitas import lower
+    from amchw.models import ZOO, QuantConfig, build
+
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    model = build(ck["model"], QuantConfig(**ck["config"]))
+    model.load_state_dict(ck["state_dict"])
+    model.eval()
+    reader = H5Frames(data)
+    tcfg = ck.get("train_config", {})
+    train_i, val_i, test_i = split_indices(reader, tcfg.get("seed", seed),
+                                           tcfg.get("val_fraction", 0.1))
+    idx = {"test": test_i, "val": val_i, "all": np.arange(reader.n)}[split]
+    if max_frames is not None and idx.size > max_frames:
+        idx = np.sort(np.random.default_rng(seed).permutation(idx)[:max_frames])
+    shape = tuple(ZOO[ck["model"]].input_shape)
+    ds = FrameDataset(reader, idx, shape)
+    t0 = time.perf_counter()
+    _, pf = evaluate_float(model, ds)
+    t_float = time.perf_counter() - t0
+    x = ds.batch(np.arange(min(len(ds), 8)))[0]
+    graph = lower(model, x, name=ck["model"])
+    pi = []
+    t0 = time.perf_counter()
+    for pos in _batches(len(ds), 512, None):
+        xb = ds.batch(pos)[0].numpy()
+        pi.append(np.asarray(run(graph, xb, "fast")).argmax(1))
+    t_int = time.perf_counter() - t0
+    pi = np.concatenate(pi)
+    y, snr = reader.labels[idx], reader.snrs[idx]
+    reader.close()
+    return {
+        "model": ck["model"], "config": ck["config"], "frames": int(idx.size), "split": split,
+        "float_acc": float(np.mean(pf == y)), "int_acc": float(np.mean(pi == y)),
+        "agreement": float(np.mean(pf == pi)),
+        "float_by_snr": accuracy_by_snr(pf, y, snr), "int_by_snr": accuracy_by_snr(pi, y, snr),
+        "float_seconds": t_float, "int_seconds": t_int,
+        "train_seconds": float(sum(h["seconds"] for h in ck.get("history", []))),
+        "epochs": len(ck.get("history", [])), "best_epoch": ck.get("best_epoch", -1) + 1,
+    }

@@ -1,0 +1,83 @@
+"""QAT training on tiny synthetic files: checkpoints, resume after an interruption, determinism,
+early stopping, evaluation float vs integer, and the errors for mismatched data."""
+
+import numpy as np
+import pytest
+import torch
+
+from amchw.data.radioml import DatasetError, synth_to_h5
+from amchw.train import TrainConfig, evaluate_checkpoint, train
+
+
+@pytest.fixture(scope="module")
+def data16(tmp_path_factory):
+    p = tmp_path_factory.mktemp("d") / "d16.h5"
+    synth_to_h5(p, "rml2016", 4, (0, 10, 18), seed=1)   # 11 x 3 x 4 = 132 frames
+    return str(p)
+
+
+def _cfg(data, out, **kw):
+    base = dict(model="vtcnn2", data=data, out=str(out), epochs=2, batch_size=16, lr=1e-3,
+                patience=5, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _quiet(*a):
+    pass
+
+
+def test_checkpoint_contents_and_determinism(data16, tmp_path):
+    a = train(_cfg(data16, tmp_path / "a.pt"), log=_quiet)
+    b = train(_cfg(data16, tmp_path / "b.pt"), log=_quiet)
+    assert a["model"] == "vtcnn2" and a["classes"][0] == "8PSK" and len(a["history"]) == 2
+    assert a["config"]["weight_bits"] == 8
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+    assert a["history"] == [dict(h, seconds=x["seconds"]) for h, x in
+                            zip(b["history"], a["history"])]
+
+
+def test_resume_after_an_interruption_loses_nothing_done(data16, tmp_path):
+    straight = train(_cfg(data16, tmp_path / "s.pt", epochs=3), log=_quiet)
+    seen = {"n": 0}
+
+    def interrupt(kind, n):
+        seen["n"] += 1
+        if seen["n"] == 12:          # in the second epoch (132 * 0.81 / 16 -> 7 batches each)
+            raise KeyboardInterrupt
+
+    out = tmp_path / "r.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(data16, out, epochs=3), progress=interrupt, log=_quiet)
+    assert len(torch.load(out, weights_only=False)["history"]) == 1   # epoch 1 survived
+    logs = []
+    resumed = train(_cfg(data16, out, epochs=3), log=logs.append)
+    assert logs[0].startswith("resuming") and len(resumed["history"]) == 3
+    for k, v in straight["last_state_dict"].items():
+        assert torch.equal(v, resumed["last_state_dict"][k]), k
+
+
+def test_early_stopping(data16, tmp_path):
+    ck = train(_cfg(data16, tmp_path / "e.pt", epochs=6, lr=0.0, patience=2), log=_quiet)
+    # lr 0: the validation loss never improves after epoch 1, so two stale epochs end it
+    assert len(ck["history"]) == 3 and ck["best_epoch"] == 0
+
+
+def test_evaluation_float_and_integer(data16, tmp_path):
+    out = tmp_path / "v.pt"
+    train(_cfg(data16, out, epochs=1), log=_quiet)
+    r = evaluate_checkpoint(str(out), data16, split="all")
+    assert r["frames"] == 132 and set(r["float_by_snr"]) == {0, 10, 18}
+    # power-of-two scales and no BatchNorm: the integer model is the float model, exactly
+    assert r["agreement"] == 1.0 and r["float_acc"] == r["int_acc"]
+
+
+def test_mismatched_data_and_resume_are_refused(data16, tmp_path):
+    with pytest.raises(DatasetError, match="do not fit vgg10"):
+        train(_cfg(data16, tmp_path / "x.pt", model="vgg10"), log=_quiet)
+    out = tmp_path / "c.pt"
+    train(_cfg(data16, out, epochs=1), log=_quiet)
+    with pytest.raises(ValueError, match="different model or configuration"):
+        train(_cfg(data16, out, epochs=2, quant={"weight_bits": 4}), log=_quiet)
+    assert np.isfinite(torch.load(out, weights_only=False)["best_val_loss"])
