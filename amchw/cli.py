@@ -26,22 +26,25 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def zoo_cmd(as_json: bool) -> None:
     """List the model zoo: input shape, classes, parameters and MACs."""
-    from amchw.models import ZOO, build, count_params
+    from amchw.models import ZOO, QuantConfig, build, count_macs, count_params, weight_count
 
     rows = []
     for name, e in ZOO.items():
         m = build(name, seed=0)
+        w_bits = QuantConfig().weight_bits
         rows.append({"name": name, "input_shape": list(e.input_shape), "classes": e.num_classes,
-                     "params": count_params(m), "profile": e.profile,
-                     "description": e.description})
+                     "params": count_params(m), "macs": count_macs(m, e.input_shape),
+                     "weight_bytes": weight_count(m) * w_bits // 8, "weight_bits": w_bits,
+                     "profile": e.profile, "description": e.description})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'model':<10} {'input':<12} {'classes':>7} {'params':>11}  description")
+    click.echo(f"{'model':<10} {'input':<10} {'classes':>7} {'params':>11} {'MACs':>12} "
+               f"{'weights w8':>11}  description")
     for r in rows:
         shape = "x".join(map(str, r["input_shape"]))
-        click.echo(f"{r['name']:<10} {shape:<12} {r['classes']:>7} {r['params']:>11,}  "
-                   f"{r['description']}")
+        click.echo(f"{r['name']:<10} {shape:<10} {r['classes']:>7} {r['params']:>11,} "
+                   f"{r['macs']:>12,} {r['weight_bytes']:>9,} B  {r['description']}")
 
 
 @main.command("targets")

@@ -30,7 +30,9 @@ __all__ = [
     "UnknownModelError",
     "ZooEntry",
     "build",
+    "count_macs",
     "count_params",
+    "weight_count",
     "register",
 ]
 
@@ -113,6 +115,40 @@ def count_params(model: nn.Module) -> int:
         if isinstance(m, _COUNTED)
         for p in m.parameters(recurse=False)
     )
+
+
+def count_macs(model: nn.Module, input_shape) -> int:
+    """Multiply-accumulates of one frame: each conv output element costs (in channels / groups)
+    x kernel taps, each linear output its input size (hooks on one forward pass in eval mode)."""
+    total = 0
+
+    def hook(m, args, out):
+        nonlocal total
+        o = out.value if hasattr(out, "value") else out
+        if isinstance(m, nn.modules.conv._ConvNd):
+            per = (m.in_channels // m.groups) * int(torch.tensor(m.kernel_size).prod())
+        else:
+            per = m.in_features
+        total += int(o[0].numel()) * per
+
+    hs = [m.register_forward_hook(hook) for m in model.modules()
+          if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))]
+    was = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros((1, *input_shape)))
+    finally:
+        model.train(was)
+        for h in hs:
+            h.remove()
+    return total
+
+
+def weight_count(model: nn.Module) -> int:
+    """Weights of the conv and linear layers (what the weight quantizer stores)."""
+    return sum(m.weight.numel() for m in model.modules()
+               if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)))
 
 
 class UnknownModelError(KeyError, ValueError):

@@ -151,3 +151,25 @@ def test_seed_is_deterministic_and_leaves_global_rng():
     assert torch.equal(torch.get_rng_state(), state)
     assert torch.equal(a.fc3.weight, b.fc3.weight)
     assert not torch.equal(a.fc3.weight, c.fc3.weight)
+
+
+def test_zoo_macs_agree_with_the_simulator_mapping():
+    """count_macs (torch hooks) against the IR's GEMM views (sims.mapping), two independent
+    counts; and the VGG10 formula."""
+    import torch
+
+    from amchw.data.synthetic import frames_for
+    from amchw.lower.brevitas import lower
+    from amchw.models import ZOO, build, count_macs, weight_count
+    from amchw.models.calibrate import calibrate
+    from amchw.sims.mapping import GemmView, layers
+
+    for name, e in ZOO.items():
+        fr = frames_for(name, 8, seed=0)
+        m = calibrate(build(name, seed=0), torch.as_tensor(fr), seed=0)
+        g = lower(m, torch.as_tensor(fr[:2]), name=name)
+        views = [v for v in layers(g, 1) if isinstance(v, GemmView)]
+        assert count_macs(m, e.input_shape) == sum(v.macs for v in views), name
+        assert weight_count(m) * 8 // 8 == sum(v.w_bytes for v in views), name
+    vgg = build("vgg10", seed=0)
+    assert count_macs(vgg, (2, 1024)) == 1024 * 3 * 2 * 64 + 1008 * 3 * 64 * 64 + 84_992
