@@ -62,6 +62,9 @@ PROFILES = {
     "rml2016": Profile("rml2016", CLASSES_2016, 128, SNRS_2016, frame_power=1.0),
     # Power 0.5: I and Q have RMS 0.5, so even noise-like frames stay inside [-2, 2] up to 4 sigma.
     "rml2018": Profile("rml2018", CLASSES_2018, 1024, SNRS_2018, frame_power=0.5),
+    # RadioML 2016's 11 classes at 1024 samples: the frame length of MATLAB's AMC example,
+    # whose classes are the same 11 (its CNN is the compression seed's "original" model)
+    "rml2016-1024": Profile("rml2016-1024", CLASSES_2016, 1024, SNRS_2016, frame_power=0.5),
 }
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .quant import QuantConfig
+from .matlab_cnn import cnn_matlab, cnn_slim
 from .vgg10 import vgg10
 from .vtcnn2 import vtcnn2
 
@@ -48,6 +49,7 @@ CHAIN_TYPES: tuple[type, ...] = (
     nn.BatchNorm2d,
     nn.MaxPool1d,
     nn.MaxPool2d,
+    nn.AvgPool1d,
     nn.Flatten,
     nn.Dropout,
 )
@@ -115,6 +117,30 @@ def count_params(model: nn.Module) -> int:
         if isinstance(m, _COUNTED)
         for p in m.parameters(recurse=False)
     )
+
+
+register(
+    ZooEntry(
+        name="cnn-matlab",
+        builder=cnn_matlab,
+        input_shape=(2, 1024),
+        num_classes=11,
+        profile="rml2016-1024",
+        description="MATLAB-style CNN (compression seed, Table I original): 6 x [conv k8 "
+        "'same' 16-24-32-48-64-96, BN, ReLU, pool], GAP, FC 96-11; 97,395 parameters",
+    )
+)
+register(
+    ZooEntry(
+        name="cnn-slim",
+        builder=cnn_slim,
+        input_shape=(2, 1024),
+        num_classes=11,
+        profile="rml2016-1024",
+        description="slimmed 7-layer CNN (compression seed, Table I optimized): conv k4 then "
+        "k2, 16-...-128 filters, BN, ReLU, pool, GAP, FC 128-11; 51,155 parameters",
+    )
+)
 
 
 def count_macs(model: nn.Module, input_shape) -> int:
