@@ -497,10 +497,11 @@ def train_cmd(model_name, data, per_class_snr, out_path, epochs, batch_size, lr,
 
     try:
         from amchw.data.radioml import H5Frames
+        from amchw.train import split_indices
 
         with H5Frames(data) as r:
-            n_frames = r.n
-        per_epoch = math.ceil(min(0.81 * n_frames, max_train or n_frames) / batch_size)
+            n_train = split_indices(r, seed, cfg.val_fraction)[0].size
+        per_epoch = math.ceil(min(n_train, max_train or n_train) / batch_size)
         ck = train(cfg, progress=progress, log=log)
     except (DatasetError, ValueError, OSError) as e:
         _fail(str(e))

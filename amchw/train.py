@@ -187,7 +187,7 @@ def _train(cfg: TrainConfig, progress, log) -> dict:
     # initial activations saturates once the weights grow, and its log-domain parameter moves
     # too slowly to follow, which stalls training)
     loss_fn = nn.CrossEntropyLoss()
-    stale = sum(1 for h in history[best["epoch"] + 1:]) if history else 0
+    stale = len(history) - best["epoch"] - 1 if history else 0   # epochs since the best
     for epoch in range(start, cfg.epochs):
         if stale >= cfg.patience:
             log(f"early stop: no validation improvement for {cfg.patience} epochs")

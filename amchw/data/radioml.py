@@ -79,22 +79,21 @@ class H5Frames:
         raise DatasetError(f"{self.path}: {msg}")
 
     def _read_labels(self, Y, validate: str) -> np.ndarray:
-        """argmax of Y, checking one-hot rows (all rows, chunk by chunk, or a sample)."""
+        """argmax of Y, checking that rows are one-hot: every row ("full"), the first chunk
+        and every 64th row after it ("sample"), or none ("none")."""
         n = Y.shape[0]
         out = np.empty(n, dtype=np.int64)
         step = 1 << 16
         for a in range(0, n, step):
             y = np.asarray(Y[a:a + step])
             out[a:a + step] = np.argmax(y, axis=1)
-            if validate == "full" or (validate == "sample" and a == 0):
-                rows = y
-            elif validate == "sample":
-                rows = y[:: max(1, y.shape[0] // 64)]
-            else:
+            if validate == "none":
                 continue
+            every = 1 if validate == "full" or a == 0 else 64
+            rows = y[::every]
             ok = (np.sum(rows == 1, axis=1) == 1) & (np.sum(rows != 0, axis=1) == 1)
             if not ok.all():
-                bad = a + int(np.argmin(ok)) * (1 if rows is y else max(1, y.shape[0] // 64))
+                bad = a + int(np.argmin(ok)) * every
                 self._bad(f"Y is not one-hot (row {bad}: {np.asarray(Y[bad]).tolist()})")
         return out
 
@@ -221,6 +220,7 @@ def synth_to_h5(path, profile: str, per_class_snr: int, snrs, seed: int = 0,
     Class c uses the generator seeded by (seed, c), so a file is reproducible and any class
     can be regenerated alone."""
     import time
+    from dataclasses import replace
 
     import h5py
 
@@ -241,7 +241,7 @@ def synth_to_h5(path, profile: str, per_class_snr: int, snrs, seed: int = 0,
             Y = f.create_dataset("Y", (n, n_cls), np.int64)
             Z = f.create_dataset("Z", (n, 1), np.int64)
             for c in range(n_cls):
-                one = replace_classes(prof, c)
+                one = replace(prof, classes=(prof.classes[c],))   # class c alone
                 x, _, snr = synthesize(one, per_class_snr, snrs,
                                        seed=np.random.default_rng([seed, c]), channel=channel)
                 sl = slice(c * per_class, (c + 1) * per_class)
@@ -262,9 +262,3 @@ def synth_to_h5(path, profile: str, per_class_snr: int, snrs, seed: int = 0,
     return {"frames": n, "length": prof.length, "classes": n_cls,
             "seconds": time.perf_counter() - t0}
 
-
-def replace_classes(prof, c: int):
-    """The profile restricted to its class c (same name, length, SNRs, power)."""
-    from dataclasses import replace
-
-    return replace(prof, classes=(prof.classes[c],))

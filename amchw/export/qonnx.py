@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -46,11 +46,10 @@ class ExportReport:
     values_compared: int
     mismatches: int
     ir_text_equal: bool
-    finn_problems: list = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.mismatches == 0 and self.ir_text_equal and not self.finn_problems
+        return self.mismatches == 0 and self.ir_text_equal
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -210,4 +209,4 @@ def export_model(model, frames: np.ndarray, path, name: str, dynamo: bool = Fals
     return ExportReport(str(path), name, "dynamo" if dynamo else "torchscript", export_s,
                         check_s, proto.ir_version,
                         {o.domain or "ai.onnx": o.version for o in proto.opset_import}, ops,
-                        int(x.shape[0]), compared, mism, text_eq, problems)
+                        int(x.shape[0]), compared, mism, text_eq)

@@ -99,9 +99,8 @@ def module_path(node) -> str | None:
             return keep[-1] if keep else None
     name = node.name or ""
     if name.startswith("/"):
-        parts = [s for s in name.split("/")[1:-1]]
         mod = []
-        for s in parts:
+        for s in name.split("/")[1:-1]:
             if s in _QUANT_PARTS:
                 break
             mod.append(s)
@@ -321,10 +320,10 @@ class _Importer(Emitter):
         t = self.qtype(np.asarray(out_scale, np.float64), 0, int(out_bits), signed, narrow,
                        self.b.value(src.name).shape)
         aff = self.affine_of(src, self.where)
-        # requantize (q * s_in) to codes of scale s_in * 2^shift, i.e. q / 2^shift
+        # codes q / 2^shift of the output scale: view q as worth s_out / 2^shift each, so the
+        # requantization multiplies by exactly 2^-shift
         so = [exact(s) for s in t.scale] * (1 if t.per_channel else len(aff.S))
-        S = [sv / s_in_c * so_c / (1 << shift) for sv, s_in_c, so_c in
-             zip(aff.S, [exact(v) for v in np.broadcast_to(s_in, (len(aff.S),))], so)]
+        S = [s / (1 << shift) for s in so]
         name, path = self.path_name("trunc")
         return self.requant(name, Affine(aff.name, S, aff.B), t, t.lo, t.hi, path,
                             ROUNDINGS[rounding])
@@ -760,16 +759,12 @@ class _Importer(Emitter):
         return self.get(node.input[0])
 
     def h_constant(self, node):
-        from onnx import numpy_helper
+        from onnx import helper, numpy_helper
 
         for a in node.attribute:
             if a.name == "value":
                 return numpy_helper.to_array(a.t)
-            if a.name in ("value_float", "value_int"):
-                from onnx import helper
-                return np.asarray(helper.get_attribute_value(a))
-            if a.name in ("value_floats", "value_ints"):
-                from onnx import helper
+            if a.name in ("value_float", "value_int", "value_floats", "value_ints"):
                 return np.asarray(helper.get_attribute_value(a))
         self.fail("Constant without a value")
 

@@ -25,8 +25,8 @@ from amchw.ir.interp import eval_node, kernels_for
 from amchw.ir.types import is_pow2
 from amchw.ir.validate import out_bound
 from amchw.lower.brevitas import Point, lower_with_points
+from amchw.verify import TIE_TOL
 
-TIE_TOL = 1e-3  # |fraction - 0.5| below which a float32 disagreement is a near-tie
 F32_EXACT = 2**24
 
 

@@ -69,6 +69,20 @@ def test_evaluation_float_and_integer(data16, tmp_path):
     train(_cfg(data16, out, epochs=1), log=_quiet)
     r = evaluate_checkpoint(str(out), data16, split="all")
     assert r["frames"] == 132 and set(r["float_by_snr"]) == {0, 10, 18}
+    # the accuracy, recomputed here from the checkpoint and the file directly
+    from amchw.data.radioml import H5Frames
+    from amchw.models import QuantConfig, build
+
+    ck = torch.load(out, weights_only=False)
+    m = build("vtcnn2", QuantConfig(**ck["config"]))
+    m.load_state_dict(ck["state_dict"])
+    m.eval()
+    with H5Frames(data16) as rd, torch.no_grad():
+        x = torch.from_numpy(rd.frames(np.arange(rd.n)).reshape(-1, 1, 2, 128))
+        pred = m(x).argmax(1).numpy()
+        assert r["float_acc"] == np.mean(pred == rd.labels)
+        s18 = rd.snrs == 18
+        assert r["float_by_snr"][18] == np.mean(pred[s18] == rd.labels[s18])
     # power-of-two scales and no BatchNorm: the integer model is the float model, exactly
     assert r["agreement"] == 1.0 and r["float_acc"] == r["int_acc"]
 
