@@ -89,6 +89,7 @@ class GraphBuilder:
         self._values: dict[str, Value] = {}
         self._names: set[str] = set()
         self._bounds: dict[str, int | None] = {}
+        self.renamed: dict[str, str] = {}
 
     def input(self, name: str, shape, dtype) -> Value:
         v = Value(name, tuple(shape), dtype)
@@ -126,4 +127,86 @@ class GraphBuilder:
         return out
 
     def build(self, outputs, meta: dict | None = None) -> Graph:
-        return Graph(self.name, tuple(self.inputs), tuple(self.nodes), tuple(outputs), meta or {})
+        """The graph in canonical form: repeated calls of one module named by what they read
+        (canonical_names; `self.renamed` maps old value names to new), nodes in canonical
+        order (canonical_order)."""
+        nodes, self.renamed = canonical_names(self.nodes)
+        outs = tuple(self.renamed.get(o, o) for o in outputs)
+        return Graph(self.name, tuple(self.inputs), tuple(canonical_order(nodes)), outs,
+                     meta or {})
+
+
+def canonical_names(nodes) -> tuple[list[Node], dict[str, str]]:
+    """Rename the nodes of a module called several times (one `source`, names base, base_2,
+    base_3, ... handed out in call order) so that the k-th name goes to the call whose input
+    names sort k-th. Lowerings see the calls of a shared quantizer in different orders
+    (Brevitas' hooks, either exporter's node order); this makes the names agree."""
+    import re
+    from dataclasses import replace
+
+    by_source: dict[str, list[Node]] = {}
+    for n in nodes:
+        by_source.setdefault(n.source, []).append(n)
+    groups: list[tuple[str, list[str]]] = []  # (base, member names in emission order)
+    for members in by_source.values():
+        if len(members) < 2:
+            continue
+        names = {m.name for m in members}
+        for base in sorted(names):
+            pat = re.compile(re.escape(base) + r"_(\d+)")
+            sub = [m.name for m in members if m.name == base
+                   or ((mm := pat.fullmatch(m.name)) and int(mm.group(1)) >= 2)]
+            if len(sub) >= 2:
+                groups.append((base, sub))
+                break
+    if not groups:
+        return list(nodes), {}
+    inputs_of = {n.name: n.inputs for n in nodes}
+    rename: dict[str, str] = {}
+    for _ in range(len(nodes) + 1):  # a fixed point: inputs may themselves be renamed
+        new: dict[str, str] = {}
+        for base, sub in groups:
+            key = sorted(sub, key=lambda m: tuple(rename.get(i, i) for i in inputs_of[m]))
+            for k, m in enumerate(key):
+                new[m] = base if k == 0 else f"{base}_{k + 1}"
+        new = {a: b for a, b in new.items() if a != b}
+        if new == rename:
+            break
+        rename = new
+    if not rename:
+        return list(nodes), {}
+    out = []
+    for n in nodes:
+        name = rename.get(n.name, n.name)
+        out.append(replace(n, name=name, inputs=tuple(rename.get(i, i) for i in n.inputs),
+                           output=replace(n.output, name=name)))
+    return out, rename
+
+
+def canonical_order(nodes) -> list[Node]:
+    """The topological order that, among the nodes ready at each step, takes the one with the
+    smallest name. Two lowerings of one model (Brevitas hooks, a QONNX file from either
+    exporter) emit branches in different but valid orders; this makes their graphs, and so
+    their text, identical. A chain keeps its order."""
+    import heapq
+
+    produced = {n.output.name: n for n in nodes}
+    waiting = {n.name: sum(1 for i in set(n.inputs) if i in produced) for n in nodes}
+    users: dict[str, list[Node]] = {}
+    for n in nodes:
+        for i in set(n.inputs):
+            if i in produced:
+                users.setdefault(i, []).append(n)
+    ready = [(n.name, n) for n in nodes if waiting[n.name] == 0]
+    heapq.heapify(ready)
+    out: list[Node] = []
+    while ready:
+        _, n = heapq.heappop(ready)
+        out.append(n)
+        for u in users.get(n.output.name, ()):
+            waiting[u.name] -= 1
+            if waiting[u.name] == 0:
+                heapq.heappush(ready, (u.name, u))
+    if len(out) != len(nodes):
+        raise IRError("graph has a cycle or a node reading a value produced later")
+    return out

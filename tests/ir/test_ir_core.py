@@ -143,3 +143,39 @@ def test_load_rejects_a_corrupt_file(tmp_path):
     bad.write_bytes(b"not a zip at all")
     with pytest.raises(IRError, match="bad.npz"):
         load(bad)
+
+
+def _branchy(order):
+    """One shared requantizer (source "shared") called on two branches, then a concat; the
+    branches are emitted in `order`, as two lowerings of one model may do."""
+    from amchw.ir import Concat
+
+    U8 = QType(8, False, False, (2.0**-6,))
+    b = GraphBuilder("branchy")
+    b.input("x", (2, 8), FloatType())
+    q = b.add("q", Quantize(I8), ["x"])
+    w = {"a": np.arange(-6, 6, dtype=np.int32).reshape(2, 2, 3),
+         "b": np.arange(6, -6, -1, dtype=np.int32).reshape(2, 2, 3)}
+    req = {}
+    for br in order:
+        c = b.add(f"conv_{br}", Conv(w[br], None, W8, (1,), ((1, 1),), (1,), 1,
+                                     acc_type(I8, W8)), [q.name], f"conv_{br}")
+        req[br] = b.add("shared", Requant(np.array([1]), np.array([7]), np.array([0]), U8,
+                                          0, 255), [c.name], "shared").name
+    cat = b.add("cat", Concat(1, (1, 1), (0, 0), U8), [req["a"], req["b"]], "cat")
+    return b.build([cat.name])
+
+
+def test_branch_order_and_shared_module_names_are_canonical():
+    g1, g2 = _branchy("ab"), _branchy("ba")
+    assert to_text(g1) == to_text(g2)
+    # the first name goes to the call reading the smallest input name
+    assert g1.node("shared").inputs == ("conv_a",)
+    assert g1.node("shared_2").inputs == ("conv_b",)
+    # ties between ready nodes are broken by name: conv_a, conv_b, then the requantizers
+    assert [n.name for n in g1.nodes] == ["q", "conv_a", "conv_b", "shared", "shared_2", "cat"]
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 2, 8)).astype(np.float32)
+    assert np.array_equal(run(g1, x), run(g2, x))
+    # a chain keeps its emission order and names
+    g = small_graph()
+    assert [n.name for n in g.nodes] == ["q", "conv", "relu", "flat", "fc"]
