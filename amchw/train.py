@@ -79,18 +79,26 @@ def _batches(n: int, size: int, gen: torch.Generator | None):
         yield b
 
 
+def _heads(out) -> list[torch.Tensor]:
+    """A model's output as a list of logit tensors: one, or each exit of an early-exit network
+    (the last is the final classifier)."""
+    # (a Brevitas QuantTensor is itself a tuple: one output)
+    outs = out if isinstance(out, (tuple, list)) and not hasattr(out, "value") else (out,)
+    return [o.value if hasattr(o, "value") else o for o in outs]
+
+
 def evaluate_float(model: nn.Module, ds: FrameDataset, batch_size: int = 512):
-    """(mean loss, predictions) of the (fake-quantized) float model."""
+    """(mean loss, predictions) of the (fake-quantized) float model; for a model with several
+    exits the loss is summed over them and the predictions are the final classifier's."""
     model.eval()
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
     preds, total = [], 0.0
     with torch.no_grad():
         for pos in _batches(len(ds), batch_size, None):
             x, y = ds.batch(pos)
-            out = model(x)
-            out = out.value if hasattr(out, "value") else out
-            total += float(loss_fn(out, y))
-            preds.append(out.argmax(1).numpy())
+            heads = _heads(model(x))
+            total += float(sum(loss_fn(h, y) for h in heads))
+            preds.append(heads[-1].argmax(1).numpy())
     return total / max(len(ds), 1), np.concatenate(preds) if preds else np.zeros(0, np.int64)
 
 
@@ -199,13 +207,14 @@ def _train(cfg: TrainConfig, progress, log) -> dict:
         for pos in _batches(len(tr), cfg.batch_size, gen):
             x, y = tr.batch(pos)
             opt.zero_grad()
-            logits = model(x)
-            logits = logits.value if hasattr(logits, "value") else logits
-            loss = loss_fn(logits, y)
+            heads = _heads(model(x))
+            # several exits: trained jointly on the sum of their losses (BranchyNet-style; the
+            # early-exit seed's own multi-branch schedule is a separate training method)
+            loss = sum(loss_fn(h, y) for h in heads)
             loss.backward()
             opt.step()
             total += float(loss.detach()) * y.numel()
-            correct += int((logits.argmax(1) == y).sum())
+            correct += int((heads[-1].argmax(1) == y).sum())
             seen += y.numel()
             if progress is not None:
                 progress("batches", 1)
@@ -242,10 +251,17 @@ def accuracy_by_snr(pred: np.ndarray, y: np.ndarray, snr: np.ndarray) -> dict:
     return {int(s): float(np.mean(pred[snr == s] == y[snr == s])) for s in np.unique(snr)}
 
 
+def confusion(pred: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+    """k x k counts: row = true class, column = predicted class."""
+    return np.bincount(np.asarray(y, np.int64) * k + np.asarray(pred, np.int64),
+                       minlength=k * k).reshape(k, k)
+
+
 def evaluate_checkpoint(path: str, data: str, split: str = "test", max_frames: int | None = None,
-                        seed: int = 0) -> dict:
+                        seed: int = 0, confusion_snrs=()) -> dict:
     """Accuracy of a checkpoint on a data file: the float (Brevitas fake-quant) model and the
-    integer IR (lowered, run by the fused executor), overall and per SNR."""
+    integer IR (lowered, run by the fused executor), overall and per SNR, with confusion
+    matrices (lists of rows: true class, predicted class) overall and at `confusion_snrs`."""
     from amchw.ir.interp import run
     from amchw.lower.brevitas import lower
     from amchw.models import ZOO, QuantConfig, build
@@ -272,12 +288,26 @@ def evaluate_checkpoint(path: str, data: str, split: str = "test", max_frames: i
     t0 = time.perf_counter()
     for pos in _batches(len(ds), 512, None):
         xb = ds.batch(pos)[0].numpy()
-        pi.append(np.asarray(run(graph, xb, "fast")).argmax(1))
+        out = run(graph, xb, "fast")
+        out = out[-1] if isinstance(out, tuple) else out  # the final classifier
+        pi.append(np.asarray(out).argmax(1))
     t_int = time.perf_counter() - t0
     pi = np.concatenate(pi)
     y, snr = reader.labels[idx], reader.snrs[idx]
+    classes = list(ck.get("classes") or reader.classes)
     reader.close()
+    k = len(classes)
+    missing = sorted(set(confusion_snrs) - set(np.unique(snr).tolist()))
+    if missing:
+        raise ValueError(f"{data}: no {split} frames at SNR {', '.join(map(str, missing))} dB")
+    by = {int(s): {"float": confusion(pf[snr == s], y[snr == s], k).tolist(),
+                   "int": confusion(pi[snr == s], y[snr == s], k).tolist()}
+          for s in sorted(set(confusion_snrs))}
     return {
+        "classes": classes,
+        "confusion_float": confusion(pf, y, k).tolist(),
+        "confusion_int": confusion(pi, y, k).tolist(),
+        "confusion_by_snr": by,
         "model": ck["model"], "config": ck["config"], "frames": int(idx.size), "split": split,
         "float_acc": float(np.mean(pf == y)), "int_acc": float(np.mean(pi == y)),
         "agreement": float(np.mean(pf == pi)),

@@ -21,7 +21,16 @@ ROUNDING_NAMES = {
 # Public kernels (imported after the constants above, which the submodules use).
 from .conv import conv2d_i32, conv2d_i32_gemm, conv2d_i32_ref  # noqa: E402
 from .dense import dense_i32, dense_i32_gemm, dense_i32_ref  # noqa: E402
-from .eltwise import add_i32, add_i32_ref  # noqa: E402
+from .eltwise import (  # noqa: E402
+    add_i32,
+    add_i32_ref,
+    gatemix_i32,
+    gatemix_i32_ref,
+    lut_i32,
+    lut_i32_ref,
+    mul_i32,
+    mul_i32_ref,
+)
 from .pool import (  # noqa: E402
     avgpool2d_i32,
     avgpool2d_i32_ref,
@@ -52,7 +61,8 @@ __all__ = [
     "dense_i32", "dense_i32_gemm", "dense_i32_ref",
     "maxpool2d_i32", "maxpool2d_i32_ref", "sumpool2d_i32", "sumpool2d_i32_ref",
     "avgpool2d_i32", "avgpool2d_i32_ref",
-    "add_i32", "add_i32_ref",
+    "add_i32", "add_i32_ref", "lut_i32", "lut_i32_ref", "mul_i32", "mul_i32_ref",
+    "gatemix_i32", "gatemix_i32_ref",
     "requant_i32", "requant_i32_ref",
     "quantize_f64", "quantize_f64_ref", "dequantize_f64", "dequantize_f64_ref",
     "round_shift", "round_shift_ref", "round_div", "round_div_ref", "wrap_i32", "wrap_i32_ref",

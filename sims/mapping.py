@@ -4,8 +4,10 @@ Every Conv and Dense becomes a GEMM view O (M x N) = A (M x K) . B (K x N) per g
   Conv:  M = batch * output pixels, K = kernel taps x input channels per group, N = filters per
          group (im2col; a grouped conv is `groups` independent GEMMs, run one after the other);
   Dense: M = batch, K = inputs, N = outputs.
-Everything else (Quantize, Requant, MaxPool, AvgPool, Add, Concat, Dequantize) runs on the
-vector unit and is counted in element operations; Reshape is free."""
+Everything else (Quantize, Requant, MaxPool, AvgPool, Add, Concat, Lut, Mul, GateMix,
+Dequantize) runs on the vector unit and is counted in element operations; Reshape is free.
+A GRU node becomes the views of its cell graph, named "<gru>/<cell node>", each repeated once
+per time step (`repeat`): the recurrence runs its steps one after the other."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from amchw.ir.graph import Graph
-from amchw.ir.ops import Add, AvgPool, Conv, Dense, MaxPool, Reshape
+from amchw.ir.ops import GRU, Add, AvgPool, Conv, Dense, GateMix, MaxPool, Reshape
 
 
 @dataclass(frozen=True)
@@ -31,10 +33,11 @@ class GemmView:
     w_bytes: int         # bytes of the weights
     out_bytes: int       # bytes of the output tensor the array writes (int32 accumulators)
     w_bits: int
+    repeat: int = 1      # times the GEMM runs (a recurrent cell's steps); sizes are per run
 
     @property
     def macs(self) -> int:
-        return self.groups * self.M * self.K * self.N
+        return self.repeat * self.groups * self.M * self.K * self.N
 
 
 @dataclass(frozen=True)
@@ -46,10 +49,11 @@ class VectorOp:
     ops_per_element: int
     in_bytes: int
     out_bytes: int
+    repeat: int = 1      # times the op runs (a recurrent cell's steps); sizes are per run
 
     @property
     def ops(self) -> int:
-        return self.elements * self.ops_per_element
+        return self.repeat * self.elements * self.ops_per_element
 
 
 def _bytes(v, batch: int) -> int:
@@ -60,10 +64,17 @@ def layers(graph: Graph, batch: int = 1) -> list:
     """GemmView or VectorOp per node, in graph order (Reshape skipped: a view)."""
     if not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be a positive integer, got {batch!r}")
+    return _layers(graph, batch, "", 1)
+
+
+def _layers(graph: Graph, batch: int, prefix: str, repeat: int) -> list:
     vals = graph.values()
     out = []
     for n in graph.nodes:
         op = n.op
+        if isinstance(op, GRU):
+            out += _layers(op.cell, batch, f"{prefix}{n.name}/", repeat * n.output.shape[-1])
+            continue
         ob = _bytes(n.output, batch)
         ib = sum(_bytes(vals[i], batch) for i in n.inputs)
         if isinstance(op, (Conv, Dense)):
@@ -75,8 +86,9 @@ def layers(graph: Graph, batch: int = 1) -> list:
                 name = f"Conv{op.ndim}d"
             else:
                 g, kred, pix, name = 1, op.weight.shape[1], 1, "Dense"
-            out.append(GemmView(n.name, name, batch * pix, kred, k_ // g, g, batch, ib,
-                                -(-op.weight.size * op.w_type.bits // 8), ob, op.w_type.bits))
+            out.append(GemmView(prefix + n.name, name, batch * pix, kred, k_ // g, g, batch, ib,
+                                -(-op.weight.size * op.w_type.bits // 8), ob, op.w_type.bits,
+                                repeat))
         elif isinstance(op, Reshape):
             continue
         else:
@@ -85,7 +97,9 @@ def layers(graph: Graph, batch: int = 1) -> list:
                 per = int(np.prod(op.kernel))  # one compare/add per window element
             elif isinstance(op, Add):
                 per = 3  # two rescales and an add
-            else:  # Requant, Quantize, Dequantize, Concat: one multiply-add-shift-clamp
-                per = 1
-            out.append(VectorOp(n.name, op.kind, elems, per, ib, ob))
+            elif isinstance(op, GateMix):
+                per = 2  # two multiply-adds
+            else:  # Requant, Quantize, Dequantize, Concat: one multiply-add-shift-clamp;
+                per = 1  # Lut: one table read; Mul: one multiply
+            out.append(VectorOp(prefix + n.name, op.kind, elems, per, ib, ob, repeat))
     return out

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from amchw.ir.graph import Graph
-from amchw.ir.ops import Conv, Dense, Requant, Reshape
+from amchw.ir.ops import GRU, Conv, Dense, Requant, Reshape
 
 from .energy import Energy, energy
 from .hardware import DATAFLOW_NAMES, DATAFLOWS, Target, TargetError
@@ -169,15 +169,40 @@ def _dram_values(graph: Graph, target: Target) -> set:
             readers.setdefault(root.get(i, i), []).append(n)
         if isinstance(n.op, (Conv, Dense)):
             out.add(root.get(n.inputs[0], n.inputs[0]))
+    # accumulators read by a lone Requant are requantized as they leave the array; a GRU's
+    # input projections are consumed step by step (computed interleaved with the recurrence)
     streamed = {n.output.name for n in graph.nodes
                 if isinstance(n.op, (Conv, Dense)) and n.output.name not in out
-                and [type(r.op) for r in readers.get(n.output.name, [])] == [Requant]}
+                and [type(r.op) for r in readers.get(n.output.name, [])] in ([Requant], [GRU])}
     for name, v in vals.items():
         if name not in root and name not in streamed:
             nbytes = -(-int(np.prod(v.shape)) * v.dtype.bits // 8)
             if nbytes > cap:
                 out.add(name)
     return out
+
+
+def _cell_nodes(graph: Graph) -> dict:
+    """'<gru>/<cell node>' -> (cell node, cell values), the names sims.mapping gives them."""
+    out = {}
+    for n in graph.nodes:
+        if isinstance(n.op, GRU):
+            cvals = n.op.cell.values()
+            for cn in n.op.cell.nodes:
+                out[f"{n.name}/{cn.name}"] = (cn, cvals)
+    return out
+
+
+def _repeated(tr: Traffic, repeat: int, weights_once: bool = False) -> Traffic:
+    """The traffic of `repeat` runs of a layer; weights that fit their buffer are fetched from
+    DRAM once and stay resident across the runs (a recurrent cell's steps)."""
+    if repeat == 1:
+        return tr
+    f = {k: v * repeat for k, v in asdict(tr).items()}
+    if weights_once:
+        f["sram_write_weights"] = tr.sram_write_weights
+        f["dram_read_weights"] = tr.dram_read_weights
+    return Traffic(**f)
 
 
 def _check_operands(graph: Graph, target: Target) -> None:
@@ -210,17 +235,25 @@ def simulate(graph: Graph, target: Target, dataflow: str | None = None,
     vals = graph.values()
     bw = target.dram_bytes_per_cycle
     reports = []
+    inner = _cell_nodes(graph)
     for item in layers(graph, batch):
-        node = graph.node(item.node)
-        src = [root.get(i, i) for i in node.inputs]
-        out_dram = node.output.name in in_dram
+        if item.node in inner:  # a recurrent cell's node: its values stay on chip
+            node, nvals = inner[item.node]
+            src, out_dram = list(node.inputs), False
+        else:
+            node, nvals = graph.node(item.node), vals
+            src = [root.get(i, i) for i in node.inputs]
+            out_dram = node.output.name in in_dram
         if isinstance(item, GemmView):
             g: GemmView = item
             ft = gemm_cycles(g.M, g.K, g.N, R, C, dataflow, timing)
-            compute = g.groups * ft.cycles
-            a_bits = vals[node.inputs[0]].dtype.bits
-            tr = gemm_traffic(g, ft, dataflow, target, a_bits, src[0] in in_dram, out_dram)
-            stationary = {"os": 0, "ws": g.K * g.N, "is": g.M * g.K}[dataflow] * g.groups
+            compute = g.repeat * g.groups * ft.cycles
+            a_bits = nvals[node.inputs[0]].dtype.bits
+            tr = _repeated(gemm_traffic(g, ft, dataflow, target, a_bits, src[0] in in_dram,
+                                        out_dram), g.repeat,
+                           weights_once=g.w_bytes <= target.filter_sram_kib * 1024)
+            stationary = ({"os": 0, "ws": g.K * g.N, "is": g.M * g.K}[dataflow] * g.groups
+                          * g.repeat)
             stall = 0
             if timing == "pipelined":
                 stall = max(0, math.ceil(tr.dram_bytes / bw) - compute)
@@ -236,9 +269,11 @@ def simulate(graph: Graph, target: Target, dataflow: str | None = None,
         else:
             v: VectorOp = item
             compute = math.ceil(v.ops / target.vector_lanes)
-            dram_in = sum(-(-batch * int(np.prod(vals[i].shape)) * vals[i].dtype.bits // 8)
-                          for i, s in zip(node.inputs, src) if s in in_dram)
-            tr = vector_traffic(v.in_bytes - dram_in, dram_in, v.out_bytes, out_dram)
+            dram_in = sum(-(-batch * int(np.prod(nvals[i].shape)) * nvals[i].dtype.bits // 8)
+                          for i, s in zip(node.inputs, src) if s in in_dram
+                          and item.node not in inner)
+            tr = _repeated(vector_traffic(v.in_bytes - dram_in, dram_in, v.out_bytes, out_dram),
+                           v.repeat)
             stall = 0
             if timing == "pipelined":
                 stall = max(0, math.ceil(tr.dram_bytes / bw) - compute)

@@ -65,6 +65,10 @@ PROFILES = {
     # RadioML 2016's 11 classes at 1024 samples: the frame length of MATLAB's AMC example,
     # whose classes are the same 11 (its CNN is the compression seed's "original" model)
     "rml2016-1024": Profile("rml2016-1024", CLASSES_2016, 1024, SNRS_2016, frame_power=0.5),
+    # RadioML 2016.10B: 2016.10A's classes without AM-SSB (10), 2x128 frames; the dataset of the
+    # early-exit seed (its models have 10 outputs)
+    "rml2016b": Profile("rml2016b", tuple(c for c in CLASSES_2016 if c != "AM-SSB"), 128,
+                        SNRS_2016, frame_power=1.0),
 }
 
 

@@ -8,7 +8,8 @@ import numpy as np
 from amchw import kernels as K
 
 from .graph import Graph
-from .ops import Add, AvgPool, Concat, Conv, Dense, Dequantize, MaxPool, Quantize, Requant, Reshape
+from .ops import (GRU, Add, AvgPool, Concat, Conv, Dense, Dequantize, GateMix, Lut, MaxPool, Mul,
+                  Quantize, Requant, Reshape)
 from .types import IRError, QType
 
 BACKENDS = ("ref", "numba", "fast")
@@ -18,13 +19,16 @@ _IMPL = {
     "ref": dict(conv="conv2d_i32_ref", dense="dense_i32_ref", requant="requant_i32_ref",
                 quantize="quantize_f64_ref", dequantize="dequantize_f64_ref",
                 maxpool="maxpool2d_i32_ref", sumpool="sumpool2d_i32_ref",
-                avgpool="avgpool2d_i32_ref", add="add_i32_ref"),
+                avgpool="avgpool2d_i32_ref", add="add_i32_ref", lut="lut_i32_ref",
+                mul="mul_i32_ref", gatemix="gatemix_i32_ref"),
     "numba": dict(conv="conv2d_i32", dense="dense_i32", requant="requant_i32",
                   quantize="quantize_f64", dequantize="dequantize_f64", maxpool="maxpool2d_i32",
-                  sumpool="sumpool2d_i32", avgpool="avgpool2d_i32", add="add_i32"),
+                  sumpool="sumpool2d_i32", avgpool="avgpool2d_i32", add="add_i32", lut="lut_i32",
+                  mul="mul_i32", gatemix="gatemix_i32"),
     "fast": dict(conv="conv2d_i32_gemm", dense="dense_i32_gemm", requant="requant_i32",
                  quantize="quantize_f64", dequantize="dequantize_f64", maxpool="maxpool2d_i32",
-                 sumpool="sumpool2d_i32", avgpool="avgpool2d_i32", add="add_i32"),
+                 sumpool="sumpool2d_i32", avgpool="avgpool2d_i32", add="add_i32", lut="lut_i32",
+                 mul="mul_i32", gatemix="gatemix_i32"),
 }
 
 
@@ -148,6 +152,16 @@ def _apply(op, args, in_types, impl) -> np.ndarray:
                                          ta.zero_point, op.out.zero_point, op.out.lo, op.out.hi,
                                          K.ROUNDING_NAMES[op.rounding]))
         return np.concatenate(parts, axis=op.axis)
+    if isinstance(op, Lut):
+        return impl["lut"](np.ascontiguousarray(x), op.table, t.lo)
+    if isinstance(op, Mul):
+        return impl["mul"](np.ascontiguousarray(args[0]), np.ascontiguousarray(args[1]),
+                           in_types[0].zero_point, in_types[1].zero_point)
+    if isinstance(op, GateMix):
+        z, n, h = (np.ascontiguousarray(a) for a in args)
+        return impl["gatemix"](z, n, h, op.k, *(tt.zero_point for tt in in_types))
+    if isinstance(op, GRU):
+        return run_gru(op, args, impl)
     if isinstance(op, Reshape):
         return np.ascontiguousarray(x).reshape((x.shape[0], *op.shape))
     if isinstance(op, Dequantize):
@@ -155,3 +169,25 @@ def _apply(op, args, in_types, impl) -> np.ndarray:
         return impl["dequantize"](np.ascontiguousarray(x), t.scale_array(), _i64(t.zero_point),
                                   bias)
     raise IRError(f"no implementation for {op.kind}")
+
+
+def run_gru(op: GRU, args, impl, trace: list | None = None) -> np.ndarray:
+    """The recurrence: the cell graph once per step, each node by the backend's kernels, on
+    the whole batch. `trace`, if given, receives each step's cell values (a dict per step)."""
+    cell = op.cell
+    types = cell.values()
+    gi = [np.ascontiguousarray(a) for a in args]
+    n, c, steps = gi[0].shape
+    h_in = cell.inputs[3]
+    h = np.full((n, c), h_in.dtype.zero_point, np.int32)
+    out = np.empty((n, c, steps), np.int32)
+    for t in range(steps):
+        env = {"gi_r": gi[0][:, :, t], "gi_z": gi[1][:, :, t], "gi_n": gi[2][:, :, t], "h": h}
+        for node in cell.nodes:
+            env[node.output.name] = eval_node(node, [env[i] for i in node.inputs],
+                                              [types[i].dtype for i in node.inputs], impl)
+        h = env[cell.outputs[0]]
+        out[:, :, t] = h
+        if trace is not None:
+            trace.append(env)
+    return out

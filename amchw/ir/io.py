@@ -45,31 +45,54 @@ def _value(v: Value) -> dict:
     return {"name": v.name, "shape": list(v.shape), "dtype": _enc(v.dtype)}
 
 
-def save(graph: Graph, path: str | os.PathLike) -> Path:
-    """Write `graph` to `path` (.npz) atomically: a temporary file renamed into place."""
-    path = Path(path)
-    arrays: dict[str, np.ndarray] = {}
+def _encode(graph: Graph, arrays: dict[str, np.ndarray], prefix: str) -> dict:
     nodes = []
     for i, n in enumerate(graph.nodes):
         params, arr_names = {}, {}
         for f in fields(n.op):
             val = getattr(n.op, f.name)
             if isinstance(val, np.ndarray):
-                key = f"a{i}_{f.name}"
+                key = f"{prefix}a{i}_{f.name}"
                 arrays[key] = val
                 arr_names[f.name] = key
+            elif isinstance(val, Graph):  # a nested graph (a GRU's cell)
+                params[f.name] = {"__graph__": _encode(val, arrays, f"{prefix}g{i}_")}
             else:
                 params[f.name] = _enc(val)
         nodes.append({"name": n.name, "kind": n.op.kind, "inputs": list(n.inputs),
                       "output": _value(n.output), "source": n.source, "params": params,
                       "arrays": arr_names})
-    doc = {"format": FORMAT, "name": graph.name, "inputs": [_value(v) for v in graph.inputs],
-           "outputs": list(graph.outputs), "nodes": nodes, "meta": graph.meta}
+    return {"format": FORMAT, "name": graph.name, "inputs": [_value(v) for v in graph.inputs],
+            "outputs": list(graph.outputs), "nodes": nodes, "meta": graph.meta}
+
+
+def save(graph: Graph, path: str | os.PathLike) -> Path:
+    """Write `graph` to `path` (.npz) atomically: a temporary file renamed into place."""
+    path = Path(path)
+    arrays: dict[str, np.ndarray] = {}
+    doc = _encode(graph, arrays, "")
     arrays["__graph__"] = np.frombuffer(json.dumps(doc).encode(), dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path) as f:
         np.savez(f, **arrays)
     return path
+
+
+def _decode(doc: dict, z, path) -> Graph:
+    nodes = []
+    for nd in doc["nodes"]:
+        cls = OPS.get(nd["kind"])
+        if cls is None:
+            raise IRError(f"{path}: node {nd['name']!r} has unknown op {nd['kind']!r}")
+        kw = {k: (_decode(v["__graph__"], z, path) if isinstance(v, dict) and "__graph__" in v
+                  else _dec(v)) for k, v in nd["params"].items()}
+        kw.update({k: z[key] for k, key in nd["arrays"].items()})
+        out = nd["output"]
+        nodes.append(Node(nd["name"], cls(**kw), tuple(nd["inputs"]),
+                          Value(out["name"], tuple(out["shape"]), _dec(out["dtype"])),
+                          nd.get("source", "")))
+    inputs = tuple(Value(v["name"], tuple(v["shape"]), _dec(v["dtype"])) for v in doc["inputs"])
+    return Graph(doc["name"], inputs, tuple(nodes), tuple(doc["outputs"]), doc.get("meta", {}))
 
 
 def load(path: str | os.PathLike) -> Graph:
@@ -80,20 +103,7 @@ def load(path: str | os.PathLike) -> Graph:
             doc = json.loads(bytes(z["__graph__"]).decode())
             if doc.get("format") != FORMAT:
                 raise IRError(f"{path}: not an amchw IR file (format {doc.get('format')!r})")
-            nodes = []
-            for nd in doc["nodes"]:
-                cls = OPS.get(nd["kind"])
-                if cls is None:
-                    raise IRError(f"{path}: node {nd['name']!r} has unknown op {nd['kind']!r}")
-                kw = {k: _dec(v) for k, v in nd["params"].items()}
-                kw.update({k: z[key] for k, key in nd["arrays"].items()})
-                out = nd["output"]
-                nodes.append(Node(nd["name"], cls(**kw), tuple(nd["inputs"]),
-                                  Value(out["name"], tuple(out["shape"]), _dec(out["dtype"])),
-                                  nd.get("source", "")))
-            inputs = tuple(Value(v["name"], tuple(v["shape"]), _dec(v["dtype"]))
-                           for v in doc["inputs"])
-            g = Graph(doc["name"], inputs, tuple(nodes), tuple(doc["outputs"]), doc.get("meta", {}))
+            g = _decode(doc, z, path)
     except IRError:
         raise
     except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as e:

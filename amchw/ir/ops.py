@@ -313,9 +313,62 @@ def _norm_window(op, dilation: bool = True) -> None:
         raise IRError(f"{op.kind}: kernel and stride must be positive")
 
 
+@dataclass(frozen=True, eq=False)
+class Lut(Op):
+    """q_out = table[q_in - lo_in]: an elementwise function of one code, tabulated over every
+    code the input type allows (a sigmoid or tanh between two quantizers is exactly such a
+    table). `table` has hi_in - lo_in + 1 entries, each a code of `out`."""
+
+    table: np.ndarray
+    out: QType
+    kind = "Lut"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "table", _i64(self.table))
+
+
+@dataclass(frozen=True, eq=False)
+class Mul(Op):
+    """acc = (a - za) * (b - zb): the exact elementwise product of two code tensors of one
+    shape, an int32 value with scale s_a * s_b and zero point 0 (a Requant follows)."""
+
+    kind = "Mul"
+    n_inputs = 2
+
+
+@dataclass(frozen=True, eq=False)
+class GateMix(Op):
+    """acc = k (n - zn) + (z - zz) ((h - zh) - (n - zn)): the GRU update (1 - z) n + z h in
+    units of s_z s_n, for a gate z of scale s_z = 1/k and h of n's scale. Inputs (z, n, h);
+    an int32 value with scale s_z * s_n (a Requant follows)."""
+
+    k: int
+    kind = "GateMix"
+    n_inputs = 3
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "k", int(self.k))
+        if self.k < 1:
+            raise IRError("GateMix k must be a positive integer")
+
+
+@dataclass(frozen=True, eq=False)
+class GRU(Op):
+    """A recurrence over the last axis. Inputs gi_r, gi_z, gi_n (C, T): the input projections
+    of every step (accumulators). The state h starts at its type's zero point; at step t the
+    `cell` graph (inputs gi_r, gi_z, gi_n of shape (C,) and h, one output: the new h, of h's
+    type) gives the next state. Output (C, T): h after every step."""
+
+    cell: object  # amchw.ir.graph.Graph (imported lazily: graph.py imports this module)
+    kind = "GRU"
+    n_inputs = 3
+
+    CELL_INPUTS = ("gi_r", "gi_z", "gi_n", "h")
+
+
 OPS: dict[str, type[Op]] = {c.kind: c for c in
                             (Quantize, Conv, Dense, Requant, MaxPool, AvgPool, Add, Concat,
-                             Reshape, Dequantize)}
+                             Reshape, Dequantize, Lut, Mul, GateMix, GRU)}
 
 
 # ---------------------------------------------------------------- fixed-point multipliers

@@ -53,7 +53,7 @@ def _fmt_param(v) -> str:
 def fmt_op(op: Op) -> str:
     parts = []
     for k, v in op.params().items():
-        if k == "out":
+        if k == "out" or isinstance(v, Graph):  # a nested graph is printed below the node
             continue
         parts.append(f"{k}={_fmt_param(v)}")
     for k, v in op.arrays().items():
@@ -70,5 +70,8 @@ def to_text(g: Graph) -> str:
         ins = ", ".join("%" + i for i in n.inputs)
         src = f"  # {n.source}" if n.source else ""
         lines.append(f"  %{n.output.name} = {fmt_op(n.op)} ({ins}) -> {fmt_value(n.output)}{src}")
+        for k, v in n.op.params().items():
+            if isinstance(v, Graph):  # e.g. a GRU's cell, indented under its node
+                lines += ["    " + ln for ln in to_text(v).splitlines()]
     lines.append("  output " + ", ".join("%" + o for o in g.outputs))
     return "\n".join(lines) + "\n"

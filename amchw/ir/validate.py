@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from .graph import Graph
-from .ops import Add, AvgPool, Concat, Conv, Dense, Dequantize, MaxPool, Op, Quantize, Requant, Reshape
+from .ops import (GRU, Add, AvgPool, Concat, Conv, Dense, Dequantize, GateMix, Lut, MaxPool, Mul,
+                  Op, Quantize, Requant, Reshape)
 from .types import FloatType, IRError, QType, Value
 
 INT32_MAX = 2**31 - 1
@@ -60,6 +61,11 @@ def out_bound(op: Op, ins: list[Value], in_bounds: list[int]) -> int | None:
         return op.window * in_bounds[0]
     if isinstance(op, (MaxPool, Reshape)):
         return in_bounds[0]
+    if isinstance(op, Mul):
+        return in_bounds[0] * in_bounds[1]
+    if isinstance(op, GateMix):  # |(k - z) n + z h| <= k max|n| + |z| (|h| + |n|) ...
+        bz, bn, bh = in_bounds
+        return op.k * bn + bz * (bh + bn)
     return None  # codes: the type's range
 
 
@@ -194,6 +200,44 @@ def infer(name: str, op: Op, ins: list[Value], in_bounds=None) -> tuple[tuple[in
         if xt.per_channel and (not op.shape or op.shape[0] != x.shape[0]):
             raise IRError(f"node {name!r} (Reshape): per-channel type would lose its channel axis")
         return op.shape, xt
+    if isinstance(op, Lut):
+        x = ins[0]
+        xt = _q(name, op, x)
+        if xt.per_channel or op.out.per_channel:
+            raise IRError(f"node {name!r} (Lut): per-channel types are not supported")
+        if op.table.size != xt.hi - xt.lo + 1:
+            raise IRError(f"node {name!r} (Lut): {op.table.size} table entries for the "
+                          f"{xt.hi - xt.lo + 1} codes of {xt.short()}")
+        if op.table.size and (op.table.min() < op.out.lo or op.table.max() > op.out.hi):
+            raise IRError(f"node {name!r} (Lut): table entries outside {op.out.short()}")
+        return x.shape, op.out
+    if isinstance(op, Mul):
+        a, b = ins
+        at, bt = _q(name, op, a, "input a"), _q(name, op, b, "input b")
+        if a.shape != b.shape:
+            raise IRError(f"node {name!r} (Mul): input shapes {a.shape} and {b.shape} differ")
+        if at.per_channel or bt.per_channel:
+            raise IRError(f"node {name!r} (Mul): per-channel scales are not supported")
+        if bnd[0] * bnd[1] > INT32_MAX:
+            raise IRError(f"node {name!r} (Mul): the product can overflow int32")
+        return a.shape, QType(32, True, False, (at.scale[0] * bt.scale[0],), 0)
+    if isinstance(op, GateMix):
+        z, n, h = ins
+        zt, nt, ht = (_q(name, op, v, w) for v, w in zip(ins, ("gate z", "input n", "state h")))
+        if not (z.shape == n.shape == h.shape):
+            raise IRError(f"node {name!r} (GateMix): shapes {z.shape}, {n.shape}, {h.shape} "
+                          "differ")
+        if zt.per_channel or nt.per_channel or ht.per_channel:
+            raise IRError(f"node {name!r} (GateMix): per-channel scales are not supported")
+        if ht.scale != nt.scale:
+            raise IRError(f"node {name!r} (GateMix): h and n must share one scale")
+        if zt.scale[0] * op.k != 1.0:
+            raise IRError(f"node {name!r} (GateMix): gate scale {zt.scale[0]} is not 1/{op.k}")
+        if out_bound(op, ins, bnd) > INT32_MAX:
+            raise IRError(f"node {name!r} (GateMix): the mix can overflow int32")
+        return z.shape, QType(32, True, False, (zt.scale[0] * nt.scale[0],), 0)
+    if isinstance(op, GRU):
+        return _infer_gru(name, op, ins, bnd)
     if isinstance(op, Dequantize):
         x = ins[0]
         _q(name, op, x)
@@ -201,6 +245,32 @@ def infer(name: str, op: Op, ins: list[Value], in_bounds=None) -> tuple[tuple[in
             _channels_ok(name, op, len(op.bias), x.shape[0] if x.shape else 1, "bias")
         return x.shape, FloatType(64)
     raise IRError(f"node {name!r}: unknown op {type(op).__name__}")
+
+
+def _infer_gru(name: str, op: GRU, ins: list[Value], bnd: list[int]):
+    cell = op.cell
+    if not isinstance(cell, Graph):
+        raise IRError(f"node {name!r} (GRU): cell is not a graph")
+    if tuple(v.name for v in cell.inputs) != GRU.CELL_INPUTS or len(cell.outputs) != 1:
+        raise IRError(f"node {name!r} (GRU): the cell must have inputs {GRU.CELL_INPUTS} and "
+                      "one output")
+    shape = ins[0].shape
+    if len(shape) != 2 or any(v.shape != shape for v in ins):
+        raise IRError(f"node {name!r} (GRU): inputs must share one (C, T) shape, got "
+                      f"{[v.shape for v in ins]}")
+    for v, c in zip(ins, cell.inputs):
+        _q(name, op, v)
+        if c.shape != shape[:1] or c.dtype != v.dtype:
+            raise IRError(f"node {name!r} (GRU): cell input {c.name!r} is {c.shape} "
+                          f"{c.dtype} but gets ({shape[0]},) {v.dtype} per step")
+    h = cell.inputs[3]
+    out = cell.values()[cell.outputs[0]]
+    if out.shape != h.shape or out.dtype != h.dtype:
+        raise IRError(f"node {name!r} (GRU): the cell maps h {h.shape} {h.dtype} to "
+                      f"{out.shape} {out.dtype}; the state must keep its shape and type")
+    # the cell, validated with the bounds of this node's inputs
+    validate(cell, dict(zip(GRU.CELL_INPUTS[:3], bnd)))
+    return shape, h.dtype
 
 
 def value_bounds(graph: Graph) -> dict[str, int]:
@@ -222,10 +292,12 @@ def value_bounds(graph: Graph) -> dict[str, int]:
     return out
 
 
-def validate(graph: Graph) -> Graph:
-    """Re-infer every node; check declared shapes/types and overflow bounds. Returns the graph."""
+def validate(graph: Graph, input_bounds: dict[str, int] | None = None) -> Graph:
+    """Re-infer every node; check declared shapes/types and overflow bounds. Returns the graph.
+    input_bounds: a tighter largest |int - zero point| for some graph inputs (a GRU cell's
+    per-step accumulators) than their types allow."""
     vals = {v.name: v for v in graph.inputs}
-    bounds: dict[str, int | None] = {}
+    bounds: dict[str, int | None] = dict(input_bounds or {})
     for n in graph.nodes:
         ins = [vals[i] for i in n.inputs]
         in_b = [bounds.get(i) for i in n.inputs]

@@ -15,9 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from amchw.ir import (Add, AvgPool, Concat, Conv, Dense, FloatType, MaxPool, QType, Quantize,
-                      Reshape, acc_type, fixed_multiplier)
+from amchw.ir import (GRU, Add, AvgPool, Concat, Conv, Dense, FloatType, GateMix, Lut, MaxPool,
+                      Mul, QType, Quantize, Reshape, acc_type, fixed_multiplier, validate)
 from amchw.ir.types import exact
+from amchw.models.gru import QuantGRU
 from amchw.models.layers import Cat
 
 from .common import Affine, Codes, Emitter, FloatIn, LoweringError, bn_affine
@@ -71,6 +72,15 @@ class _Lowerer(Emitter):
         super().__init__(name, mantissa_bits)
         self.handles: dict[int, object] = {}
         self.keep: list = []  # keep tensors alive so their ids stay unique
+        # comparison points inside a module (e.g. an add's input quantizer), with the running
+        # call count of each such submodule
+        self.extra: list[Point] = []
+        self.sub_calls: dict[str, int] = {}
+
+    def sub_point(self, path: str, value: str) -> None:
+        """A codes point at submodule `path` (one more call of it)."""
+        k = self.sub_calls[path] = self.sub_calls.get(path, -1) + 1
+        self.extra.append(Point(path, value, "codes", k))
 
     def set(self, t, h) -> None:
         self.keep.append(t)
@@ -270,14 +280,22 @@ def _proxy_type(proxy, path) -> QType:
 
 
 def _h_add(L: _Lowerer, path, module, args, out):
-    hs = [L.get(a, path) for a in args[:2]]
-    if not all(isinstance(h, Codes) for h in hs):
-        raise LoweringError(f"{path}: both inputs of the add must be quantized")
+    return _add_nodes(L, path, module, [L.get(a, path) for a in args[:2]])
+
+
+def _add_nodes(L: _Lowerer, path, module, hs):
+    """A QuantEltwiseAdd on two handles (codes, or float affine views if it has an input
+    quantizer)."""
     name = path.replace(".", "_")
-    if _io_quant(module.input_quant):
+    if not _io_quant(module.input_quant) and not all(isinstance(h, Codes) for h in hs):
+        raise LoweringError(f"{path}: both inputs of an add without input quantizer must be "
+                            "quantized")
+    if _io_quant(module.input_quant):  # codes or a float (affine) view, e.g. a BatchNorm output
         it = _proxy_type(module.input_quant, path)
         hs = [L.requant(f"{name}_in{i}", L.affine_of(h, path), it, it.lo, it.hi, path)
               for i, h in enumerate(hs)]
+        for h in hs:  # Brevitas calls the shared input quantizer once per addend
+            L.sub_point(f"{path}.input_quant", h.name)
     if not _io_quant(module.output_quant):
         raise LoweringError(f"{path}: an add without output quantizer is not supported")
     ot = _proxy_type(module.output_quant, path)
@@ -305,7 +323,95 @@ def _h_cat(L: _Lowerer, path, module, args, out):
     return Codes(L.b.add(path.replace(".", "_"), op, [h.name for h in hs], path).name)
 
 
+def _out_type(module, path: str, like: torch.Tensor) -> tuple[QType, int, int]:
+    """A quantizer module's output type and code clamp, read by running it on zeros (in eval
+    mode its scale is fixed)."""
+    q = module(torch.zeros_like(like))
+    if not isinstance(q, QuantTensor):
+        raise LoweringError(f"{path}: set return_quant_tensor=True")
+    t = _qt_type(q, bool(module.act_quant.is_narrow_range), path)
+    return (t, *_act_clamp(module, path, t, t.scale[0]))
+
+
+def _lut(L: _Lowerer, path: str, module, h, like: torch.Tensor):
+    """QuantSigmoid / QuantTanh on codes: the module itself evaluated on every input code, as
+    Brevitas sees it ((code - zp) * scale in the model's dtype), becomes the table."""
+    if not isinstance(h, Codes):
+        raise LoweringError(f"{path}: the nonlinearity needs quantized input")
+    t = L.vtype(h.name)
+    if t.per_channel or t.bits > 16:
+        raise LoweringError(f"{path}: a table needs a per-tensor input of at most 16 bits")
+    codes = torch.arange(t.lo, t.hi + 1, dtype=like.dtype)
+    scale = torch.tensor(t.scale[0], dtype=like.dtype)
+    q = module((codes - t.zero_point) * scale)
+    ot = _qt_type(q, bool(module.act_quant.is_narrow_range), path)
+    table = _np(q.int()).astype(np.int64)
+    return Codes(L.b.add(path.replace(".", "_"), Lut(table, ot), [h.name], path).name)
+
+
+def _h_gru(L: _Lowerer, path, module, args, out):
+    """amchw.models.gru.QuantGRU: the input projections as three kernel-1 convolutions over
+    the sequence, and one GRU node whose cell graph is lowered here from the module's parts."""
+    x = args[0]
+    C = module.hidden_size
+    gi = {}
+    for g in "rzn":
+        a = _h_conv_dense(L, f"{path}.w_i{g}", getattr(module, f"w_i{g}"), (x,), None)
+        if any(b != 0 for b in a.B):
+            raise LoweringError(f"{path}.w_i{g}: the input projection needs an integer bias")
+        gi[g] = a
+    like = x.value if isinstance(x, QuantTensor) else x
+    h0 = module.update.out(torch.zeros(1, C, dtype=like.dtype))
+    E = _Lowerer(f"{L.b.name}_{path.replace('.', '_')}_cell", L.mantissa_bits)
+    for g in "rzn":
+        v = E.b.input(f"gi_{g}", (C,), L.vtype(gi[g].name))
+        E.b._bounds[v.name] = L.b.bound(gi[g].name)
+    h_in = E.b.input("h", (C,), _qt_type(h0, bool(module.update.out.act_quant.is_narrow_range),
+                                         path))
+    E.set(h0, Codes(h_in.name))
+    hh = {g: _h_conv_dense(E, f"{path}.w_h{g}", getattr(module, f"w_h{g}"), (h0,), None)
+          for g in "rzn"}
+    zrow = torch.zeros(1, C, dtype=like.dtype)
+
+    def gate(g, sig):
+        a = _add_nodes(E, f"{path}.add_{g}", getattr(module, f"add_{g}"),
+                       [Affine(f"gi_{g}", gi[g].S, gi[g].B), hh[g]])
+        return _lut(E, f"{path}.{sig}", getattr(module, sig), a, zrow)
+
+    r, z = gate("r", "sig_r"), gate("z", "sig_z")
+    t, lo, hi = _out_type(module.q_hn, f"{path}.q_hn", zrow)
+    hn = E.requant(f"{path.replace('.', '_')}_q_hn", hh["n"], t, lo, hi, f"{path}.q_hn")
+    tr, thn = E.vtype(r.name), E.vtype(hn.name)
+    prod = E.b.add(f"{path.replace('.', '_')}_mul_r", Mul(), [r.name, hn.name], f"{path}.mul_r")
+    sp = exact(tr.scale[0]) * exact(thn.scale[0])
+    t, lo, hi = _out_type(module.mul_r.out, f"{path}.mul_r.out", zrow)
+    rhn = E.requant(f"{path.replace('.', '_')}_mul_r_out", Affine(prod.name, [sp] * C,
+                                                                   [Fraction(0)] * C),
+                    t, lo, hi, f"{path}.mul_r")
+    a = _add_nodes(E, f"{path}.add_n", module.add_n, [Affine("gi_n", gi["n"].S, gi["n"].B), rhn])
+    n = _lut(E, f"{path}.tanh_n", module.tanh_n, a, zrow)
+    tz, tn = E.vtype(z.name), E.vtype(n.name)
+    k = 1 / exact(tz.scale[0])
+    if k.denominator != 1 or tn.scale != h_in.dtype.scale:
+        raise LoweringError(f"{path}.update: needs a gate scale 1/k (k an integer) and h on "
+                            "tanh's scale")
+    mix = E.b.add(f"{path.replace('.', '_')}_update_mix", GateMix(int(k)),
+                  [z.name, n.name, h_in.name], f"{path}.update")
+    sm = exact(tz.scale[0]) * exact(tn.scale[0])
+    t, lo, hi = _out_type(module.update.out, f"{path}.update.out", zrow)
+    if t != h_in.dtype:
+        raise LoweringError(f"{path}.update: the new state's type {t} is not h's {h_in.dtype}")
+    h_new = E.requant(f"{path.replace('.', '_')}_update", Affine(mix.name, [sm] * C,
+                                                                 [Fraction(0)] * C),
+                      t, lo, hi, f"{path}.update")
+    cell = E.b.build([h_new.name])
+    validate(cell, {f"gi_{g}": L.b.bound(gi[g].name) for g in "rzn"})
+    v = L.b.add(path.replace(".", "_"), GRU(cell), [gi[g].name for g in "rzn"], path)
+    return Codes(v.name)
+
+
 _HANDLERS: list[tuple[tuple[type, ...], object]] = [
+    ((QuantGRU,), _h_gru),
     ((qnn.QuantReLU, qnn.QuantIdentity, qnn.QuantHardTanh), _h_quant_act),
     ((qnn.QuantConv1d, qnn.QuantConv2d, qnn.QuantLinear), _h_conv_dense),
     ((nn.BatchNorm1d, nn.BatchNorm2d), _h_bn),
@@ -398,13 +504,26 @@ def lower_with_points(model: nn.Module, sample: torch.Tensor, name: str | None =
         fn = _handler(mod)
         h = fn(L, path, mod, args, output)
         L.set(output, h)
+        points += L.extra
+        L.extra.clear()
         if fn is _h_identity:
             continue
-        if isinstance(h, Codes):
+        if isinstance(h, Codes) and not isinstance(output, QuantTensor):
+            # codes returned as their float values (a QuantGRU's state sequence)
+            t = L.vtype(h.name)
+            C = L.b.value(h.name).shape[0]
+            S = np.array(t.scale if t.per_channel else t.scale * C, np.float64)
+            points.append(Point(path, h.name, "affine", k, S, np.zeros(C)))
+        elif isinstance(h, Codes):
             points.append(Point(path, h.name, "codes", k))
         elif isinstance(h, Affine):
             points.append(Point(path, h.name, "affine", k, np.array([float(v) for v in h.S]),
                                 np.array([float(v) for v in h.B])))
-    final = L.get(y, "model output")
+    if isinstance(y, (tuple, list)) and not isinstance(y, QuantTensor):  # several outputs (e.g. an early exit and the final)
+        final = [L.get(v, f"model output {i}") for i, v in enumerate(y)]
+    else:
+        final = L.get(y, "model output")
     g = L.finish(final, {"source": "brevitas", "precision": str(sample.dtype)})
+    for p in points:  # the graph's canonical names
+        p.value = L.b.renamed.get(p.value, p.value)
     return g, points

@@ -110,19 +110,28 @@ class Emitter:
         return Affine(aff.name, S, B)
 
     def finish(self, final, meta: dict) -> Graph:
-        """Dequantize the last value into the graph output and validate the graph."""
-        if isinstance(final, Codes):
-            out = self.b.add("out", Dequantize(None), [final.name], "output")
-        elif isinstance(final, Affine):
-            t = self.vtype(final.name)
-            scales = t.scale * (len(final.S) if not t.per_channel else 1)
-            if any(exact(s) != S for s, S in zip(scales, final.S)):
-                raise LoweringError("model output: a float op (e.g. BatchNorm) after the last "
-                                    "quantized layer has no integer lowering; quantize the "
-                                    "output")
-            out = self.b.add("out", Dequantize(np.array([float(v) for v in final.B])),
-                             [final.name], "output")
-        else:
-            raise LoweringError("model output is the float input itself, or a float tensor "
-                                "with no integer form")
-        return validate(self.b.build([out.name], meta=meta))
+        """Dequantize the model's result(s) into the graph output(s) and validate the graph.
+
+        `final` is one handle, or a list of them for a model with several outputs (an early-
+        exit network's exit and final classifiers): outputs "out" or "out0", "out1", ..."""
+        finals = list(final) if isinstance(final, (list, tuple)) else [final]
+        names = ["out"] if len(finals) == 1 else [f"out{i}" for i in range(len(finals))]
+        outs = []
+        for i, (h, name) in enumerate(zip(finals, names)):
+            which = "model output" if len(finals) == 1 else f"model output {i}"
+            if isinstance(h, Codes):
+                out = self.b.add(name, Dequantize(None), [h.name], "output")
+            elif isinstance(h, Affine):
+                t = self.vtype(h.name)
+                scales = t.scale * (len(h.S) if not t.per_channel else 1)
+                if any(exact(s) != S for s, S in zip(scales, h.S)):
+                    raise LoweringError(f"{which}: a float op (e.g. BatchNorm) after the last "
+                                        "quantized layer has no integer lowering; quantize the "
+                                        "output")
+                out = self.b.add(name, Dequantize(np.array([float(v) for v in h.B])),
+                                 [h.name], "output")
+            else:
+                raise LoweringError(f"{which} is the float input itself, or a float tensor "
+                                    "with no integer form")
+            outs.append(out.name)
+        return validate(self.b.build(outs, meta=meta))

@@ -830,25 +830,30 @@ class _Importer(Emitter):
                 self.points.append((node.output[0], out.name))
         self.node = None
         # a model returning a Brevitas QuantTensor also exports its scale, zero point and bit
-        # width as outputs: constants, which carry nothing to compute
-        for o in g.output[1:]:
-            if not isinstance(self.state.get(o.name), np.ndarray):
-                raise QonnxImportError(f"{self.where}: output {o.name!r}: only one non-constant "
-                                       "graph output is supported")
-        final = self.get(g.output[0].name)
-        if isinstance(final, Affine) and final.name in {n.output.name for n in self.b.nodes
-                                                         if n.op.kind in ("Requant",
-                                                                          "Quantize")}:
-            final = self.as_codes(final)
-        if isinstance(final, (Relu, Sum, QConst, np.ndarray, FloatIn, ScaledIn)):
-            raise QonnxImportError(f"{self.where}: the graph output {g.output[0].name!r} is "
-                                   f"a {type(final).__name__} with no integer form; end the "
-                                   "model with a quantizer or a Conv/Gemm")
+        # width as outputs: constants, which carry nothing to compute; the others are the
+        # model's outputs (several for an early-exit network)
+        outs = [o for o in g.output if not isinstance(self.state.get(o.name), np.ndarray)]
+        if not outs:
+            raise QonnxImportError(f"{self.where}: every graph output is a constant")
+        finals = []
+        for o in outs:
+            final = self.get(o.name)
+            if isinstance(final, Affine) and final.name in {
+                    n.output.name for n in self.b.nodes if n.op.kind in ("Requant", "Quantize")}:
+                final = self.as_codes(final)
+            if isinstance(final, (Relu, Sum, QConst, np.ndarray, FloatIn, ScaledIn)):
+                raise QonnxImportError(f"{self.where}: the graph output {o.name!r} is a "
+                                       f"{type(final).__name__} with no integer form; end the "
+                                       "model with a quantizer or a Conv/Gemm")
+            finals.append(final)
         try:
-            graph = self.finish(final, {"source": "qonnx", "file": self.where})
+            graph = self.finish(finals if len(finals) > 1 else finals[0],
+                                {"source": "qonnx", "file": self.where})
         except (IRError, LoweringError) as e:
             raise QonnxImportError(f"{self.where}: {e}") from None
-        self.points.append((g.output[0].name, graph.outputs[0]))
+        ren = self.b.renamed  # the graph's canonical names
+        self.points = [(t, ren.get(v, v)) for t, v in self.points]
+        self.points += [(o.name, v) for o, v in zip(outs, graph.outputs)]
         return graph
 
 

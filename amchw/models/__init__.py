@@ -1,21 +1,15 @@
 """The model zoo: Brevitas QAT models built from the project's quantizers (models/quant.py).
 
-Invariant: every zoo model is an nn.Sequential whose named children form a linear chain of
-CHAIN_TYPES modules, so a lowering pass can walk `model.named_children()` in order.
+Invariant: every zoo model is built only from modules the Brevitas lowering handles
+(amchw.lower.brevitas.supported_modules), its first child being the input quantizer `inp`;
+chains are nn.Sequential, residual and Inception models are modules whose blocks add (Brevitas'
+QuantEltwiseAdd) and concatenate (amchw.models.layers.Cat).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Callable
 
-from brevitas.nn import (
-    QuantConv1d,
-    QuantConv2d,
-    QuantHardTanh,
-    QuantIdentity,
-    QuantLinear,
-    QuantReLU,
-)
 import torch
 from torch import nn
 
@@ -23,9 +17,12 @@ from .quant import QuantConfig
 from .matlab_cnn import cnn_matlab, cnn_slim
 from .vgg10 import vgg10
 from .vtcnn2 import vtcnn2
+from .early_exit import EARLY_EXIT_BUILDERS, ee_baseline
+from .gru import QuantGRU, gru_cnn
+from .sbcnn import sbcnn_student, sbcnn_teacher
+from .west import inception, resnet
 
 __all__ = [
-    "CHAIN_TYPES",
     "ZOO",
     "QuantConfig",
     "UnknownModelError",
@@ -37,30 +34,13 @@ __all__ = [
     "register",
 ]
 
-#: The only module types a zoo chain may contain (what the Brevitas lowering must handle).
-CHAIN_TYPES: tuple[type, ...] = (
-    QuantIdentity,
-    QuantHardTanh,
-    QuantReLU,
-    QuantConv1d,
-    QuantConv2d,
-    QuantLinear,
-    nn.BatchNorm1d,
-    nn.BatchNorm2d,
-    nn.MaxPool1d,
-    nn.MaxPool2d,
-    nn.AvgPool1d,
-    nn.Flatten,
-    nn.Dropout,
-)
-
 # Modules whose own parameters count as model parameters (quantizer parameters excluded).
 _COUNTED = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._BatchNorm)
 
 
 @dataclass(frozen=True)
 class ZooEntry:
-    """A zoo model: `builder(config, **overrides)` returns the nn.Sequential."""
+    """A zoo model: `builder(config, **overrides)` returns the nn.Module."""
 
     name: str
     builder: Callable[..., nn.Module]
@@ -143,9 +123,94 @@ register(
 )
 
 
+register(
+    ZooEntry(
+        name="resnet",
+        builder=resnet,
+        input_shape=(1, 2, 128),
+        num_classes=11,
+        profile="rml2016",
+        description="ResNet after West & O'Shea 2017 (edge-efficient seed): stem conv 50, 4 "
+        "residual units, conv 50, FC 13200-256-11; 3,450,933 parameters",
+    )
+)
+register(
+    ZooEntry(
+        name="inception",
+        builder=inception,
+        input_shape=(1, 2, 128),
+        num_classes=11,
+        profile="rml2016",
+        description="InceptionNet after West & O'Shea 2017 (edge-efficient seed): stem conv "
+        "50 (1,31), 3 Inception modules of 4 x 50, FC 39200-256-11; 10,136,821 parameters",
+    )
+)
+
+register(
+    ZooEntry(
+        name="sbcnn-teacher",
+        builder=sbcnn_teacher,
+        input_shape=(1, 2, 1024),
+        num_classes=24,
+        profile="rml2018",
+        description="SBCNN teacher (distillation seed): blocks A (stem), B (two-scale), 2 x C "
+        "(residual), GAP, dense 24; 62,936 parameters",
+    )
+)
+register(
+    ZooEntry(
+        name="sbcnn-student",
+        builder=sbcnn_student,
+        input_shape=(1, 2, 1024),
+        num_classes=24,
+        profile="rml2018",
+        description="SBCNN single-block student (distillation seed): block A, GAP, dense 24; "
+        "4,184 parameters",
+    )
+)
+
+register(
+    ZooEntry(
+        name="gru-cnn",
+        builder=gru_cnn,
+        input_shape=(2, 1024),
+        num_classes=24,
+        profile="rml2018",
+        description="GRU-CNN hybrid (GRU-CNN seed): quantized GRU of 80 cells (table sigmoid/"
+        "tanh), conv 16 k3, avg pool, conv 24 k3, GAP, BN; 25,480 parameters",
+    )
+)
+register(
+    ZooEntry(
+        name="ee-baseline",
+        builder=ee_baseline,
+        input_shape=(2, 128),
+        num_classes=10,
+        profile="rml2016b",
+        description="early-exit seed's baseline: 6 x [conv k3 64-64-64-32-32-16, BN, ReLU] with "
+        "3 pools, FC 256-256-64-10; 119,418 parameters",
+    )
+)
+for _v, _b in EARLY_EXIT_BUILDERS.items():
+    register(
+        ZooEntry(
+            name=f"ee-{_v}",
+            builder=_b,
+            input_shape=(2, 128),
+            num_classes=10,
+            profile="rml2016b",
+            description=f"early-exit {_v.upper()} (early-exit seed): the baseline plus an exit "
+            "branch FC 1024-64-32-10 (68,010) after "
+            + {"v0": "conv1", "v1": "conv2", "v2": "conv3", "v3": "conv5"}[_v]
+            + "; outputs (exit, final); 187,428 parameters",
+        )
+    )
+
+
 def count_macs(model: nn.Module, input_shape) -> int:
     """Multiply-accumulates of one frame: each conv output element costs (in channels / groups)
-    x kernel taps, each linear output its input size (hooks on one forward pass in eval mode)."""
+    x kernel taps, each linear output its input size, a QuantGRU 3 C^2 per step on top of its
+    input projections (hooks on one forward pass in eval mode)."""
     total = 0
 
     def hook(m, args, out):
@@ -157,8 +222,13 @@ def count_macs(model: nn.Module, input_shape) -> int:
             per = m.in_features
         total += int(o[0].numel()) * per
 
+    def gru_hook(m, args, out):  # the recurrent products, C x C per gate and step
+        nonlocal total
+        total += 3 * m.hidden_size * m.hidden_size * int(out.shape[-1])
+
     hs = [m.register_forward_hook(hook) for m in model.modules()
           if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))]
+    hs += [m.register_forward_hook(gru_hook) for m in model.modules() if isinstance(m, QuantGRU)]
     was = model.training
     try:
         model.eval()

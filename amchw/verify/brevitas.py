@@ -196,11 +196,16 @@ def verify_model(model, frames: np.ndarray, reference: str = "float64", batch_si
                 r = krows.setdefault(f"{node.name}:{b}", LayerReport(
                     f"{backends[0]} vs {b}", node.name, node.op.kind, list(node.output.shape)))
                 _count(r, a, c, forbidden_all=True)
-        out_ir = base[graph.outputs[0]]
-        yv = (y.value if hasattr(y, "value") else y).detach().cpu().numpy()
+        # a frame agrees when every output (one, or each exit of an early-exit network)
+        # has the model's argmax
         n = len(xb)
-        agree += int((np.argmax(out_ir.reshape(n, -1), axis=1)
-                      == np.argmax(yv.reshape(n, -1), axis=1)).sum())
+        ys = y if isinstance(y, (tuple, list)) and not hasattr(y, "value") else (y,)
+        same = np.ones(n, bool)
+        for o, yo in zip(graph.outputs, ys):
+            yv = (yo.value if hasattr(yo, "value") else yo).detach().cpu().numpy()
+            same &= (np.argmax(base[o].reshape(n, -1), axis=1)
+                     == np.argmax(yv.reshape(n, -1), axis=1))
+        agree += int(same.sum())
     rep.layers = list(rows.values())
     rep.kernels = list(krows.values())
     rep.argmax_agreement = agree / max(1, len(frames))

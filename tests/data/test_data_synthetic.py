@@ -23,9 +23,15 @@ def test_class_lists():
         "64QAM 128QAM 256QAM AM-SSB-WC AM-SSB-SC AM-DSB-WC AM-DSB-SC FM GMSK OQPSK"
     )
     assert SNRS_2016 == tuple(range(-20, 19, 2)) and SNRS_2018 == tuple(range(-20, 31, 2))
+    # RadioML 2016.10B: 10.A's classes without AM-SSB, in the same (sorted) order
+    assert PROFILES["rml2016b"].classes == tuple(c for c in CLASSES_2016 if c != "AM-SSB")
+    from amchw.cli import PROFILE_NAMES
+
+    assert sorted(PROFILE_NAMES) == sorted(PROFILES)
 
 
-@pytest.mark.parametrize("profile, n_cls, length", [("rml2016", 11, 128), ("rml2018", 24, 1024)])
+@pytest.mark.parametrize("profile, n_cls, length", [("rml2016", 11, 128), ("rml2018", 24, 1024),
+                                                    ("rml2016b", 10, 128)])
 def test_shapes_labels_dtypes(profile, n_cls, length):
     snrs = [-10, 0, 10]
     X, y, snr = synthesize(profile, 3, snrs, seed=0)

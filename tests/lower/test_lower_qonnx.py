@@ -26,8 +26,15 @@ CONFIGS = {
     "float-perchannel": QuantConfig(scales="float", per_channel=True),
     "w4a4": QuantConfig(weight_bits=4, act_bits=4, scales="po2"),
 }
-CASES = [(m, c, d) for m in ZOO for c in CONFIGS for d in (False, True)
-         if d is False or c in ("po2", "float-perchannel")]
+# VGG10 and VTCNN2 in every config with the TorchScript exporter and two with dynamo; the
+# other models in po2 / TorchScript and float per channel / dynamo (exports take seconds each);
+# early exits V1-V3 (V0's ops at other places) in po2 / TorchScript
+# (the GRU-CNN is not exportable: FINN has no recurrent layers; see the refusal test)
+FULL = {"vgg10", "vtcnn2"}
+CASES = [(m, c, d) for m in ZOO if m != "gru-cnn" for c in CONFIGS for d in (False, True)
+         if (d is False or c in ("po2", "float-perchannel"))
+         and (m in FULL or (c, d) in (("po2", False), ("float-perchannel", True)))
+         and (m not in ("ee-v1", "ee-v2", "ee-v3") or (c, d) == ("po2", False))]
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +76,8 @@ def test_qonnx_executor_agrees_with_the_ir(exported, case):
     g, path, _ = exported[case]
     rep = compare_with_qonnx(path, frames_for(case[0], 6, seed=3))
     assert rep.forbidden == 0, [p for p in rep.points if p.forbidden]
-    assert len(rep.points) == sum(n.op.kind in ("Quantize", "Requant") for n in g.nodes)
+    # one point per quantizer: Quantize, Requant, and Add (a residual add's output quantizer)
+    assert len(rep.points) == sum(n.op.kind in ("Quantize", "Requant", "Add") for n in g.nodes)
     if case[1] in ("po2", "w4a4"):
         # power-of-two scales: float32 is exact wherever no float offset (a folded
         # BatchNorm) enters, and there the bits must be equal (forbidden above otherwise)
@@ -91,10 +99,11 @@ def test_cost_equals_qonnx_inference_cost(exported, case, discount):
     assert t["bops"] == rt["total_bops"]
     assert t["weight_bits"] == rt["total_mem_w_bits"]
     assert t["out_bits"] == rt["total_mem_o_bits"]
-    # per layer, in graph order (qonnx names nodes Conv_0, MatMul_0, Gemm_0, ...)
+    # per layer (qonnx names nodes Conv_0, MatMul_0, Gemm_0, ...); as multisets, since
+    # parallel branches may come in another order than the file's
     theirs = [v["total_macs"] for k, v in ref["node_cost"].items()
               if k.split("_")[0] in ("Conv", "MatMul", "Gemm")]
-    assert [r.macs for r in ours.layers] == theirs
+    assert sorted(r.macs for r in ours.layers) == sorted(theirs)
     # BOPs = MACs x activation bits x weight bits, layer by layer
     assert all(r.bops == r.macs * r.a_bits * r.w_bits for r in ours.layers)
 
@@ -128,6 +137,11 @@ def test_export_refuses_a_recurrent_model(tmp_path):
     with pytest.raises(ExportError, match="0: GRU is a recurrent layer; FINN"):
         export_model(m, np.zeros((2, 3, 4), np.float32), tmp_path / "x.qonnx", "gru")
     assert not (tmp_path / "x.qonnx").exists()
+    # the zoo's quantized GRU-CNN too, naming the layer
+    with pytest.raises(ExportError, match="gru: QuantGRU is a recurrent layer"):
+        export_model(build("gru-cnn"), np.zeros((2, 2, 1024), np.float32),
+                     tmp_path / "g.qonnx", "gru-cnn")
+    assert not (tmp_path / "g.qonnx").exists()
 
 
 def test_finn_rules_flag_what_finn_cannot_take(exported):

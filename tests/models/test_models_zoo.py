@@ -1,11 +1,11 @@
-"""The zoo: exact parameter counts, linear chains of allowed modules, quantizer wiring, registry."""
+"""The zoo: exact parameter counts, modules the lowering handles, quantizer wiring, registry."""
 import pytest
 import torch
 from brevitas.nn import QuantConv1d, QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
 from brevitas.quant_tensor import QuantTensor
-from torch import nn
 
-from amchw.models import CHAIN_TYPES, ZOO, QuantConfig, UnknownModelError, build, count_params
+from amchw.lower.brevitas import supported_modules
+from amchw.models import ZOO, QuantConfig, UnknownModelError, build, count_params
 
 # VGG10: conv 2*64*3 + 6 * 64*64*3, 7 BN x 128, FC 512*128 + 128*128 + 128*24 + 24, 2 BN x 256.
 VGG10_PARAMS = (
@@ -40,14 +40,15 @@ def test_param_counts_exact(config):
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))
-def test_linear_chain_of_allowed_modules(name):
+def test_built_only_from_lowerable_modules(name):
+    """Every leaf module is one the Brevitas lowering handles (supported_modules raises
+    naming any other), and the model starts with its input quantizer `inp`."""
     model = build(name)
-    assert type(model) is nn.Sequential
-    names = [n for n, _ in model.named_children()]
-    assert names[0] == "inp" and len(set(names)) == len(names)
-    for n, m in model.named_children():
-        assert isinstance(m, CHAIN_TYPES), f"{n}: {type(m).__name__}"
-    assert isinstance(model.inp, QuantIdentity)
+    found = supported_modules(model)
+    assert list(found)[0] == "inp" and isinstance(model.inp, QuantIdentity)
+    leaves = {n for n, m in model.named_modules() if n and not list(m.children())}
+    covered = {n for n in leaves if any(n == p or n.startswith(p + ".") for p in found)}
+    assert covered == leaves
 
 
 def test_vgg10_layout():
@@ -87,15 +88,18 @@ def test_forward_and_quant_wiring(name, config):
     def hook(mod, inputs, output, n=None):
         seen[n] = (inputs[0], output)
 
-    for n, m in model.named_children():
+    mods = supported_modules(model)
+    for n, m in mods.items():
         m.register_forward_hook(lambda mod, i, o, n=n: hook(mod, i, o, n))
     entry = ZOO[name]
     x = torch.randn(3, *entry.input_shape).clamp(-2, 2)
     with torch.no_grad():
         y = model(x)
-    assert type(y) is torch.Tensor and y.shape == (3, entry.num_classes)
-    assert torch.isfinite(y).all()
-    for n, m in model.named_children():
+    for out in (y if name.startswith("ee-v") else (y,)):  # early exits: (exit, final)
+        out = out.value if isinstance(out, QuantTensor) else out  # quantized logits
+        assert type(out) is torch.Tensor and out.shape == (3, entry.num_classes)
+        assert torch.isfinite(out).all()
+    for n, m in mods.items():
         inp, out = seen[n]
         if isinstance(m, (QuantConv1d, QuantConv2d, QuantLinear)):
             assert type(out) is torch.Tensor, n
@@ -194,3 +198,72 @@ def test_compression_seed_cnns_match_table_one(config):
     a = count_macs(build("cnn-matlab", seed=0), (2, 1024))
     b = count_macs(build("cnn-slim", seed=0), (2, 1024))
     assert 0.65 < 1 - b / a < 0.75
+
+
+def _c_q(M, N, P, K=256, b=64):
+    """The edge-efficient seed's PQ compression rate C_Q = bMN / (b K N + log2(K) M P)."""
+    return b * M * N / (b * K * N + (K.bit_length() - 1) * M * P)
+
+
+@pytest.mark.parametrize("config", [QuantConfig(), QuantConfig(scales="float", per_channel=True)])
+def test_west_oshea_resnet_and_inception_sizes(config):
+    """Totals ~3.45M / ~10.14M and FC1 ~3.37M / ~10.06M (the seed's text); FC1's shape is the
+    one the seed's Table II compression rates imply (C_Q formula, to its printed digits)."""
+    res, inc = build("resnet", config, seed=0), build("inception", config, seed=0)
+    assert count_params(res) == 3_450_933 and round(count_params(res) / 1e6, 2) == 3.45
+    assert count_params(inc) == 10_136_821 and round(count_params(inc) / 1e6, 2) == 10.14
+    for m, (M, total) in ((res, (13_200, 3_379_456)), (inc, (39_200, 10_035_456))):
+        assert (m.fc1.in_features, m.fc1.out_features) == (M, 256)
+        assert m.fc1.weight.numel() + m.fc1.bias.numel() == total
+    assert 3.37e6 < 3_379_456 < 3.385e6 and abs(10_035_456 - 10.06e6) / 10.06e6 < 0.003
+    # Table II: ResNet 42.92 (P=8), 36.76 (P=16); InceptionNet 133.20 (P=2), 95.8 (P=8)
+    assert (round(_c_q(13_200, 256, 8), 2), round(_c_q(13_200, 256, 16), 2)) == (42.92, 36.76)
+    assert abs(_c_q(39_200, 256, 2) - 133.20) < 0.01 and round(_c_q(39_200, 256, 8), 1) == 95.8
+    # and the seed's VTCNN2 figure from its 10560 x 256 layer
+    assert round(_c_q(10_560, 256, 2), 2) == 39.65
+    # residual units add, Inception modules concatenate four 50-channel branches
+    kinds = {type(m).__name__ for m in res.modules()} | {type(m).__name__ for m in inc.modules()}
+    assert {"QuantEltwiseAdd", "Cat", "MaxPool2d"} <= kinds
+    x = torch.randn(2, 1, 2, 128).clamp(-2, 2)
+    seen = {}
+    inc.incep1.cat.register_forward_hook(lambda mod, a, o: seen.update(shape=tuple(o.shape)))
+    with torch.no_grad():
+        inc.eval()(x)
+    assert seen["shape"] == (2, 200, 2, 98)
+
+
+def test_early_exit_networks_match_the_seed():
+    """Baseline 119,418, exit branch 68,010, every version 187,428 (reference.md section 5);
+    the exit branch reads 1024 features at conv1 / conv2 / conv3 / conv5."""
+    from amchw.models.early_exit import EXITS
+
+    assert count_params(build("ee-baseline")) == 119_418
+    at = {"v0": ("trunk.pool1", (64, 64)), "v1": ("trunk.relu2", (64, 64)),
+          "v2": ("trunk.relu3", (64, 32)), "v3": ("trunk.relu5", (32, 32))}
+    for v in EXITS:
+        m = build(f"ee-{v}", seed=0).eval()
+        assert count_params(m) == 187_428 and count_params(m.exit) == 68_010
+        assert count_params(m.trunk) + count_params(m.rest) == 119_418
+        seen = {}
+        m.get_submodule(at[v][0]).register_forward_hook(
+            lambda mod, a, o: seen.update(trunk=tuple(o.shape[1:])))
+        m.exit.fc1.register_forward_hook(lambda mod, a, o: seen.update(fc=a[0].shape[1]))
+        with torch.no_grad():
+            ex, fin = m(torch.randn(2, 2, 128).clamp(-2, 2))
+        assert seen == {"trunk": at[v][1], "fc": 1024}, v
+        assert ex.shape == fin.shape == (2, 10)
+    with pytest.raises(ValueError, match="v0"):
+        from amchw.models.early_exit import EarlyExitNet
+
+        EarlyExitNet("v9", QuantConfig(), 10, 0.5)
+
+
+def test_sbcnn_teacher_and_student_layout():
+    """Teacher [A, B, C, C, GAP, dense], student [A, GAP, dense] (the seed's block lists)."""
+    t, s = build("sbcnn-teacher", seed=0), build("sbcnn-student", seed=0)
+    assert [n for n, _ in t.named_children()] == ["inp", "a", "b", "c1", "c2", "gap", "qgap",
+                                                   "flatten", "fc"]
+    assert [n for n, _ in s.named_children()] == ["inp", "a", "gap", "qgap", "flatten", "fc"]
+    assert count_params(t) == 62_936 and count_params(s) == 4_184
+    assert count_params(s.a) == count_params(t.a) == 3_392
+    assert t.fc.in_features == 64 and s.fc.in_features == 32

@@ -83,8 +83,23 @@ def test_evaluation_float_and_integer(data16, tmp_path):
         assert r["float_acc"] == np.mean(pred == rd.labels)
         s18 = rd.snrs == 18
         assert r["float_by_snr"][18] == np.mean(pred[s18] == rd.labels[s18])
+        # confusion matrix: counted here frame by frame
+        k = len(rd.classes)
+        want = np.zeros((k, k), np.int64)
+        for t, p in zip(rd.labels, pred):
+            want[t, p] += 1
+        assert np.array_equal(np.array(r["confusion_float"]), want)
+        r2 = evaluate_checkpoint(str(out), data16, split="all", confusion_snrs=(18,))
+        want18 = np.zeros((k, k), np.int64)
+        for t, p in zip(rd.labels[s18], pred[s18]):
+            want18[t, p] += 1
+        assert np.array_equal(np.array(r2["confusion_by_snr"][18]["float"]), want18)
+    assert r["classes"] == list(rd.classes)
+    assert np.trace(np.array(r["confusion_int"])) / 132 == r["int_acc"]
     # power-of-two scales and no BatchNorm: the integer model is the float model, exactly
     assert r["agreement"] == 1.0 and r["float_acc"] == r["int_acc"]
+    with pytest.raises(ValueError, match="no all frames at SNR 4 dB"):
+        evaluate_checkpoint(str(out), data16, split="all", confusion_snrs=(4,))
 
 
 def test_mismatched_data_and_resume_are_refused(data16, tmp_path):
@@ -95,3 +110,31 @@ def test_mismatched_data_and_resume_are_refused(data16, tmp_path):
     with pytest.raises(ValueError, match="different model or configuration"):
         train(_cfg(data16, out, epochs=2, quant={"weight_bits": 4}), log=_quiet)
     assert np.isfinite(torch.load(out, weights_only=False)["best_val_loss"])
+
+
+def test_an_early_exit_model_trains_on_both_exits_and_evaluates_the_final(tmp_path):
+    """Two outputs: the training loss is the sum of both exits' cross-entropies (checked
+    against a recomputation), and evaluation scores the final classifier, float and integer."""
+    data = tmp_path / "b.h5"
+    synth_to_h5(data, "rml2016b", 3, (10, 18), seed=2)   # 10 classes x 2 SNRs x 3 = 60
+    out = tmp_path / "ee.pt"
+    ck = train(_cfg(str(data), out, model="ee-v2", epochs=1, batch_size=20), log=_quiet)
+    from amchw.data.radioml import H5Frames
+    from amchw.models import QuantConfig, build
+    from amchw.train import split_indices
+
+    m = build("ee-v2", QuantConfig(**ck["config"]))
+    m.load_state_dict(ck["state_dict"])
+    m.eval()
+    with H5Frames(str(data)) as rd, torch.no_grad():
+        _, val_i, _ = split_indices(rd, 3, 0.1)
+        x = torch.from_numpy(rd.frames(val_i))
+        y = torch.from_numpy(rd.labels[val_i])
+        a, b = m(x)
+        ce = torch.nn.functional.cross_entropy
+        want = float(ce(a, y, reduction="sum") + ce(b, y, reduction="sum")) / len(val_i)
+        assert ck["history"][-1]["val_loss"] == pytest.approx(want, rel=1e-5)
+        assert ck["history"][-1]["val_acc"] == float(np.mean(b.argmax(1).numpy()
+                                                             == rd.labels[val_i]))
+    r = evaluate_checkpoint(str(out), str(data), split="all")
+    assert r["frames"] == 60 and 0.0 <= r["int_acc"] <= 1.0 and r["agreement"] > 0.9
