@@ -10,6 +10,10 @@ from pathlib import Path
 
 import click
 
+#: amchw.data.synthetic.PROFILES' names, spelled here so the CLI starts without numpy
+#: (a test checks they agree)
+PROFILE_NAMES = ("rml2016", "rml2016-1024", "rml2016b", "rml2018")
+
 
 def _fail(msg: str) -> None:
     click.echo(f"error: {msg}", err=True)
@@ -39,11 +43,12 @@ def zoo_cmd(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'model':<10} {'input':<10} {'classes':>7} {'params':>11} {'MACs':>12} "
+    w = max([5] + [len(r["name"]) for r in rows])
+    click.echo(f"{'model':<{w}} {'input':<8} {'classes':>7} {'params':>11} {'MACs':>12} "
                f"{'weights w8':>11}  description")
     for r in rows:
         shape = "x".join(map(str, r["input_shape"]))
-        click.echo(f"{r['name']:<10} {shape:<10} {r['classes']:>7} {r['params']:>11,} "
+        click.echo(f"{r['name']:<{w}} {shape:<8} {r['classes']:>7} {r['params']:>11,} "
                    f"{r['macs']:>12,} {r['weight_bytes']:>9,} B  {r['description']}")
 
 
@@ -376,7 +381,7 @@ def data_group() -> None:
 
 
 @data_group.command("synth")
-@click.option("--profile", type=click.Choice(["rml2016", "rml2018"]), default="rml2016",
+@click.option("--profile", type=click.Choice(sorted(PROFILE_NAMES)), default="rml2016",
               show_default=True, help="Class list, frame length and SNR grid to imitate.")
 @click.option("--per-class-snr", "per", type=click.IntRange(1), required=True,
               help="Frames per (class, SNR) pair.")
@@ -470,7 +475,7 @@ def train_cmd(model_name, data, per_class_snr, out_path, epochs, batch_size, lr,
                                  f"{', '.join(sorted(ZOO))}", param_hint="--model")
     if data is None:
         prof = ZOO[model_name].profile
-        per = per_class_snr or (200 if prof == "rml2016" else 40)
+        per = per_class_snr or (200 if PROFILES[prof].length <= 128 else 40)
         data = f"{out_path}.{prof}-{per}-seed{seed}.h5"
         if not Path(data).exists():
             click.echo(f"writing synthetic {prof} data ({per} frames per class and SNR) to "
@@ -511,30 +516,83 @@ def train_cmd(model_name, data, per_class_snr, out_path, epochs, batch_size, lr,
 
 
 @main.command("eval")
-@click.argument("checkpoint")
+@click.argument("checkpoints", nargs=-1, required=True)
 @click.option("--data", required=True, help="RadioML-layout HDF5 file.")
 @click.option("--split", type=click.Choice(["test", "val", "all"]), default="test",
               show_default=True)
 @click.option("--max-frames", type=click.IntRange(1), default=None)
+@click.option("--confusion", "show_confusion", is_flag=True,
+              help="Print the confusion matrices (integer model) as well.")
+@click.option("--confusion-snr", "confusion_snrs", type=int, multiple=True,
+              help="Also a confusion matrix at this SNR in dB (repeatable).")
+@click.option("--plot-accuracy", default=None,
+              help="PNG: accuracy vs SNR, one line per checkpoint, float and integer.")
+@click.option("--plot-confusion", default=None,
+              help="PNG: the first checkpoint's integer confusion matrix as a heat map; each "
+                   "--confusion-snr S adds FILE with .snrS before the suffix.")
 @click.option("--json", "as_json", is_flag=True)
-def eval_cmd(checkpoint, data, split, max_frames, as_json):
-    """Accuracy of a checkpoint, float (Brevitas) and integer (IR), overall and per SNR."""
+def eval_cmd(checkpoints, data, split, max_frames, show_confusion, confusion_snrs,
+             plot_accuracy, plot_confusion, as_json):
+    """Accuracy of checkpoints, float (Brevitas) and integer (IR), overall, per SNR and as
+    confusion matrices."""
     from amchw.data.radioml import DatasetError
     from amchw.train import evaluate_checkpoint
 
+    results = []
+    for ck in checkpoints:
+        try:
+            r = evaluate_checkpoint(ck, data, split, max_frames,
+                                    confusion_snrs=tuple(confusion_snrs))
+        except (DatasetError, ValueError, OSError, KeyError) as e:
+            _fail(f"{ck}: {e}")
+        r["label"] = Path(ck).stem
+        results.append(r)
+    written = []
     try:
-        r = evaluate_checkpoint(checkpoint, data, split, max_frames)
-    except (DatasetError, ValueError, OSError, KeyError) as e:
-        _fail(f"{checkpoint}: {e}")
+        if plot_accuracy:
+            from amchw.plots import accuracy_vs_snr
+
+            written.append(accuracy_vs_snr(results, plot_accuracy))
+        if plot_confusion:
+            from amchw.plots import confusion_heatmap
+
+            r = results[0]
+            written.append(confusion_heatmap(
+                r["confusion_int"], r["classes"], plot_confusion,
+                f"{r['label']} integer, all SNRs ({r['frames']:,} frames)"))
+            p = Path(plot_confusion)
+            for snr, m in r["confusion_by_snr"].items():
+                written.append(confusion_heatmap(
+                    m["int"], r["classes"], p.with_name(f"{p.stem}.snr{snr}{p.suffix}"),
+                    f"{r['label']} integer, SNR {snr} dB"))
+    except (RuntimeError, OSError) as e:
+        _fail(str(e))
     if as_json:
-        click.echo(json.dumps(r, indent=2))
+        click.echo(json.dumps(results[0] if len(results) == 1 else results, indent=2))
         return
-    click.echo(f"{r['model']} on {data} ({r['split']}, {r['frames']:,} frames): float "
-               f"{r['float_acc']:.4f}, integer {r['int_acc']:.4f}, float/integer agreement "
-               f"{r['agreement']:.4f}; trained {r['epochs']} epochs in {r['train_seconds']:.0f} s")
-    click.echo(f"{'SNR dB':>7} {'float':>7} {'integer':>8}")
-    for s in sorted(r["float_by_snr"]):
-        click.echo(f"{s:>7} {r['float_by_snr'][s]:>7.4f} {r['int_by_snr'][s]:>8.4f}")
+    for r in results:
+        click.echo(f"{r['model']} ({r['label']}) on {data} ({r['split']}, {r['frames']:,} "
+                   f"frames): float {r['float_acc']:.4f}, integer {r['int_acc']:.4f}, "
+                   f"float/integer agreement {r['agreement']:.4f}; trained {r['epochs']} "
+                   f"epochs in {r['train_seconds']:.0f} s")
+        click.echo(f"{'SNR dB':>7} {'float':>7} {'integer':>8}")
+        for snr in sorted(r["float_by_snr"]):
+            click.echo(f"{snr:>7} {r['float_by_snr'][snr]:>7.4f} {r['int_by_snr'][snr]:>8.4f}")
+        if show_confusion:
+            click.echo(_format_confusion(r["confusion_int"], r["classes"], "all SNRs"))
+            for snr, m in r["confusion_by_snr"].items():
+                click.echo(_format_confusion(m["int"], r["classes"], f"SNR {snr} dB"))
+    for w in written:
+        click.echo(f"wrote {w}")
+
+
+def _format_confusion(m, classes, where: str) -> str:
+    w = max(5, max(len(c) for c in classes))
+    lines = [f"confusion matrix, integer model, {where} (rows true, columns predicted)",
+             " " * (w + 1) + " ".join(f"{i:>5}" for i in range(len(classes)))]
+    for i, (c, row) in enumerate(zip(classes, m)):
+        lines.append(f"{c:>{w}} " + " ".join(f"{v:>5}" for v in row) + f"   {i}")
+    return "\n".join(lines)
 
 
 def format_report(rep) -> str:

@@ -151,3 +151,37 @@ def test_export_cost_and_simulate_a_qonnx_file(tmp_path):
 def test_export_refuses_an_unwritable_path(tmp_path):
     r = CliRunner().invoke(main, ["export", "vtcnn2", "-o", str(tmp_path / "no" / "x.qonnx")])
     assert r.exit_code == 1 and "does not exist" in r.output
+
+
+def test_first_example_end_to_end(tmp_path):
+    """The README's first example, at test size: synthesize, train briefly, evaluate (with
+    confusion matrices and both plots), export QONNX, simulate the exported file."""
+    d, ck, q = tmp_path / "d.h5", tmp_path / "m.pt", tmp_path / "m.qonnx"
+    run = CliRunner().invoke
+    r = run(main, ["data", "synth", "--profile", "rml2016b", "--per-class-snr", "3",
+                   "--snrs", "0,18", "-o", str(d)])
+    assert r.exit_code == 0, r.output
+    r = run(main, ["train", "--model", "ee-baseline", "--data", str(d), "--epochs", "1",
+                   "--batch-size", "32", "-o", str(ck)])
+    assert r.exit_code == 0, r.output
+    acc, cm = tmp_path / "acc.png", tmp_path / "cm.png"
+    r = run(main, ["eval", str(ck), "--data", str(d), "--split", "all", "--confusion",
+                   "--confusion-snr", "18", "--plot-accuracy", str(acc),
+                   "--plot-confusion", str(cm)])
+    assert r.exit_code == 0, r.output
+    assert "confusion matrix, integer model, SNR 18 dB" in r.output
+    for p in (acc, cm, tmp_path / "cm.snr18.png"):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", p
+    r = run(main, ["eval", str(ck), str(ck), "--data", str(d), "--split", "all", "--json"])
+    assert r.exit_code == 0, r.output
+    both = json.loads(r.output)
+    assert len(both) == 2 and both[0]["int_acc"] == both[1]["int_acc"]
+    m = both[0]["confusion_int"]
+    assert len(m) == 10 and sum(map(sum, m)) == both[0]["frames"] == 60
+    r = run(main, ["eval", str(ck), "--data", str(d), "--confusion-snr", "7"])
+    assert r.exit_code == 1 and "SNR 7 dB" in r.output
+    r = run(main, ["export", str(ck), "-o", str(q)])
+    assert r.exit_code == 0, r.output
+    r = run(main, ["simulate", "--model", str(q), "--array", "4x4"])
+    assert r.exit_code == 0, r.output
+    assert "total cycles" in r.output and "integer check" in r.output

@@ -1,0 +1,78 @@
+"""Evaluation plots as PNG files (matplotlib, Agg backend), written atomically."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from amchw.fileio import atomic_write
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise RuntimeError("plots need matplotlib: pip install 'amchw[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, plt, path) -> Path:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return atomic_write(path, buf.getvalue())
+
+
+def accuracy_vs_snr(results: list[dict], path) -> Path:
+    """One line per model and kind: the float model solid, the integer IR dashed, in one
+    colour per model (`results` are evaluate_checkpoint dicts; their `label` or model name)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.0, 4.5))
+    for i, r in enumerate(results):
+        c = f"C{i % 10}"
+        label = r.get("label", r["model"])
+        for kind, style in (("float", "-"), ("int", "--")):
+            acc = r[f"{kind}_by_snr"]
+            snrs = sorted(acc, key=int)
+            ax.plot([int(s) for s in snrs], [100 * acc[s] for s in snrs], style, color=c,
+                    marker="o", ms=3, label=f"{label} ({'float' if kind == 'float' else 'integer'})")
+    ax.set_xlabel("SNR (dB)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("accuracy vs SNR")
+    return _save(fig, plt, path)
+
+
+def confusion_heatmap(matrix, classes, path, title: str = "") -> Path:
+    """Row-normalised confusion matrix (true class down, predicted across) as a heat map,
+    with each cell's percentage written in it."""
+    import numpy as np
+
+    plt = _pyplot()
+    m = np.asarray(matrix, np.float64)
+    rows = m.sum(axis=1, keepdims=True)
+    frac = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+    k = len(classes)
+    size = max(4.5, 0.38 * k + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    im = ax.imshow(frac, vmin=0, vmax=1, cmap="Blues")
+    ax.set_xticks(range(k))
+    ax.set_yticks(range(k))
+    ax.set_xticklabels(classes, rotation=70, ha="right", fontsize=7)
+    ax.set_yticklabels(classes, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(k):
+        for j in range(k):
+            if frac[i, j] >= 0.005:
+                ax.text(j, i, f"{100 * frac[i, j]:.0f}", ha="center", va="center", fontsize=6,
+                        color="white" if frac[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_title(title, fontsize=9)
+    return _save(fig, plt, path)
