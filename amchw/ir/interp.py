@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 from amchw import kernels as K
+from amchw.kernels import sparse as SK
 
 from .graph import Graph
 from .ops import (GRU, Add, AvgPool, Concat, Conv, Dense, Dequantize, GateMix, Lut, MaxPool, Mul,
-                  Quantize, Requant, Reshape)
+                  Quantize, Requant, Reshape, parse_nm)
 from .types import IRError, QType
 
 BACKENDS = ("ref", "numba", "fast")
@@ -47,10 +48,14 @@ def _pair(t, fill=1) -> tuple[int, int]:
 
 
 def kernels_for(backend: str) -> dict:
-    """The kernel functions a backend uses, by role."""
+    """The kernel functions a backend uses, by role. The numba backend runs compressed weight
+    formats (csr, csc, N:M) through the zero-skipping kernels (`sparse`: True); ref and fast
+    run every layer dense (the result is the same)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
-    return {k: getattr(K, v) for k, v in _IMPL[backend].items()}
+    impl = {k: getattr(K, v) for k, v in _IMPL[backend].items()}
+    impl["sparse"] = backend == "numba"
+    return impl
 
 
 def eval_node(node, args, in_types, impl) -> np.ndarray:
@@ -112,12 +117,23 @@ def _apply(op, args, in_types, impl) -> np.ndarray:
         nd = op.ndim
         w = op.weight if nd == 2 else op.weight[:, :, None, :]
         bias = op.bias if op.bias is not None else np.zeros(op.weight.shape[0], np.int32)
-        y = impl["conv"](np.ascontiguousarray(_to2d(x, nd)), np.ascontiguousarray(w), bias,
-                         t.zero_point, op.w_type.zero_point, _pair(op.stride), _pads(op.padding),
-                         _pair(op.dilation), op.groups)
+        x2 = np.ascontiguousarray(_to2d(x, nd))
+        if impl.get("sparse") and op.w_format not in ("dense", "gated"):
+            # compressed filters: the zero-skipping kernel walks each filter's nonzero taps
+            zw = op.w_type.zero_point
+            ip, ix, v = SK.csr_from_dense(np.ascontiguousarray(w.reshape(w.shape[0], -1)), zw)
+            y = SK.conv2d_i32_csr(x2, w.shape, ip, ix, v, bias, t.zero_point, zw,
+                                  _pair(op.stride), _pads(op.padding), _pair(op.dilation),
+                                  op.groups)
+        else:
+            y = impl["conv"](x2, np.ascontiguousarray(w), bias, t.zero_point,
+                             op.w_type.zero_point, _pair(op.stride), _pads(op.padding),
+                             _pair(op.dilation), op.groups)
         return y[:, :, 0, :] if nd == 1 else y
     if isinstance(op, Dense):
         bias = op.bias if op.bias is not None else np.zeros(op.weight.shape[0], np.int32)
+        if impl.get("sparse") and op.w_format not in ("dense", "gated"):
+            return _sparse_dense(op, np.ascontiguousarray(x), bias, t.zero_point)
         return impl["dense"](np.ascontiguousarray(x), op.weight, bias, t.zero_point,
                              op.w_type.zero_point)
     if isinstance(op, Requant):
@@ -169,6 +185,20 @@ def _apply(op, args, in_types, impl) -> np.ndarray:
         return impl["dequantize"](np.ascontiguousarray(x), t.scale_array(), _i64(t.zero_point),
                                   bias)
     raise IRError(f"no implementation for {op.kind}")
+
+
+def _sparse_dense(op: Dense, x, bias, zx) -> np.ndarray:
+    """A Dense layer by the zero-skipping kernel of its weight format."""
+    zw = op.w_type.zero_point
+    nm = parse_nm(op.w_format)
+    if nm is not None:
+        vals, offs = SK.nm_from_dense(op.weight, nm[0], nm[1], zw)
+        return SK.dense_i32_nm(x, vals, offs, nm[1], bias, zx, zw)
+    if op.w_format == "csc":
+        ip, rows, v = SK.csc_from_dense(op.weight, zw)
+        return SK.dense_i32_csc(x, ip, rows, v, bias, zx, zw, op.weight.shape[0])
+    ip, ix, v = SK.csr_from_dense(op.weight, zw)
+    return SK.dense_i32_csr(x, ip, ix, v, bias, zx, zw)
 
 
 def run_gru(op: GRU, args, impl, trace: list | None = None) -> np.ndarray:

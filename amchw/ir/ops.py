@@ -28,6 +28,33 @@ def _i64(a) -> np.ndarray:
     return np.ascontiguousarray(np.atleast_1d(np.asarray(a, dtype=np.int64)))
 
 
+#: How a Conv/Dense stores its weights (a deployment choice; the result never depends on it):
+#: "dense" every weight; "gated" every weight, zero operands gate the multiplier (energy saved,
+#: cycles not); "csr" the nonzeros per output (row), "csc" per reduction position (column), with
+#: `index_bits` per index; "N:M" (e.g. "2:4") at most N nonzeros in every M consecutive
+#: reduction positions, stored with log2(M)-bit offsets. A weight is zero when it equals zw.
+WEIGHT_FORMATS = ("dense", "gated", "csr", "csc", "N:M")
+
+
+def parse_nm(fmt: str) -> tuple[int, int] | None:
+    """(N, M) of an "N:M" format string, None for the other formats."""
+    import re
+
+    m = re.fullmatch(r"(\d+):(\d+)", fmt)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def _check_format(op) -> None:
+    fmt = op.w_format
+    nm = parse_nm(fmt) if isinstance(fmt, str) else None
+    if fmt not in WEIGHT_FORMATS[:4] and (nm is None or not 1 <= nm[0] <= nm[1] <= 64):
+        raise IRError(f"{op.kind} weight format must be dense, gated, csr, csc or N:M "
+                      f"(1 <= N <= M <= 64), got {fmt!r}")
+    object.__setattr__(op, "index_bits", int(op.index_bits))
+    if not 0 <= op.index_bits <= 32:
+        raise IRError(f"{op.kind} index_bits must be in 0..32, got {op.index_bits}")
+
+
 class Op:
     """Base: every op is a frozen dataclass; arrays compare by value."""
 
@@ -91,9 +118,12 @@ class Conv(Op):
     dilation: tuple[int, ...]
     groups: int
     out: QType
+    w_format: str = "dense"  # weight storage: see WEIGHT_FORMATS
+    index_bits: int = 0  # csr/csc: bits per stored index (0: the fewest that address it)
     kind = "Conv"
 
     def __post_init__(self) -> None:
+        _check_format(self)
         object.__setattr__(self, "weight", np.ascontiguousarray(self.weight, dtype=np.int32))
         if self.bias is not None:
             object.__setattr__(self, "bias", np.ascontiguousarray(self.bias, dtype=np.int32))
@@ -127,9 +157,12 @@ class Dense(Op):
     bias: np.ndarray | None
     w_type: QType
     out: QType
+    w_format: str = "dense"  # weight storage: see WEIGHT_FORMATS
+    index_bits: int = 0  # csr/csc: bits per stored index (0: the fewest that address it)
     kind = "Dense"
 
     def __post_init__(self) -> None:
+        _check_format(self)
         object.__setattr__(self, "weight", np.ascontiguousarray(self.weight, dtype=np.int32))
         if self.bias is not None:
             object.__setattr__(self, "bias", np.ascontiguousarray(self.bias, dtype=np.int32))

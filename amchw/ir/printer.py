@@ -55,6 +55,8 @@ def fmt_op(op: Op) -> str:
     for k, v in op.params().items():
         if k == "out" or isinstance(v, Graph):  # a nested graph is printed below the node
             continue
+        if (k, v) in (("w_format", "dense"), ("index_bits", 0)):  # the defaults: not shown
+            continue
         parts.append(f"{k}={_fmt_param(v)}")
     for k, v in op.arrays().items():
         parts.append(f"{k}={fmt_array(v)}")

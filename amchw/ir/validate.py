@@ -117,6 +117,9 @@ def infer(name: str, op: Op, ins: list[Value], in_bounds=None) -> tuple[tuple[in
                 raise IRError(f"node {name!r} (Dense): input shape {x.shape} but weight {w.shape} "
                               "(flatten first)")
             shape = (K,)
+        from .sparse import check_format
+
+        check_format(name, op)
         want = acc_type(xt, op.w_type)
         if op.out != want:
             raise IRError(f"node {name!r} ({op.kind}): output type must be the int32 accumulator "
