@@ -304,6 +304,65 @@ def _quant_options(f):
     return f
 
 
+@main.command("prune")
+@click.argument("model_spec", metavar="MODEL")
+@click.option("--sparsity", type=float, default=None,
+              help="Fraction of each layer's weights to zero (unstructured).")
+@click.option("--pattern", default="unstructured", show_default=True,
+              help="unstructured, or N:M (keep the N largest of every M consecutive weights).")
+@click.option("--layers", default=None,
+              help="Comma-separated layer paths to prune (default: every Conv/Linear).")
+@click.option("-o", "--output", required=True, help="The checkpoint to write.")
+@click.option("--scales", type=click.Choice(["po2", "float"]), default="po2", show_default=True,
+              help="Scale kind for zoo models.")
+@click.option("--weight-bits", type=int, default=8, show_default=True)
+@click.option("--act-bits", type=int, default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def prune_cmd(model_spec, sparsity, pattern, layers, output, scales, weight_bits, act_bits, seed):
+    """Magnitude-prune MODEL (zoo name or checkpoint) and write a checkpoint that lowers,
+    verifies and simulates. A zoo model is pruned, then calibrated on synthetic frames; a
+    checkpoint keeps its trained scales."""
+    from dataclasses import asdict
+
+    import torch
+
+    from amchw.compress import PruneError, magnitude_prune
+    from amchw.data.synthetic import PROFILES, frames_for
+    from amchw.fileio import atomic_open
+    from amchw.models import ZOO, QuantConfig, build
+    from amchw.models.calibrate import calibrate
+
+    names = [v.strip() for v in layers.split(",")] if layers else None
+    try:
+        if model_spec in ZOO:
+            cfg = QuantConfig(weight_bits=weight_bits, act_bits=act_bits, scales=scales)
+            model = build(model_spec, cfg, seed=seed)
+            done = magnitude_prune(model, sparsity, pattern, names)
+            model = calibrate(model, torch.as_tensor(frames_for(model_spec, 256, seed=seed)),
+                              seed=seed)
+            ck = {"model": model_spec, "config": asdict(cfg),
+                  "classes": list(PROFILES[ZOO[model_spec].profile].classes)}
+        else:
+            name = checkpoint_model_name(model_spec)
+            ck = torch.load(model_spec, map_location="cpu", weights_only=False)
+            model = build(name, QuantConfig(**ck["config"]))
+            model.load_state_dict(ck["state_dict"])
+            done = magnitude_prune(model.eval(), sparsity, pattern, names)
+    except PruneError as e:
+        raise click.BadParameter(str(e)) from None
+    ck = dict(ck, state_dict=model.state_dict(),
+              pruning={"pattern": pattern, "sparsity": sparsity, "layers": done})
+    try:
+        with atomic_open(output) as f:
+            torch.save(ck, f)
+    except OSError as e:
+        _fail(f"{output}: {e}")
+    w = max(len(n) for n in done) if done else 5
+    for n, sp in done.items():
+        click.echo(f"{n:<{w}}  {sp:7.2%} zero")
+    click.echo(f"wrote {output}: {ck['model']}, {pattern} pruning of {len(done)} layers")
+
+
 @main.command("export")
 @click.argument("model_spec", metavar="MODEL")
 @click.option("-o", "--output", "out_path", required=True, help="The .qonnx file to write.")
