@@ -1,0 +1,110 @@
+"""The sparse cost model (docs/decisions/0004) against direct counts: every figure recomputed
+here from the weight matrix by loops over folds, lanes and steps."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from amchw.ir import Conv, Dense, QType, acc_type
+from amchw.sims.sparse import gemm_weights, sparse_gemm
+from amchw.sims.timing import gemm_cycles
+
+I8 = QType(8, True, False, (2.0**-6,))
+W8 = QType(8, True, True, (2.0**-7,))
+
+
+def _dense(w, fmt="dense"):
+    return Dense(w, None, W8, acc_type(I8, W8), fmt)
+
+
+def _direct_os(B, M, R, C, timing, fmt):
+    """Per column fold j: T_j from a loop over its lanes or steps; folds run one by one."""
+    K, N = B.shape
+    nz = B != 0
+    Ts, slots = [], 0
+    for j0 in range(0, N, C):
+        lanes = range(j0, min(N, j0 + C))
+        if fmt == "csc":
+            T = sum(1 for k in range(K) if any(nz[k, n] for n in lanes))
+        else:
+            T = max(sum(1 for k in range(K) if nz[k, n]) for n in lanes)
+        for _ in range(0, M, R):
+            Ts.append(T)
+        slots += M * len(lanes) * T
+    run = [t for t in Ts if t]
+    if not run:
+        return 0, slots
+    if timing == "scalesim":
+        return sum(t + R + C - 2 for t in run) - 1, slots
+    return sum(run) + R + C - 2, slots
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(1, 20), st.integers(1, 12), st.integers(1, 9),
+       st.sampled_from([0.0, 0.2, 0.6, 1.0]), st.sampled_from([(1, 1), (2, 3), (4, 4)]),
+       st.sampled_from(["pipelined", "scalesim"]), st.sampled_from(["csr", "csc"]))
+def test_compressed_os_against_direct_counts(seed, M, K, N, density, arr, timing, fmt):
+    rng = np.random.default_rng(seed)
+    w = (rng.integers(1, 128, (N, K)) * rng.choice([-1, 1], (N, K))).astype(np.int32)
+    w[rng.random((N, K)) >= density] = 0
+    R, C = arr
+    sc = sparse_gemm(_dense(w, fmt), M, R, C, "os", timing)
+    cycles, slots = _direct_os(w.T, M, R, C, timing, fmt)
+    assert (sc.cycles, sc.slots) == (cycles, slots)
+    nnz = int(np.count_nonzero(w))
+    assert sc.actual_macs == M * nnz and sc.algorithmic_macs == M * K * N
+    assert sc.skipped_macs + sc.gated_macs + sc.actual_macs == sc.algorithmic_macs
+    assert sc.handling == "skipped"
+    if density == 1.0:  # nothing to skip: the dense array's cycles
+        assert sc.cycles == gemm_cycles(M, K, N, R, C, "os", timing).cycles
+    # metadata: nnz indices + pointers (csr: N + 1 over the outputs, csc: K + 1)
+    ptrs = (N + 1) if fmt == "csr" else (K + 1)
+    ib = max(1, (K - 1).bit_length()) if fmt == "csr" else max(1, (N - 1).bit_length())
+    assert sc.metadata_bits == nnz * ib + ptrs * max(1, nnz.bit_length())
+    assert sc.weight_bits == 8 * nnz
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "is"])
+def test_unstructured_formats_are_only_gated_in_ws_and_is(dataflow):
+    rng = np.random.default_rng(1)
+    w = rng.integers(-127, 128, (16, 24)).astype(np.int32)
+    w[rng.random(w.shape) < 0.9] = 0
+    for fmt in ("gated", "csr", "csc"):
+        sc = sparse_gemm(_dense(w, fmt), 7, 4, 4, dataflow)
+        assert sc.handling == "gated" and sc.skipped_macs == 0
+        assert sc.cycles == gemm_cycles(7, 24, 16, 4, 4, dataflow).cycles
+        assert sc.gated_macs == 7 * (w.size - np.count_nonzero(w))
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
+def test_nm_shrinks_the_reduction_in_every_dataflow(dataflow):
+    w = np.zeros((6, 16), np.int32)
+    w[:, 0::4] = 3          # one nonzero per group of 4: fits 2:4 with one padding slot
+    sc = sparse_gemm(_dense(w, "2:4"), 5, 4, 4, dataflow)
+    assert sc.cycles == gemm_cycles(5, 8, 6, 4, 4, dataflow).cycles  # K' = 16 * 2 / 4
+    assert sc.slots == 5 * 8 * 6 and sc.skipped_macs == 5 * 8 * 6
+    assert sc.gated_macs == 5 * 4 * 6      # the padding slot of each group
+    assert sc.metadata_bits == 8 * 6 * 2 and sc.index_bits == 2
+    assert sc.slot_efficiency == pytest.approx(0.5)
+
+
+def test_dense_format_and_conv_groups():
+    w = (np.arange(18).reshape(2, 3, 3) % 5 - 2).astype(np.int32)  # 2 filters, 3 ch, 3 taps
+    c = Conv(w, None, W8, (1,), ((0, 0),), (1,), 1, acc_type(I8, W8))
+    B = gemm_weights(c)
+    assert B.shape == (1, 9, 2) and np.array_equal(B[0], c.weight.reshape(2, -1).T)
+    sc = sparse_gemm(c, 10, 4, 4, "ws")
+    assert sc.handling == "none" and sc.skipped_macs == sc.gated_macs == 0
+    assert sc.cycles == gemm_cycles(10, 9, 2, 4, 4, "ws").cycles
+    g2 = Conv(np.ones((4, 2, 3), np.int32), None, W8, (1,), ((0, 0),), (1,), 2,
+              acc_type(I8, W8), "csc")
+    assert gemm_weights(g2).shape == (2, 6, 2)
+    sc2 = sparse_gemm(g2, 3, 2, 2, "os", "scalesim")
+    assert sc2.cycles == 2 * gemm_cycles(3, 6, 2, 2, 2, "os", "scalesim").cycles
+
+
+def test_an_all_zero_layer_costs_no_os_cycles():
+    sc = sparse_gemm(_dense(np.zeros((8, 8), np.int32), "csc"), 4, 4, 4, "os")
+    assert sc.cycles == 0 and sc.slots == 0 and sc.actual_macs == 0
+    assert sc.skipped_macs == sc.algorithmic_macs
