@@ -244,8 +244,14 @@ def graph_and_frames(spec: str, scales: str, weight_bits: int, act_bits: int, n_
 @click.option("--csv", "csv_path", default=None, help="Write the per-layer table to this CSV.")
 @click.option("--plot", "plot_path", default=None, help="Write cycles and energy per layer "
               "to this PNG.")
+@click.option("--sparse-format", default=None,
+              help="Store the weights of layers with enough zeros as gated, csr, csc or N:M "
+                   "(e.g. 2:4); docs/compression.md.")
+@click.option("--min-sparsity", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="With --sparse-format: only layers with at least this fraction of zeros.")
 def simulate_cmd(model_arg, model_opt, array, dataflow, target_name, timing, batch, stepped,
-                 n_frames, scales, weight_bits, act_bits, seed, as_json, csv_path, plot_path):
+                 n_frames, scales, weight_bits, act_bits, seed, as_json, csv_path, plot_path,
+                 sparse_format, min_sparsity):
     """Cycles, memory traffic and energy of MODEL on a MAC array, layer by layer."""
     from amchw.sims.hardware import TargetError, get_target, parse_array
     from amchw.sims.report import format_table, write_csv, write_plot
@@ -265,6 +271,15 @@ def simulate_cmd(model_arg, model_opt, array, dataflow, target_name, timing, bat
         _fail(str(e))
     graph, frames = graph_and_frames(spec, scales, weight_bits, act_bits,
                                      max(n_frames, batch), seed)
+    skipped = {}
+    if sparse_format:
+        from amchw.ir import IRError
+        from amchw.ir.sparse import set_format
+
+        try:
+            graph, skipped = set_format(graph, sparse_format, min_sparsity)
+        except IRError as e:
+            raise click.BadParameter(str(e), param_hint="--sparse-format") from None
     try:
         rep = simulate(graph, target, dataflow, timing, batch)
         rep.integer_check = integer_check(graph, frames[:n_frames])
@@ -283,6 +298,8 @@ def simulate_cmd(model_arg, model_opt, array, dataflow, target_name, timing, bat
         click.echo(json.dumps(rep.to_dict(), indent=2))
     else:
         click.echo(format_table(rep))
+        for name, why in skipped.items():
+            click.echo(f"{name}: kept dense ({why})")
     ok = rep.integer_check["equal"] and (
         rep.stepped is None
         or (rep.stepped["outputs_equal"] and rep.stepped["cycles_equal_closed_form"]))

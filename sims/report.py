@@ -71,6 +71,17 @@ def format_table(rep: SimReport) -> str:
                              for k in ("mac", "reg", "sram", "dram", "vector", "static")))
     lines.append(f"traffic: SRAM {tot['sram_bytes']:,} B, DRAM {tot['dram_bytes']:,} B; "
                  f"weights {tot['weight_bytes']:,} B")
+    for r in rep.layers:
+        sp = r.sparse
+        if sp is None:
+            continue
+        alg = sp.algorithmic_macs or 1
+        lines.append(
+            f"sparse {r.node}: {sp.format} weights on {rep.dataflow} -> zeros {sp.handling}; "
+            f"MACs algorithmic {sp.algorithmic_macs:,}, actual {sp.actual_macs:,}, skipped "
+            f"{100 * sp.skipped_macs / alg:.1f}%, gated {100 * sp.gated_macs / alg:.1f}%; "
+            f"PE-slot efficiency {sp.slot_efficiency:.2f}; weights {sp.weight_bits // 8:,} B "
+            f"+ metadata {-(-sp.metadata_bits // 8):,} B")
     ic = rep.integer_check
     if ic is not None:
         verdict = "match" if ic["equal"] else f"DIFFER ({ic['mismatches']} values, first at " \

@@ -16,7 +16,7 @@ closed form's.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from .energy import Energy, energy
 from .hardware import DATAFLOW_NAMES, DATAFLOWS, Target, TargetError
 from .mapping import GemmView, VectorOp, layers
 from .memory import Traffic, gemm_traffic, vector_traffic
+from .sparse import SparseCost, sparse_gemm
 from .timing import TIMINGS, gemm_cycles
 
 SCHEMA = "amchw.simulate/1"
@@ -60,9 +61,11 @@ class LayerReport:
     energy: Energy = field(default_factory=Energy)
     stepped_cycles: int | None = None
     stepped_outputs_equal: bool | None = None
+    sparse: SparseCost | None = None  # a layer whose weights are stored sparse (sims.sparse)
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        d["sparse"] = self.sparse.to_dict() if self.sparse is not None else None
         d["traffic"] = self.traffic.to_dict()
         d["traffic"]["sram_bytes"] = self.traffic.sram_bytes
         d["traffic"]["dram_bytes"] = self.traffic.dram_bytes
@@ -248,24 +251,39 @@ def simulate(graph: Graph, target: Target, dataflow: str | None = None,
             g: GemmView = item
             ft = gemm_cycles(g.M, g.K, g.N, R, C, dataflow, timing)
             compute = g.repeat * g.groups * ft.cycles
+            sc = None
+            macs, slots = g.macs, g.macs
+            if node.op.w_format != "dense":
+                # sparse storage (docs/decisions/0004): its cycles, MACs actually multiplied,
+                # PE-slots spent, and the stored weights plus metadata in place of the dense
+                sc = sparse_gemm(node.op, g.M, R, C, dataflow, timing)
+                compute = g.repeat * sc.cycles
+                macs, slots = g.repeat * sc.actual_macs, g.repeat * sc.slots
+                stored = -(-(sc.weight_bits + sc.metadata_bits) // 8)
+                g = replace(g, w_bytes=stored)
             a_bits = nvals[node.inputs[0]].dtype.bits
-            tr = _repeated(gemm_traffic(g, ft, dataflow, target, a_bits, src[0] in in_dram,
-                                        out_dram), g.repeat,
-                           weights_once=g.w_bytes <= target.filter_sram_kib * 1024)
+            tr = gemm_traffic(g, ft, dataflow, target, a_bits, src[0] in in_dram, out_dram)
+            if sc is not None:  # weight reads scale with what is stored (values + indices)
+                dense_bits = sc.algorithmic_macs // g.M * node.op.w_type.bits
+                tr = replace(tr, sram_read_weights=-(-tr.sram_read_weights
+                                                      * (sc.weight_bits + sc.metadata_bits)
+                                                      // max(1, dense_bits)))
+            tr = _repeated(tr, g.repeat, weights_once=g.w_bytes <= target.filter_sram_kib * 1024)
             stationary = ({"os": 0, "ws": g.K * g.N, "is": g.M * g.K}[dataflow] * g.groups
                           * g.repeat)
             stall = 0
             if timing == "pipelined":
                 stall = max(0, math.ceil(tr.dram_bytes / bw) - compute)
             cycles = compute + stall
-            e = energy(target, macs=g.macs, reg_accesses=3 * g.macs + stationary,
+            e = energy(target, macs=macs, reg_accesses=3 * slots + stationary,
                        sram_bytes=tr.sram_bytes, dram_bytes=tr.dram_bytes, cycles=cycles)
             reports.append(LayerReport(
                 node=g.node, op=g.op, unit="array", M=g.M, K=g.K, N=g.N, groups=g.groups,
-                folds=ft.folds, row_folds=ft.row_folds, col_folds=ft.col_folds, macs=g.macs,
+                folds=ft.folds, row_folds=ft.row_folds, col_folds=ft.col_folds, macs=macs,
                 compute_cycles=compute, stall_cycles=stall, cycles=cycles,
-                utilization=g.macs / (cycles * R * C), mapping_efficiency=ft.mapping_efficiency,
-                weight_bytes=g.w_bytes, traffic=tr, energy=e))
+                utilization=macs / (cycles * R * C) if cycles else 0.0,
+                mapping_efficiency=ft.mapping_efficiency,
+                weight_bytes=g.w_bytes, traffic=tr, energy=e, sparse=sc))
         else:
             v: VectorOp = item
             compute = math.ceil(v.ops / target.vector_lanes)
@@ -390,7 +408,12 @@ def stepped_check(report: SimReport, graph: Graph, frames: np.ndarray) -> dict:
         lr.stepped_cycles = cycles
         lr.stepped_outputs_equal = bool(eq)
         all_eq = all_eq and eq
-        all_cyc = all_cyc and cycles == lr.compute_cycles
+        # sparse storage: the stepped array runs the layer dense (it has no zero-skipping mode
+        # yet), so its cycles are compared with the dense closed form
+        closed = lr.compute_cycles if lr.sparse is None else \
+            lr.groups * gemm_cycles(lr.M, lr.K, lr.N, t.rows, t.cols, report.dataflow,
+                                    report.timing).cycles
+        all_cyc = all_cyc and cycles == closed
     seconds = time.perf_counter() - t0
     summary = {"frames": int(frames.shape[0]), "outputs_equal": bool(all_eq),
                "cycles_equal_closed_form": bool(all_cyc), "pe_cycles": int(pe_cycles),

@@ -92,6 +92,11 @@ def set_format(graph: Graph, fmt: str, min_sparsity: float = 0.0, index_bits: in
     whose weights fit it. Returns (graph, {node: why it was left as it was})."""
     from .validate import validate
 
+    nm = parse_nm(fmt) if isinstance(fmt, str) else None
+    if fmt not in ("dense", "gated", "csr", "csc") and (nm is None or
+                                                        not 1 <= nm[0] <= nm[1] <= 64):
+        raise IRError(f"unknown weight format {fmt!r}: choose dense, gated, csr, csc or N:M "
+                      "(1 <= N <= M <= 64)")
     skipped: dict[str, str] = {}
     nodes = []
     wanted = None if layers is None else set(layers)

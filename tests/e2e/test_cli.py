@@ -185,3 +185,22 @@ def test_first_example_end_to_end(tmp_path):
     r = run(main, ["simulate", "--model", str(q), "--array", "4x4"])
     assert r.exit_code == 0, r.output
     assert "total cycles" in r.output and "integer check" in r.output
+
+
+def test_simulate_with_a_sparse_format(tmp_path):
+    ck = tmp_path / "p.pt"
+    r = CliRunner().invoke(main, ["prune", "vgg10", "--sparsity", "0.8", "--layers", "fc8",
+                                  "-o", str(ck)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["simulate", "--model", str(ck), "--array", "4x4", "--dataflow",
+                                  "os", "--sparse-format", "csc", "--min-sparsity", "0.5"])
+    assert r.exit_code == 0, r.output
+    assert "sparse fc8: csc weights on os -> zeros skipped" in r.output
+    assert "conv1: kept dense (sparsity" in r.output
+    r = CliRunner().invoke(main, ["simulate", "--model", str(ck), "--array", "4x4",
+                                  "--sparse-format", "csc", "--json"])
+    layers = {x["node"]: x for x in json.loads(r.output)["layers"]}
+    assert layers["fc8"]["sparse"]["handling"] == "gated"  # ws: the target's default
+    assert layers["conv1"]["sparse"]["format"] == "csc"   # no threshold: every layer
+    r = CliRunner().invoke(main, ["simulate", "--model", str(ck), "--sparse-format", "bcsr"])
+    assert r.exit_code == 2 and "--sparse-format" in r.output

@@ -108,3 +108,41 @@ def test_an_all_zero_layer_costs_no_os_cycles():
     sc = sparse_gemm(_dense(np.zeros((8, 8), np.int32), "csc"), 4, 4, 4, "os")
     assert sc.cycles == 0 and sc.slots == 0 and sc.actual_macs == 0
     assert sc.skipped_macs == sc.algorithmic_macs
+
+
+def test_simulate_uses_the_sparse_cost_of_stored_layers():
+    import torch
+
+    from amchw.compress import magnitude_prune
+    from amchw.data.synthetic import frames_for
+    from amchw.ir.sparse import set_format
+    from amchw.lower.brevitas import lower
+    from amchw.models import build
+    from amchw.models.calibrate import calibrate
+    from amchw.sims import simulate
+    from amchw.sims.hardware import get_target
+    from amchw.sims.simulate import stepped_check
+
+    fr = frames_for("vgg10", 8, seed=0)
+    m = build("vgg10", seed=0)
+    magnitude_prune(m, 0.9, layers=["fc8", "fc9"])
+    m = calibrate(m, torch.as_tensor(fr), seed=0)
+    g = lower(m, torch.as_tensor(fr[:2]), name="vgg10")
+    t = get_target("edge-asic-45nm").with_array(4, 4)
+    dense = {r.node: r for r in simulate(g, t, "os").layers}
+    g2, skipped = set_format(g, "csr", min_sparsity=0.5)
+    assert set(skipped) == {f"conv{i}" for i in range(1, 8)} | {"fc10"}
+    rep = simulate(g2, t, "os")
+    ops = {n.name: n.op for n in g2.nodes}
+    for r in rep.layers:
+        if r.node in ("fc8", "fc9"):
+            sc = sparse_gemm(ops[r.node], r.M, 4, 4, "os")
+            assert r.sparse == sc and r.compute_cycles == sc.cycles < dense[r.node].compute_cycles
+            assert r.macs == sc.actual_macs
+            assert r.weight_bytes == -(-(sc.weight_bits + sc.metadata_bits) // 8)
+            assert r.energy.mac < dense[r.node].energy.mac
+            assert r.to_dict()["sparse"]["format"] == "csr"
+        else:
+            assert r.sparse is None and r.cycles == dense[r.node].cycles
+    st = stepped_check(rep, g2, fr)
+    assert st["outputs_equal"] and st["cycles_equal_closed_form"]
