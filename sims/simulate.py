@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from amchw.ir.graph import Graph
-from amchw.ir.ops import GRU, Conv, Dense, Requant, Reshape
+from amchw.ir.ops import GRU, Conv, Dense, Requant, Reshape, parse_pq
 
 from .energy import Energy, energy
 from .hardware import DATAFLOW_NAMES, DATAFLOWS, Target, TargetError
@@ -257,13 +257,28 @@ def simulate(graph: Graph, target: Target, dataflow: str | None = None,
                 # sparse storage (docs/decisions/0004): its cycles, MACs actually multiplied,
                 # PE-slots spent, and the stored weights plus metadata in place of the dense
                 sc = sparse_gemm(node.op, g.M, R, C, dataflow, timing)
-                compute = g.repeat * sc.cycles
-                macs, slots = g.repeat * sc.actual_macs, g.repeat * sc.slots
+                # PQ bin-accumulate's adds run on the vector unit before the array's GEMMs
+                compute = g.repeat * (sc.cycles + math.ceil(sc.vector_adds
+                                                            / target.vector_lanes))
+                # MACs multiplied: the nonzero products (zeros gated or skipped); PQ computes
+                # every product of its GEMMs
+                pq = sc.handling in ("lookup", "bins")
+                macs = g.repeat * (sc.slots if pq else sc.actual_macs)
+                slots = g.repeat * sc.slots
                 stored = -(-(sc.weight_bits + sc.metadata_bits) // 8)
                 g = replace(g, w_bytes=stored)
             a_bits = nvals[node.inputs[0]].dtype.bits
             tr = gemm_traffic(g, ft, dataflow, target, a_bits, src[0] in in_dram, out_dram)
-            if sc is not None:  # weight reads scale with what is stored (values + indices)
+            if sc is not None and sc.handling in ("lookup", "bins"):
+                # PQ: lookup reads a centroid (d values) and its code per input and subspace;
+                # bins reads the codes, then each codebook once per row of the batch
+                P = parse_pq(node.op.w_format)[0]
+                d = g.N // P
+                wb = node.op.w_type.bits
+                bits = (sc.table_reads * (d * wb + sc.index_bits) if sc.handling == "lookup"
+                        else sc.vector_adds * sc.index_bits + g.M * sc.weight_bits)
+                tr = replace(tr, sram_read_weights=-(-bits // 8))
+            elif sc is not None:  # weight reads scale with what is stored (values + indices)
                 dense_bits = sc.algorithmic_macs // g.M * node.op.w_type.bits
                 tr = replace(tr, sram_read_weights=-(-tr.sram_read_weights
                                                       * (sc.weight_bits + sc.metadata_bits)
@@ -276,7 +291,8 @@ def simulate(graph: Graph, target: Target, dataflow: str | None = None,
                 stall = max(0, math.ceil(tr.dram_bytes / bw) - compute)
             cycles = compute + stall
             e = energy(target, macs=macs, reg_accesses=3 * slots + stationary,
-                       sram_bytes=tr.sram_bytes, dram_bytes=tr.dram_bytes, cycles=cycles)
+                       sram_bytes=tr.sram_bytes, dram_bytes=tr.dram_bytes, cycles=cycles,
+                       vector_ops=g.repeat * sc.vector_adds if sc is not None else 0)
             reports.append(LayerReport(
                 node=g.node, op=g.op, unit="array", M=g.M, K=g.K, N=g.N, groups=g.groups,
                 folds=ft.folds, row_folds=ft.row_folds, col_folds=ft.col_folds, macs=macs,

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from amchw.ir.ops import Conv, Dense, parse_nm
+from amchw.ir.ops import Conv, Dense, parse_nm, parse_pq
 from amchw.ir.sparse import index_bits
 
 from .timing import ceil_div, gemm_cycles, spatial_temporal
@@ -32,9 +32,11 @@ class SparseCost:
     slots: int                # PE-slots spent on the GEMM (mapped PEs x temporal steps)
     cycles: int               # compute cycles, all groups
     slot_efficiency: float    # actual / slots: the busiest-lane and padding losses
-    weight_bits: int          # weight values stored
-    metadata_bits: int        # indices, offsets and pointers stored
-    index_bits: int           # bits per index (csr/csc) or offset (N:M); 0 if none
+    weight_bits: int          # weight values stored (PQ: the codebooks)
+    metadata_bits: int        # indices, offsets and pointers stored (PQ: the codes)
+    index_bits: int           # bits per index (csr/csc), offset (N:M) or code (PQ); 0 if none
+    vector_adds: int = 0      # PQ bin-accumulate: the integer adds into the bins
+    table_reads: int = 0      # PQ: centroid (d-vector) reads from the codebooks
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -58,10 +60,44 @@ def _fold_cycles(Ts, R: int, C: int, timing: str) -> int:
     return sum(Ts) + R + C - 2
 
 
+def pq_gemm(op, M: int, R: int, C: int, dataflow: str, timing: str = "pipelined",
+            kernel: str = "auto") -> SparseCost:
+    """A Dense layer stored "pqP:K" (M rows of inputs x K_red inputs -> N outputs per row):
+    lookup-and-MAC reads K_red * P centroids per row and does the dense MACs on the array
+    (a storage saving only); bin-accumulate adds each input into one of K bins per subspace
+    (K_red * P vector adds per row) and multiplies the bins by the centroids: P GEMMs of
+    M x K x d on the array. "auto": bins when the inputs outnumber the centroids."""
+    from amchw.ir.sparse import pq_codebooks
+
+    P, K = parse_pq(op.w_format)
+    pq_codebooks(op)  # IRError unless the weights are that product quantization
+    n_out, k_red = op.weight.shape
+    d = n_out // P
+    if kernel == "auto":
+        kernel = "bins" if k_red > K else "lookup"
+    algorithmic = M * k_red * n_out
+    wbits = P * K * d * op.w_type.bits
+    ib = max(1, (K - 1).bit_length())
+    meta = k_red * P * ib
+    if kernel == "lookup":
+        cyc = gemm_cycles(M, k_red, n_out, R, C, dataflow, timing).cycles
+        # every product of the GEMM is computed (PQ does not skip zeros): actual = slots
+        return SparseCost(op.w_format, "lookup", algorithmic, algorithmic, 0, 0, algorithmic,
+                          cyc, 1.0, wbits, meta, ib, table_reads=M * k_red * P)
+    if kernel != "bins":
+        raise ValueError(f"PQ kernel must be lookup, bins or auto, got {kernel!r}")
+    macs = M * K * n_out
+    cyc = P * gemm_cycles(M, K, d, R, C, dataflow, timing).cycles
+    return SparseCost(op.w_format, "bins", algorithmic, macs, algorithmic - macs, 0, macs,
+                      cyc, 1.0, wbits, meta, ib, vector_adds=M * k_red * P)
+
+
 def sparse_gemm(op, M: int, R: int, C: int, dataflow: str, timing: str = "pipelined",
                 fmt: str | None = None) -> SparseCost:
     """The sparse cost of Conv/Dense `op` as an M x K x N GEMM per group (M = output pixels x
     batch) on an R x C array, for its weight format (or `fmt`)."""
+    if fmt is None and parse_pq(op.w_format) is not None:
+        return pq_gemm(op, M, R, C, dataflow, timing)
     if not isinstance(op, (Conv, Dense)):
         raise TypeError("sparse_gemm takes a Conv or Dense op")
     fmt = fmt or op.w_format

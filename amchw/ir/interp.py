@@ -10,7 +10,7 @@ from amchw.kernels import sparse as SK
 
 from .graph import Graph
 from .ops import (GRU, Add, AvgPool, Concat, Conv, Dense, Dequantize, GateMix, Lut, MaxPool, Mul,
-                  Quantize, Requant, Reshape, parse_nm)
+                  Quantize, Requant, Reshape, parse_nm, parse_pq)
 from .types import IRError, QType
 
 BACKENDS = ("ref", "numba", "fast")
@@ -190,6 +190,15 @@ def _apply(op, args, in_types, impl) -> np.ndarray:
 def _sparse_dense(op: Dense, x, bias, zx) -> np.ndarray:
     """A Dense layer by the zero-skipping kernel of its weight format."""
     zw = op.w_type.zero_point
+    pq = parse_pq(op.w_format)
+    if pq is not None:  # bin-accumulate when the inputs outnumber the centroids
+        from amchw.ir.sparse import pq_codebooks
+
+        from amchw.kernels import pq as PQ
+
+        codes, books = pq_codebooks(op)
+        kern = PQ.pq_dense_bins if op.weight.shape[1] > pq[1] else PQ.pq_dense_lookup
+        return kern(x, codes, books, bias, zx, zw)
     nm = parse_nm(op.w_format)
     if nm is not None:
         vals, offs = SK.nm_from_dense(op.weight, nm[0], nm[1], zw)

@@ -33,7 +33,9 @@ def _i64(a) -> np.ndarray:
 #: cycles not); "csr" the nonzeros per output (row), "csc" per reduction position (column), with
 #: `index_bits` per index; "N:M" (e.g. "2:4") at most N nonzeros in every M consecutive
 #: reduction positions, stored with log2(M)-bit offsets. A weight is zero when it equals zw.
-WEIGHT_FORMATS = ("dense", "gated", "csr", "csc", "N:M")
+#: "pqP:K" (Dense only, e.g. "pq2:256"): product quantization, the outputs split into P
+#: subspaces, each input's sub-vector one of K centroids (log2(K)-bit codes, kernels/pq.py).
+WEIGHT_FORMATS = ("dense", "gated", "csr", "csc", "N:M", "pqP:K")
 
 
 def parse_nm(fmt: str) -> tuple[int, int] | None:
@@ -44,12 +46,33 @@ def parse_nm(fmt: str) -> tuple[int, int] | None:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
+def parse_pq(fmt: str) -> tuple[int, int] | None:
+    """(P, K_s) of a "pqP:K" format string (product quantization, Dense only), else None."""
+    import re
+
+    m = re.fullmatch(r"pq(\d+):(\d+)", fmt)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def format_error(fmt) -> str | None:
+    """Why `fmt` is not a weight format, or None."""
+    if not isinstance(fmt, str):
+        return f"weight format must be a string, got {fmt!r}"
+    nm, pq = parse_nm(fmt), parse_pq(fmt)
+    if fmt in WEIGHT_FORMATS[:4] or (nm is not None and 1 <= nm[0] <= nm[1] <= 64):
+        return None
+    if pq is not None and pq[0] >= 1 and pq[1] >= 2 and pq[1] & (pq[1] - 1) == 0:
+        return None
+    return (f"weight format must be dense, gated, csr, csc, N:M (1 <= N <= M <= 64) or pqP:K "
+            f"(K a power of two), got {fmt!r}")
+
+
 def _check_format(op) -> None:
-    fmt = op.w_format
-    nm = parse_nm(fmt) if isinstance(fmt, str) else None
-    if fmt not in WEIGHT_FORMATS[:4] and (nm is None or not 1 <= nm[0] <= nm[1] <= 64):
-        raise IRError(f"{op.kind} weight format must be dense, gated, csr, csc or N:M "
-                      f"(1 <= N <= M <= 64), got {fmt!r}")
+    err = format_error(op.w_format)
+    if err:
+        raise IRError(f"{op.kind} {err}")
+    if parse_pq(op.w_format) is not None and op.kind != "Dense":
+        raise IRError(f"{op.kind}: product quantization (pq) is for Dense layers")
     object.__setattr__(op, "index_bits", int(op.index_bits))
     if not 0 <= op.index_bits <= 32:
         raise IRError(f"{op.kind} index_bits must be in 0..32, got {op.index_bits}")

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from .graph import Graph, Node
-from .ops import Conv, Dense, parse_nm
+from .ops import Conv, Dense, format_error, parse_nm, parse_pq
 from .types import IRError
 
 
@@ -44,8 +44,8 @@ def min_index_bits(extent: int) -> int:
 def index_bits(op) -> int:
     """Bits per stored index of a csr/csc layer (its `index_bits`, or the fewest that work);
     log2(M) for N:M offsets; 0 for dense and gated storage."""
-    nm = parse_nm(op.w_format)
-    if nm is not None:
+    nm = parse_nm(op.w_format) or parse_pq(op.w_format)
+    if nm is not None:  # N:M offsets, PQ codes
         return max(1, (nm[1] - 1).bit_length())
     ext = index_extent(op)
     if not ext:
@@ -60,6 +60,10 @@ def check_format(name: str, op) -> None:
     if ext and op.index_bits and op.index_bits < min_index_bits(ext):
         raise IRError(f"node {name!r} ({op.kind}): {op.index_bits}-bit {fmt} indices cannot "
                       f"address {ext} positions (need {min_index_bits(ext)})")
+    pq = parse_pq(fmt)
+    if pq is not None:
+        pq_codebooks(op, name)  # raises if the weights are not that product quantization
+        return
     nm = parse_nm(fmt)
     if nm is None:
         return
@@ -74,6 +78,33 @@ def check_format(name: str, op) -> None:
         k, g = np.unravel_index(int(np.argmax(counts > n)), counts.shape)
         raise IRError(f"node {name!r} ({op.kind}): output {k}, group {g} holds "
                       f"{int(counts[k, g])} nonzero weights, more than {n}:{m} allows")
+
+
+def pq_codebooks(op, name: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """(codes int32 (M, P), codebooks int32 (P, K, d)) of a Dense layer stored "pqP:K": its
+    weight (N outputs x M inputs) is the seed's W (M x N) transposed; for each subspace p (the
+    outputs p*d .. p*d + d - 1) every input's d-vector must be one of at most K distinct
+    vectors, which become the codebook (sorted; unused entries repeat the first). IRError
+    otherwise."""
+    P, K = parse_pq(op.w_format)
+    w = op.weight
+    n_out, m_in = w.shape
+    where = f"node {name!r} (Dense)" if name else "Dense"
+    if n_out % P:
+        raise IRError(f"{where}: {n_out} outputs do not split into {P} subspaces")
+    d = n_out // P
+    codes = np.empty((m_in, P), np.int32)
+    books = np.empty((P, K, d), np.int32)
+    for p in range(P):
+        sub = np.ascontiguousarray(w[p * d:(p + 1) * d].T)  # (M, d): each input's sub-vector
+        uniq, inv = np.unique(sub, axis=0, return_inverse=True)
+        if len(uniq) > K:
+            raise IRError(f"{where}: subspace {p} has {len(uniq)} distinct sub-vectors, more "
+                          f"than the {K} centroids of {op.w_format}")
+        books[p, :len(uniq)] = uniq
+        books[p, len(uniq):] = uniq[0]
+        codes[:, p] = inv.ravel()
+    return codes, books
 
 
 def fits(op, fmt: str) -> bool:
@@ -92,11 +123,9 @@ def set_format(graph: Graph, fmt: str, min_sparsity: float = 0.0, index_bits: in
     whose weights fit it. Returns (graph, {node: why it was left as it was})."""
     from .validate import validate
 
-    nm = parse_nm(fmt) if isinstance(fmt, str) else None
-    if fmt not in ("dense", "gated", "csr", "csc") and (nm is None or
-                                                        not 1 <= nm[0] <= nm[1] <= 64):
-        raise IRError(f"unknown weight format {fmt!r}: choose dense, gated, csr, csc or N:M "
-                      "(1 <= N <= M <= 64)")
+    err = format_error(fmt)
+    if err:
+        raise IRError(f"unknown {err}")
     skipped: dict[str, str] = {}
     nodes = []
     wanted = None if layers is None else set(layers)
