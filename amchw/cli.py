@@ -380,6 +380,64 @@ def prune_cmd(model_spec, sparsity, pattern, layers, output, scales, weight_bits
     click.echo(f"wrote {output}: {ck['model']}, {pattern} pruning of {len(done)} layers")
 
 
+@main.command("pq")
+@click.argument("model_spec", metavar="MODEL")
+@click.option("--layer", required=True, help="The QuantLinear layer to quantize (e.g. fc3).")
+@click.option("--subspaces", "P", type=click.IntRange(1), required=True,
+              help="P: the outputs split into P subspaces.")
+@click.option("--centroids", "K", type=click.IntRange(2), default=256, show_default=True,
+              help="K_s: centroids per subspace (a power of two).")
+@click.option("-o", "--output", required=True, help="The checkpoint to write.")
+@click.option("--scales", type=click.Choice(["po2", "float"]), default="po2", show_default=True,
+              help="Scale kind for zoo models.")
+@click.option("--weight-bits", type=int, default=8, show_default=True)
+@click.option("--act-bits", type=int, default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def pq_cmd(model_spec, layer, P, K, output, scales, weight_bits, act_bits, seed):
+    """Product-quantize one fully connected layer of MODEL (zoo name or checkpoint) with k-means
+    per subspace, and write a checkpoint whose layer is stored pqP:K in the IR."""
+    from dataclasses import asdict
+
+    import torch
+
+    from amchw.compress import PruneError, product_quantize
+    from amchw.data.synthetic import PROFILES, frames_for
+    from amchw.fileio import atomic_open
+    from amchw.models import ZOO, QuantConfig, build
+    from amchw.models.calibrate import calibrate
+
+    if model_spec in ZOO:
+        cfg = QuantConfig(weight_bits=weight_bits, act_bits=act_bits, scales=scales)
+        model = calibrate(build(model_spec, cfg, seed=seed),
+                          torch.as_tensor(frames_for(model_spec, 256, seed=seed)), seed=seed)
+        ck = {"model": model_spec, "config": asdict(cfg),
+              "classes": list(PROFILES[ZOO[model_spec].profile].classes)}
+    else:
+        name = checkpoint_model_name(model_spec)
+        ck = torch.load(model_spec, map_location="cpu", weights_only=False)
+        model = build(name, QuantConfig(**ck["config"]))
+        model.load_state_dict(ck["state_dict"])
+        model.eval()
+    mods = dict(model.named_modules())
+    if layer not in mods:
+        raise click.BadParameter(f"no layer {layer!r} in {ck['model']}", param_hint="--layer")
+    try:
+        info = product_quantize(mods[layer], layer, P, K, seed)
+    except PruneError as e:
+        raise click.BadParameter(str(e)) from None
+    summary = {k: v for k, v in info.items() if k not in ("codes", "codebooks")}
+    ck = dict(ck, state_dict=model.state_dict(), pq=summary)
+    try:
+        with atomic_open(output) as f:
+            torch.save(ck, f)
+    except OSError as e:
+        _fail(f"{output}: {e}")
+    cq = ", ".join(f"{v:.2f} ({k[4:]})" for k, v in summary.items() if k.startswith("C_Q"))
+    click.echo(f"{layer}: {info['inputs']} x {info['outputs']} -> {P} subspaces x {K} "
+               f"centroids; compression rate C_Q {cq}")
+    click.echo(f"wrote {output}: {ck['model']} with {layer} stored pq{P}:{K}")
+
+
 @main.command("export")
 @click.argument("model_spec", metavar="MODEL")
 @click.option("-o", "--output", "out_path", required=True, help="The .qonnx file to write.")
