@@ -216,7 +216,7 @@ def graph_and_frames(spec: str, scales: str, weight_bits: int, act_bits: int, n_
 
 
 @main.command("simulate")
-@click.argument("model_arg", metavar="MODEL", required=False)
+@click.argument("model_args", metavar="MODEL...", nargs=-1)
 @click.option("--model", "model_opt", default=None,
               help="Same as MODEL: a zoo name, a checkpoint (.pt), an IR graph (.npz) or a "
                    "QONNX file (.qonnx/.onnx).")
@@ -249,26 +249,40 @@ def graph_and_frames(spec: str, scales: str, weight_bits: int, act_bits: int, n_
                    "(e.g. 2:4); docs/compression.md.")
 @click.option("--min-sparsity", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="With --sparse-format: only layers with at least this fraction of zeros.")
-def simulate_cmd(model_arg, model_opt, array, dataflow, target_name, timing, batch, stepped,
+@click.option("--compare", is_flag=True,
+              help="Compare the MODELs side by side in every dataflow (cycles, energy, weight "
+                   "bytes); MODEL@FORMAT stores that model's weights in FORMAT (e.g. "
+                   "pruned.pt@csr, pq.pt@pq2:256).")
+def simulate_cmd(model_args, model_opt, array, dataflow, target_name, timing, batch, stepped,
                  n_frames, scales, weight_bits, act_bits, seed, as_json, csv_path, plot_path,
-                 sparse_format, min_sparsity):
+                 sparse_format, min_sparsity, compare):
     """Cycles, memory traffic and energy of MODEL on a MAC array, layer by layer."""
     from amchw.sims.hardware import TargetError, get_target, parse_array
     from amchw.sims.report import format_table, write_csv, write_plot
     from amchw.sims.simulate import SimulationError, integer_check, simulate, stepped_check
 
-    if model_arg and model_opt and model_arg != model_opt:
-        raise click.UsageError("give MODEL or --model, not two different models")
-    spec = model_arg or model_opt
-    if not spec:
-        raise click.UsageError("missing MODEL (a zoo name, a checkpoint, an IR graph or a "
-                               "QONNX file)")
     try:
         target = get_target(target_name)
         if array:
             target = target.with_array(*parse_array(array))
     except TargetError as e:
         _fail(str(e))
+    if compare:
+        specs = list(model_args) + ([model_opt] if model_opt else [])
+        if not specs:
+            raise click.UsageError("--compare needs at least one MODEL")
+        _compare(specs, target, timing, batch, scales, weight_bits, act_bits, seed,
+                 min_sparsity, as_json)
+        return
+    if len(model_args) > 1:
+        raise click.UsageError("several MODELs need --compare")
+    model_arg = model_args[0] if model_args else None
+    if model_arg and model_opt and model_arg != model_opt:
+        raise click.UsageError("give MODEL or --model, not two different models")
+    spec = model_arg or model_opt
+    if not spec:
+        raise click.UsageError("missing MODEL (a zoo name, a checkpoint, an IR graph or a "
+                               "QONNX file)")
     graph, frames = graph_and_frames(spec, scales, weight_bits, act_bits,
                                      max(n_frames, batch), seed)
     skipped = {}
@@ -304,6 +318,40 @@ def simulate_cmd(model_arg, model_opt, array, dataflow, target_name, timing, bat
         rep.stepped is None
         or (rep.stepped["outputs_equal"] and rep.stepped["cycles_equal_closed_form"]))
     sys.exit(0 if ok else 1)
+
+
+def _compare(specs, target, timing, batch, scales, weight_bits, act_bits, seed,
+             min_sparsity, as_json):
+    """amchw simulate --compare: every MODEL[@FORMAT] in os, ws and is."""
+    from amchw.ir import IRError
+    from amchw.ir.sparse import set_format
+    from amchw.sims.report import compare_table
+    from amchw.sims.simulate import SimulationError, simulate
+
+    rows = []
+    for item in specs:
+        spec, _, fmt = item.partition("@")
+        graph, _ = graph_and_frames(spec, scales, weight_bits, act_bits, 16, seed)
+        if fmt:
+            try:
+                graph, _ = set_format(graph, fmt, min_sparsity)
+            except IRError as e:
+                raise click.BadParameter(f"{item}: {e}", param_hint="--compare") from None
+        for df in ("os", "ws", "is"):
+            try:
+                rep = simulate(graph, target, df, timing, batch)
+            except SimulationError as e:
+                _fail(f"{item}: {e}")
+            tot = rep.totals()
+            rows.append({"model": item, "format": fmt or "dense", "dataflow": df,
+                         "cycles": rep.cycles, "energy_uj": tot["energy_per_inference_uj"],
+                         "weight_bytes": tot["weight_bytes"], "macs": tot["macs"],
+                         "dram_bytes": tot["dram_bytes"]})
+    if as_json:
+        click.echo(json.dumps({"target": target.name, "array": [target.rows, target.cols],
+                               "timing": timing, "batch": batch, "rows": rows}, indent=2))
+    else:
+        click.echo(compare_table(rows, target, timing))
 
 
 _QUANT_OPTS = [

@@ -156,3 +156,27 @@ def write_plot(rep: SimReport, path) -> Path:
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     return atomic_write(path, buf.getvalue())
+
+
+def compare_table(rows: list[dict], target, timing: str) -> str:
+    """amchw simulate --compare: one line per model and dataflow; '*' marks each model's
+    fastest dataflow and '+' its most frugal (least energy)."""
+    w = max([5] + [len(r["model"]) for r in rows])
+    out = [f"{target.name} {target.rows}x{target.cols}, {timing} timing",
+           f"{'model':<{w}} {'format':<8} {'df':<3} {'cycles':>12} {'energy uJ':>11} "
+           f"{'weights B':>11} {'MACs':>13} {'DRAM B':>11}"]
+    best_c, best_e = {}, {}
+    for r in rows:
+        m = r["model"]
+        if m not in best_c or r["cycles"] < best_c[m]["cycles"]:
+            best_c[m] = r
+        if m not in best_e or r["energy_uj"] < best_e[m]["energy_uj"]:
+            best_e[m] = r
+    for r in rows:
+        mark = ("*" if best_c[r["model"]] is r else " ") + ("+" if best_e[r["model"]] is r
+                                                            else " ")
+        out.append(f"{r['model']:<{w}} {r['format']:<8} {r['dataflow']:<3} {r['cycles']:>12,} "
+                   f"{r['energy_uj']:>11.3f} {r['weight_bytes']:>11,} {r['macs']:>13,} "
+                   f"{r['dram_bytes']:>11,} {mark}")
+    out.append("* fastest dataflow of the model, + least energy")
+    return "\n".join(out)

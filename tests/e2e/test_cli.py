@@ -204,3 +204,26 @@ def test_simulate_with_a_sparse_format(tmp_path):
     assert layers["conv1"]["sparse"]["format"] == "csc"   # no threshold: every layer
     r = CliRunner().invoke(main, ["simulate", "--model", str(ck), "--sparse-format", "bcsr"])
     assert r.exit_code == 2 and "--sparse-format" in r.output
+
+
+def test_simulate_compare_puts_versions_side_by_side(tmp_path):
+    ck = tmp_path / "p.pt"
+    r = CliRunner().invoke(main, ["prune", "vtcnn2", "--sparsity", "0.9", "--layers", "fc3",
+                                  "-o", str(ck)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["simulate", "--compare", "vtcnn2", f"{ck}@csc",
+                                  "--min-sparsity", "0.5", "--array", "16x16", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)["rows"]
+    assert [(x["format"], x["dataflow"]) for x in rows] == [
+        (f, d) for f in ("dense", "csc") for d in ("os", "ws", "is")]
+    dense = {x["dataflow"]: x for x in rows[:3]}
+    sparse = {x["dataflow"]: x for x in rows[3:]}
+    # fc3 at 90%: stored smaller, fewer MACs multiplied, and on os fewer cycles too
+    assert all(sparse[d]["weight_bytes"] < dense[d]["weight_bytes"] for d in dense)
+    assert all(sparse[d]["macs"] < dense[d]["macs"] for d in dense)
+    assert sparse["os"]["cycles"] < dense["os"]["cycles"]
+    r = CliRunner().invoke(main, ["simulate", "--compare", "vtcnn2", "--array", "4x4"])
+    assert r.exit_code == 0 and "* fastest dataflow" in r.output
+    r = CliRunner().invoke(main, ["simulate", "vtcnn2", "vgg10"])
+    assert r.exit_code == 2 and "--compare" in r.output
