@@ -55,14 +55,33 @@ COUNTERS = ("macs", "a_reads", "b_reads", "out_writes", "psum_reads", "pe_cycles
 
 
 @njit(cache=True)
-def _run_os(L, U, init, R, C, pipelined):
-    """L (Sr x T), U (T x Sc), init (Sr x Sc): returns out, last busy cycle, counters."""
-    Sr, T = L.shape
+def _run_os(L, U, init, R, C, pipelined, kidx, koff):
+    """L (Sr x K), U (K x Sc), init (Sr x Sc): returns out, last busy cycle, counters.
+
+    Column fold c streams the reduction steps kidx[koff[c]:koff[c+1]] (all K of them for a
+    dense run; for zero skipping, only the steps where a column of the fold has a nonzero),
+    so fold f lasts T_f = koff[c+1] - koff[c] steps; a fold with no step is not run and its
+    outputs are their init."""
+    Sr = L.shape[0]
     Sc = U.shape[1]
     rf = (Sr + R - 1) // R
     cf = (Sc + C - 1) // C
-    F = rf * cf
+    # the folds that run, in order (row fold major), and their lengths
+    order = np.empty(rf * cf, np.int64)
+    F = 0
+    for f in range(rf * cf):
+        if koff[f % cf + 1] > koff[f % cf]:
+            order[F] = f
+            F += 1
     out = np.zeros((Sr, Sc), dtype=np.int32)
+    for f in range(rf * cf):  # outputs of folds that do not run keep their init
+        if koff[f % cf + 1] == koff[f % cf]:
+            for i in range(R):
+                for j in range(C):
+                    row = (f // cf) * R + i
+                    col = (f % cf) * C + j
+                    if row < Sr and col < Sc:
+                        out[row, col] = init[row, col]
     # token registers: fold (-1 = empty), k, value, valid (a padded row/column carries nulls)
     a_f = np.full((R, C), -1, np.int64)
     a_k = np.zeros((R, C), np.int64)
@@ -73,7 +92,7 @@ def _run_os(L, U, init, R, C, pipelined):
     b_v = np.zeros((R, C), np.int16)
     b_ok = np.zeros((R, C), np.bool_)
     acc = np.zeros((R, C), np.int64)
-    starts = np.full(F, -1, np.int64)
+    starts = np.full(max(F, 1), -1, np.int64)
     cnt = np.zeros(6, np.int64)
     started = 0
     pending = 0       # operands of started folds not yet fed into the array
@@ -107,21 +126,25 @@ def _run_os(L, U, init, R, C, pipelined):
             if started == 0:
                 go = True
             elif pipelined:
-                # row 0's and column 0's feed ports are free once they fed the last fold's T-th
-                # operand (rows and columns further out follow with their skew)
-                go = t >= starts[started - 1] + T
+                # row 0's and column 0's feed ports are free once they fed the last fold's
+                # final operand (rows and columns further out follow with their skew)
+                fp = order[started - 1] % cf
+                go = t >= starts[started - 1] + koff[fp + 1] - koff[fp]
             else:
                 # sequential folds: every operand of the previous fold fed and out of the array
                 go = pending == 0 and tokens == 0
             if go:
                 starts[started] = t
+                fc = order[started] % cf
                 started += 1
-                pending += (R + C) * T
+                pending += (R + C) * (koff[fc + 1] - koff[fc])
         # 3. inject at the left edge (row i) and the top edge (column j), skewed by i and j
         for i in range(R):
-            for f in range(started - 1, -1, -1):
-                k = t - starts[f] - i
-                if k >= T:
+            for s in range(started - 1, -1, -1):
+                f = order[s]
+                c = f % cf
+                k = t - starts[s] - i
+                if k >= koff[c + 1] - koff[c]:
                     break
                 if k >= 0:
                     r0 = (f // cf) * R
@@ -130,7 +153,7 @@ def _run_os(L, U, init, R, C, pipelined):
                     a_k[i, 0] = k
                     pending -= 1
                     if row < Sr:
-                        a_v[i, 0] = L[row, k]
+                        a_v[i, 0] = L[row, kidx[koff[c] + k]]
                         a_ok[i, 0] = True
                         cnt[1] += 1
                     else:
@@ -138,18 +161,20 @@ def _run_os(L, U, init, R, C, pipelined):
                         a_ok[i, 0] = False
                     break
         for j in range(C):
-            for f in range(started - 1, -1, -1):
-                k = t - starts[f] - j
-                if k >= T:
+            for s in range(started - 1, -1, -1):
+                f = order[s]
+                c = f % cf
+                k = t - starts[s] - j
+                if k >= koff[c + 1] - koff[c]:
                     break
                 if k >= 0:
-                    c0 = (f % cf) * C
+                    c0 = c * C
                     col = c0 + j
                     b_f[0, j] = f
                     b_k[0, j] = k
                     pending -= 1
                     if col < Sc:
-                        b_v[0, j] = U[k, col]
+                        b_v[0, j] = U[kidx[koff[c] + k], col]
                         b_ok[0, j] = True
                         cnt[2] += 1
                     else:
@@ -175,7 +200,7 @@ def _run_os(L, U, init, R, C, pipelined):
                         acc[i, j] = init[row, col]
                     acc[i, j] = wrap_i32(acc[i, j] + np.int64(a_v[i, j]) * np.int64(b_v[i, j]))
                     cnt[0] += 1
-                    if k == T - 1:
+                    if k == koff[fa % cf + 1] - koff[fa % cf] - 1:
                         out[row, col] = acc[i, j]
                         cnt[3] += 1
         if busy:
@@ -213,7 +238,7 @@ def _run_stationary(S, W, init, R, C, pipelined):
     s_d = np.full((R, C), -1, np.int64)
     s_v = np.zeros((R, C), np.int16)
     s_ok = np.zeros((R, C), np.bool_)
-    starts = np.full(F, -1, np.int64)      # stream start of each fold
+    starts = np.full(max(F, 1), -1, np.int64)      # stream start of each fold
     loads = np.full(F, -1, np.int64)       # load start (column 0) of each fold's tile
     cnt = np.zeros(6, np.int64)
     streamed = 0
@@ -375,10 +400,25 @@ def _operand(x, name):
     return np.ascontiguousarray(x, dtype=np.int16)
 
 
+def skip_steps(B: np.ndarray, C: int) -> tuple[np.ndarray, np.ndarray]:
+    """os zero skipping (docs/decisions/0004, CSC on os): for each column fold of B (K x N),
+    the reduction steps where one of its columns holds a nonzero. Returns (kidx, koff)."""
+    nz = np.asarray(B) != 0
+    steps, off = [], [0]
+    for c0 in range(0, nz.shape[1], C):
+        ks = np.flatnonzero(nz[:, c0:c0 + C].any(axis=1))
+        steps.append(ks)
+        off.append(off[-1] + ks.size)
+    return (np.concatenate(steps).astype(np.int64) if steps else np.zeros(0, np.int64),
+            np.asarray(off, np.int64))
+
+
 def stepped_gemm(A, B, init, R: int, C: int, dataflow: str,
-                 timing: str = "pipelined") -> SteppedResult:
+                 timing: str = "pipelined", skip_zeros: bool = False) -> SteppedResult:
     """Run O = init + A . B on the stepped R x C array. A (M x K) and B (K x N) are zero-point
-    corrected operands, init (M x N) or (N,) the accumulators' start (the bias)."""
+    corrected operands, init (M x N) or (N,) the accumulators' start (the bias).
+    skip_zeros (os only): each column fold streams only the reduction steps where one of its
+    columns of B has a nonzero weight (B's zeros are zero-point corrected, i.e. real zeros)."""
     A = _operand(A, "A")
     B = _operand(B, "B")
     M, K = A.shape
@@ -397,8 +437,17 @@ def stepped_gemm(A, B, init, R: int, C: int, dataflow: str,
         raise ValueError("stepped array: init must fit int32")
     init = np.ascontiguousarray(init, dtype=np.int32)
     pipe = timing == "pipelined"
+    if skip_zeros and dataflow != "os":
+        raise ValueError("stepped array: zero skipping is modelled for the os dataflow only "
+                         "(ws and is gate zeros; docs/decisions/0004)")
     if dataflow == "os":
-        out, last, cnt = _run_os(A, B, init, int(R), int(C), pipe)
+        if skip_zeros:
+            kidx, koff = skip_steps(B, int(C))
+        else:
+            cf = -(-N // int(C))
+            kidx = np.tile(np.arange(K, dtype=np.int64), cf)
+            koff = np.arange(cf + 1, dtype=np.int64) * K
+        out, last, cnt = _run_os(A, B, init, int(R), int(C), pipe, kidx, koff)
         a_reads, b_reads = cnt[1], cnt[2]
     elif dataflow == "ws":
         out, last, cnt = _run_stationary(A, B, init, int(R), int(C), pipe)
@@ -410,7 +459,7 @@ def stepped_gemm(A, B, init, R: int, C: int, dataflow: str,
         a_reads, b_reads = cnt[2], cnt[1]
     else:
         raise ValueError(f"unknown dataflow {dataflow!r}; choose from {DATAFLOWS}")
-    cycles = int(last) + 1 if pipe else int(last)
+    cycles = max(0, int(last) + 1 if pipe else int(last))
     counts = {"macs": int(cnt[0]), "a_reads": int(a_reads), "b_reads": int(b_reads),
               "out_writes": int(cnt[3]), "psum_reads": int(cnt[4]), "pe_cycles": int(cnt[5])}
     return SteppedResult(out, cycles, counts)
