@@ -37,9 +37,17 @@ class SparseCost:
     index_bits: int           # bits per index (csr/csc), offset (N:M) or code (PQ); 0 if none
     vector_adds: int = 0      # PQ bin-accumulate: the integer adds into the bins
     table_reads: int = 0      # PQ: centroid (d-vector) reads from the codebooks
+    metadata_bits_read: int = 0  # indices/offsets/codes (and pointers) read from SRAM
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _passes(dataflow: str, M: int, K: int, N: int, R: int, C: int) -> int:
+    """How many times the weights are streamed from SRAM (sims.memory: os re-reads them per
+    row fold, is per column fold, ws once)."""
+    ft = gemm_cycles(M, K, N, R, C, dataflow)
+    return {"os": ft.row_folds, "ws": 1, "is": ft.col_folds}[dataflow]
 
 
 def gemm_weights(op) -> np.ndarray:
@@ -83,13 +91,15 @@ def pq_gemm(op, M: int, R: int, C: int, dataflow: str, timing: str = "pipelined"
         cyc = gemm_cycles(M, k_red, n_out, R, C, dataflow, timing).cycles
         # every product of the GEMM is computed (PQ does not skip zeros): actual = slots
         return SparseCost(op.w_format, "lookup", algorithmic, algorithmic, 0, 0, algorithmic,
-                          cyc, 1.0, wbits, meta, ib, table_reads=M * k_red * P)
+                          cyc, 1.0, wbits, meta, ib, table_reads=M * k_red * P,
+                          metadata_bits_read=M * k_red * P * ib)
     if kernel != "bins":
         raise ValueError(f"PQ kernel must be lookup, bins or auto, got {kernel!r}")
     macs = M * K * n_out
     cyc = P * gemm_cycles(M, K, d, R, C, dataflow, timing).cycles
     return SparseCost(op.w_format, "bins", algorithmic, macs, algorithmic - macs, 0, macs,
-                      cyc, 1.0, wbits, meta, ib, vector_adds=M * k_red * P)
+                      cyc, 1.0, wbits, meta, ib, vector_adds=M * k_red * P,
+                      metadata_bits_read=M * k_red * P * ib)
 
 
 def sparse_gemm(op, M: int, R: int, C: int, dataflow: str, timing: str = "pipelined",
@@ -122,17 +132,20 @@ def sparse_gemm(op, M: int, R: int, C: int, dataflow: str, timing: str = "pipeli
         ib = max(1, (m - 1).bit_length())
         return SparseCost(fmt, "skipped", algorithmic, actual, algorithmic - slots,
                           slots - actual, slots, cycles, actual / slots if slots else 1.0,
-                          g * Kp * N * wbits, g * Kp * N * ib, ib)
+                          g * Kp * N * wbits, g * Kp * N * ib, ib,
+                          metadata_bits_read=_passes(dataflow, M, Kp, N, R, C) * g * Kp * N * ib)
     if fmt in ("csr", "csc"):
         ib = index_bits(op if fmt == op.w_format else replace(op, w_format=fmt, index_bits=0))
         ptr_bits = max(1, nnz_total.bit_length())
         n_ptr = g * ((N + 1) if fmt == "csr" else (K + 1))
         meta = nnz_total * ib + n_ptr * ptr_bits
         stored = nnz_total * wbits
+        meta_read = _passes(dataflow, M, K, N, R, C) * meta  # every pass reads the index
         if dataflow != "os":  # the stationary tile serves a shared stream: gated only
             return SparseCost(fmt, "gated", algorithmic, actual, 0, algorithmic - actual,
                               algorithmic, dense_cycles,
-                              actual / algorithmic if algorithmic else 1.0, stored, meta, ib)
+                              actual / algorithmic if algorithmic else 1.0, stored, meta, ib,
+                              metadata_bits_read=meta_read)
         Sr, Sc, _ = spatial_temporal("os", M, K, N)
         rf = ceil_div(Sr, R)
         cycles = slots = 0
@@ -150,7 +163,7 @@ def sparse_gemm(op, M: int, R: int, C: int, dataflow: str, timing: str = "pipeli
             slots += sum(M * w * T for T, w in widths)
         return SparseCost(fmt, "skipped", algorithmic, actual, algorithmic - slots,
                           slots - actual, slots, cycles, actual / slots if slots else 1.0,
-                          stored, meta, ib)
+                          stored, meta, ib, metadata_bits_read=meta_read)
     if fmt == "gated":
         return SparseCost(fmt, "gated", algorithmic, actual, 0, algorithmic - actual,
                           algorithmic, dense_cycles, actual / algorithmic if algorithmic else 1.0,

@@ -61,6 +61,7 @@ def test_pq_cost_counts_both_kernels():
     assert bins.vector_adds == M * K_red * P and bins.slots == M * K * N
     assert bins.cycles == P * gemm_cycles(M, K, d, 4, 4, "ws").cycles
     assert bins.weight_bits == P * K * d * 8 and bins.metadata_bits == K_red * P * 2
+    assert bins.metadata_bits_read == look.metadata_bits_read == M * K_red * P * 2
     # the seed's C_Q in these terms (b = 8-bit originals here)
     assert 8 * K_red * N / (bins.weight_bits + bins.metadata_bits) == \
         pytest.approx(compression_rate(K_red, N, P, K, b=8))

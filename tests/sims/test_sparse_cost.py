@@ -62,6 +62,7 @@ def test_compressed_os_against_direct_counts(seed, M, K, N, density, arr, timing
     ptrs = (N + 1) if fmt == "csr" else (K + 1)
     ib = max(1, (K - 1).bit_length()) if fmt == "csr" else max(1, (N - 1).bit_length())
     assert sc.metadata_bits == nnz * ib + ptrs * max(1, nnz.bit_length())
+    assert sc.metadata_bits_read == -(-M // R) * sc.metadata_bits  # os: once per row fold
     assert sc.weight_bits == 8 * nnz
 
 
@@ -87,6 +88,10 @@ def test_nm_shrinks_the_reduction_in_every_dataflow(dataflow):
     assert sc.gated_macs == 5 * 4 * 6      # the padding slot of each group
     assert sc.metadata_bits == 8 * 6 * 2 and sc.index_bits == 2
     assert sc.slot_efficiency == pytest.approx(0.5)
+    # offsets read once per pass over the weights: os per row fold, is per column fold, ws once
+    ft = gemm_cycles(5, 8, 6, 4, 4, dataflow)
+    passes = {"os": ft.row_folds, "ws": 1, "is": ft.col_folds}[dataflow]
+    assert sc.metadata_bits_read == passes * 8 * 6 * 2
 
 
 def test_dense_format_and_conv_groups():
