@@ -109,6 +109,15 @@ def load_model(spec: str, scales: str, weight_bits: int, act_bits: int, frames, 
         cfg = QuantConfig(weight_bits=weight_bits, act_bits=act_bits, scales=scales)
         model = build(spec, cfg, seed=seed)
         return calibrate(model, torch.as_tensor(frames), seed=seed)
+    return checkpoint_model(spec)[0]
+
+
+def checkpoint_model(spec: str):
+    """(model in eval mode, checkpoint dict) of an amchw checkpoint file, read once."""
+    import torch
+
+    from amchw.models import ZOO, QuantConfig, build
+
     path = Path(spec)
     if not path.exists():
         raise click.BadParameter(f"{spec!r} is neither a zoo model ({', '.join(ZOO)}) nor a file",
@@ -119,7 +128,7 @@ def load_model(spec: str, scales: str, weight_bits: int, act_bits: int, frames, 
         model.load_state_dict(ck["state_dict"])
     except (KeyError, TypeError, RuntimeError, OSError) as e:
         _fail(f"{path}: not an amchw checkpoint ({type(e).__name__}: {e})")
-    return model.eval()
+    return model.eval(), ck
 
 
 @main.command("verify")
@@ -369,6 +378,42 @@ def _quant_options(f):
     return f
 
 
+def _compression_source(spec, scales, weight_bits, act_bits, seed, prepare=None):
+    """(model, checkpoint dict, prepare's result) for the compression commands. A zoo name is
+    built, `prepare`d (e.g. pruned), then calibrated on synthetic frames; a checkpoint is loaded
+    and `prepare`d, keeping its trained scales."""
+    from dataclasses import asdict
+
+    import torch
+
+    from amchw.data.synthetic import PROFILES, frames_for
+    from amchw.models import ZOO, QuantConfig, build
+    from amchw.models.calibrate import calibrate
+
+    if spec in ZOO:
+        cfg = QuantConfig(weight_bits=weight_bits, act_bits=act_bits, scales=scales)
+        model = build(spec, cfg, seed=seed)
+        done = prepare(model) if prepare else None
+        model = calibrate(model, torch.as_tensor(frames_for(spec, 256, seed=seed)), seed=seed)
+        return model, {"model": spec, "config": asdict(cfg),
+                       "classes": list(PROFILES[ZOO[spec].profile].classes)}, done
+    model, ck = checkpoint_model(spec)
+    return model, ck, prepare(model) if prepare else None
+
+
+def _save_checkpoint(output, ck: dict, model, **extra) -> None:
+    """Write `ck` with the model's state and `extra` entries to `output` atomically."""
+    import torch
+
+    from amchw.fileio import atomic_open
+
+    try:
+        with atomic_open(output) as f:
+            torch.save(dict(ck, state_dict=model.state_dict(), **extra), f)
+    except OSError as e:
+        _fail(f"{output}: {e}")
+
+
 @main.command("prune")
 @click.argument("model_spec", metavar="MODEL")
 @click.option("--sparsity", type=float, default=None,
@@ -387,41 +432,17 @@ def prune_cmd(model_spec, sparsity, pattern, layers, output, scales, weight_bits
     """Magnitude-prune MODEL (zoo name or checkpoint) and write a checkpoint that lowers,
     verifies and simulates. A zoo model is pruned, then calibrated on synthetic frames; a
     checkpoint keeps its trained scales."""
-    from dataclasses import asdict
-
-    import torch
-
     from amchw.compress import PruneError, magnitude_prune
-    from amchw.data.synthetic import PROFILES, frames_for
-    from amchw.fileio import atomic_open
-    from amchw.models import ZOO, QuantConfig, build
-    from amchw.models.calibrate import calibrate
 
     names = [v.strip() for v in layers.split(",")] if layers else None
     try:
-        if model_spec in ZOO:
-            cfg = QuantConfig(weight_bits=weight_bits, act_bits=act_bits, scales=scales)
-            model = build(model_spec, cfg, seed=seed)
-            done = magnitude_prune(model, sparsity, pattern, names)
-            model = calibrate(model, torch.as_tensor(frames_for(model_spec, 256, seed=seed)),
-                              seed=seed)
-            ck = {"model": model_spec, "config": asdict(cfg),
-                  "classes": list(PROFILES[ZOO[model_spec].profile].classes)}
-        else:
-            name = checkpoint_model_name(model_spec)
-            ck = torch.load(model_spec, map_location="cpu", weights_only=False)
-            model = build(name, QuantConfig(**ck["config"]))
-            model.load_state_dict(ck["state_dict"])
-            done = magnitude_prune(model.eval(), sparsity, pattern, names)
+        model, ck, done = _compression_source(
+            model_spec, scales, weight_bits, act_bits, seed,
+            prepare=lambda m: magnitude_prune(m, sparsity, pattern, names))
     except PruneError as e:
         raise click.BadParameter(str(e)) from None
-    ck = dict(ck, state_dict=model.state_dict(),
-              pruning={"pattern": pattern, "sparsity": sparsity, "layers": done})
-    try:
-        with atomic_open(output) as f:
-            torch.save(ck, f)
-    except OSError as e:
-        _fail(f"{output}: {e}")
+    _save_checkpoint(output, ck, model,
+                     pruning={"pattern": pattern, "sparsity": sparsity, "layers": done})
     w = max(len(n) for n in done) if done else 5
     for n, sp in done.items():
         click.echo(f"{n:<{w}}  {sp:7.2%} zero")
@@ -444,28 +465,9 @@ def prune_cmd(model_spec, sparsity, pattern, layers, output, scales, weight_bits
 def pq_cmd(model_spec, layer, P, K, output, scales, weight_bits, act_bits, seed):
     """Product-quantize one fully connected layer of MODEL (zoo name or checkpoint) with k-means
     per subspace, and write a checkpoint whose layer is stored pqP:K in the IR."""
-    from dataclasses import asdict
-
-    import torch
-
     from amchw.compress import PruneError, product_quantize
-    from amchw.data.synthetic import PROFILES, frames_for
-    from amchw.fileio import atomic_open
-    from amchw.models import ZOO, QuantConfig, build
-    from amchw.models.calibrate import calibrate
 
-    if model_spec in ZOO:
-        cfg = QuantConfig(weight_bits=weight_bits, act_bits=act_bits, scales=scales)
-        model = calibrate(build(model_spec, cfg, seed=seed),
-                          torch.as_tensor(frames_for(model_spec, 256, seed=seed)), seed=seed)
-        ck = {"model": model_spec, "config": asdict(cfg),
-              "classes": list(PROFILES[ZOO[model_spec].profile].classes)}
-    else:
-        name = checkpoint_model_name(model_spec)
-        ck = torch.load(model_spec, map_location="cpu", weights_only=False)
-        model = build(name, QuantConfig(**ck["config"]))
-        model.load_state_dict(ck["state_dict"])
-        model.eval()
+    model, ck, _ = _compression_source(model_spec, scales, weight_bits, act_bits, seed)
     mods = dict(model.named_modules())
     if layer not in mods:
         raise click.BadParameter(f"no layer {layer!r} in {ck['model']}", param_hint="--layer")
@@ -474,12 +476,7 @@ def pq_cmd(model_spec, layer, P, K, output, scales, weight_bits, act_bits, seed)
     except PruneError as e:
         raise click.BadParameter(str(e)) from None
     summary = {k: v for k, v in info.items() if k not in ("codes", "codebooks")}
-    ck = dict(ck, state_dict=model.state_dict(), pq=summary)
-    try:
-        with atomic_open(output) as f:
-            torch.save(ck, f)
-    except OSError as e:
-        _fail(f"{output}: {e}")
+    _save_checkpoint(output, ck, model, pq=summary)
     cq = ", ".join(f"{v:.2f} ({k[4:]})" for k, v in summary.items() if k.startswith("C_Q"))
     click.echo(f"{layer}: {info['inputs']} x {info['outputs']} -> {P} subspaces x {K} "
                f"centroids; compression rate C_Q {cq}")

@@ -19,7 +19,7 @@ from numba import njit, prange
 
 from . import _checks
 from .conv import _valid_outputs
-from .rounding import wrap_i32, wrap_i32_ref
+from .rounding import wrap_i32
 
 
 # ------------------------------------------------------------------ formats
@@ -100,8 +100,9 @@ def dense_from_nm(values, offsets, m, r_, zw=0):
 
 
 def _fc_args(x, bias, k_, r_, zx, zw):
+    """x (N, R) int32 (R = r_, or any when r_ is None), bias (K,) or None, zero points."""
     x = _checks.int32_tensor(x, "x", ndim=2)
-    if x.shape[1] != r_:
+    if r_ is not None and x.shape[1] != r_:
         raise ValueError(f"x must have {r_} columns, got {x.shape[1]}")
     if bias is None:
         bias = np.zeros(k_, np.int32)
@@ -143,8 +144,7 @@ def dense_i32_csr(x, indptr, indices, values, bias, zx, zw):
     """Dense layer from CSR weights: acc[n, k] = bias[k] + sum over row k's nonzeros of
     (x[n, c] - zx) * (w - zw). x int32 (N, R); R is taken from x."""
     k_ = len(indptr) - 1
-    x, bias, zx, zw = _fc_args(x, bias, k_, x.shape[1] if isinstance(x, np.ndarray) and
-                               x.ndim == 2 else -1, zx, zw)
+    x, bias, zx, zw = _fc_args(x, bias, k_, None, zx, zw)
     indptr, indices, values = _csr_parts(indptr, indices, values, k_, x.shape[1])
     return _fc_csr_kernel(x, indptr, indices, values, bias, zx, zw)
 
@@ -216,19 +216,9 @@ def dense_i32_nm(x, values, offsets, m, bias, zx, zw):
     """Dense layer from N:M weights (see the module docstring)."""
     values = _checks.int32_tensor(values, "values", ndim=2)
     k_ = values.shape[0]
-    x, bias, zx, zw = _fc_args(x, bias, k_, x.shape[1] if isinstance(x, np.ndarray) and
-                               x.ndim == 2 else -1, zx, zw)
+    x, bias, zx, zw = _fc_args(x, bias, k_, None, zx, zw)
     values, offsets, m = _nm_parts(values, offsets, m, x.shape[1])
     return _fc_nm_kernel(x, values, offsets, m, bias, zx, zw)
-
-
-def dense_i32_sparse_ref(x, w, bias, zx, zw):
-    """The reference for every sparse FC kernel: the dense int64 product with one wrap."""
-    x = _checks.int32_tensor(x, "x", ndim=2)
-    w = _checks.int32_tensor(w, "w", ndim=2)
-    bias = np.zeros(w.shape[0], np.int32) if bias is None else bias
-    acc = (x.astype(np.int64) - zx) @ (w.astype(np.int64) - zw).T
-    return wrap_i32_ref(acc + bias.astype(np.int64)[None, :])
 
 
 # ------------------------------------------------------------------ convolution from CSR

@@ -75,10 +75,7 @@ def pq_gemm(op, M: int, R: int, C: int, dataflow: str, timing: str = "pipelined"
     (a storage saving only); bin-accumulate adds each input into one of K bins per subspace
     (K_red * P vector adds per row) and multiplies the bins by the centroids: P GEMMs of
     M x K x d on the array. "auto": bins when the inputs outnumber the centroids."""
-    from amchw.ir.sparse import pq_codebooks
-
-    P, K = parse_pq(op.w_format)
-    pq_codebooks(op)  # IRError unless the weights are that product quantization
+    P, K = parse_pq(op.w_format)  # the validator has checked the weights fit it
     n_out, k_red = op.weight.shape
     d = n_out // P
     if kernel == "auto":

@@ -52,7 +52,8 @@ def product_quantize(layer: nn.Module, name: str, subspaces: int, centroids: int
     for p in range(P):
         sub = W[:, p * d:(p + 1) * d].astype(np.float64)
         cents = np.clip(np.rint(_kmeans(sub, K, seed + p)), lo, hi)
-        dist = ((sub[:, None, :] - cents[None, :, :]) ** 2).sum(axis=2)
+        # squared distances |a|^2 - 2 a.c + |c|^2, exact: every term is an integer < 2^53
+        dist = (sub * sub).sum(1)[:, None] - 2 * sub @ cents.T + (cents * cents).sum(1)[None]
         codes[:, p] = dist.argmin(axis=1)
         books[p] = cents.astype(np.int32)
     w_codes = pq_reconstruct(codes, books).T  # back to (N, M)

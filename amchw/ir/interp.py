@@ -119,12 +119,7 @@ def _apply(op, args, in_types, impl) -> np.ndarray:
         bias = op.bias if op.bias is not None else np.zeros(op.weight.shape[0], np.int32)
         x2 = np.ascontiguousarray(_to2d(x, nd))
         if impl.get("sparse") and op.w_format not in ("dense", "gated"):
-            # compressed filters: the zero-skipping kernel walks each filter's nonzero taps
-            zw = op.w_type.zero_point
-            ip, ix, v = SK.csr_from_dense(np.ascontiguousarray(w.reshape(w.shape[0], -1)), zw)
-            y = SK.conv2d_i32_csr(x2, w.shape, ip, ix, v, bias, t.zero_point, zw,
-                                  _pair(op.stride), _pads(op.padding), _pair(op.dilation),
-                                  op.groups)
+            y = _sparse_conv(op, x2, w, bias, t.zero_point)
         else:
             y = impl["conv"](x2, np.ascontiguousarray(w), bias, t.zero_point,
                              op.w_type.zero_point, _pair(op.stride), _pads(op.padding),
@@ -187,8 +182,28 @@ def _apply(op, args, in_types, impl) -> np.ndarray:
     raise IRError(f"no implementation for {op.kind}")
 
 
+def _stored(op, make):
+    """The op's weights in their storage format, converted once per op: kept beside the op's
+    fields (a frozen dataclass compares and saves its fields only), so a layer run on many
+    batches or time steps is not re-compressed each time."""
+    cache = op.__dict__.setdefault("_stored", {})
+    if op.w_format not in cache:
+        cache[op.w_format] = make()
+    return cache[op.w_format]
+
+
+def _sparse_conv(op: Conv, x2, w, bias, zx) -> np.ndarray:
+    """A Conv with compressed filters: the zero-skipping kernel walks each filter's nonzero
+    taps."""
+    zw = op.w_type.zero_point
+    ip, ix, v = _stored(op, lambda: SK.csr_from_dense(
+        np.ascontiguousarray(w.reshape(w.shape[0], -1)), zw))
+    return SK.conv2d_i32_csr(x2, w.shape, ip, ix, v, bias, zx, zw, _pair(op.stride),
+                             _pads(op.padding), _pair(op.dilation), op.groups)
+
+
 def _sparse_dense(op: Dense, x, bias, zx) -> np.ndarray:
-    """A Dense layer by the zero-skipping kernel of its weight format."""
+    """A Dense layer by the zero-skipping (or PQ) kernel of its weight format."""
     zw = op.w_type.zero_point
     pq = parse_pq(op.w_format)
     if pq is not None:  # bin-accumulate when the inputs outnumber the centroids
@@ -196,17 +211,17 @@ def _sparse_dense(op: Dense, x, bias, zx) -> np.ndarray:
 
         from amchw.kernels import pq as PQ
 
-        codes, books = pq_codebooks(op)
+        codes, books = _stored(op, lambda: pq_codebooks(op))
         kern = PQ.pq_dense_bins if op.weight.shape[1] > pq[1] else PQ.pq_dense_lookup
         return kern(x, codes, books, bias, zx, zw)
     nm = parse_nm(op.w_format)
     if nm is not None:
-        vals, offs = SK.nm_from_dense(op.weight, nm[0], nm[1], zw)
+        vals, offs = _stored(op, lambda: SK.nm_from_dense(op.weight, nm[0], nm[1], zw))
         return SK.dense_i32_nm(x, vals, offs, nm[1], bias, zx, zw)
     if op.w_format == "csc":
-        ip, rows, v = SK.csc_from_dense(op.weight, zw)
+        ip, rows, v = _stored(op, lambda: SK.csc_from_dense(op.weight, zw))
         return SK.dense_i32_csc(x, ip, rows, v, bias, zx, zw, op.weight.shape[0])
-    ip, ix, v = SK.csr_from_dense(op.weight, zw)
+    ip, ix, v = _stored(op, lambda: SK.csr_from_dense(op.weight, zw))
     return SK.dense_i32_csr(x, ip, ix, v, bias, zx, zw)
 
 
