@@ -40,7 +40,9 @@ class TrainConfig:
     seed: int = 0
     val_fraction: float = 0.1
     max_train: int | None = None        # cap on training frames (quick runs)
+    train_fraction: float = 1.0         # a seeded fraction of the training frames
     quant: dict = field(default_factory=dict)   # QuantConfig fields
+    init: str | None = None             # start from this checkpoint's weights (fine-tuning)
 
 
 @dataclass
@@ -102,6 +104,63 @@ def evaluate_float(model: nn.Module, ds: FrameDataset, batch_size: int = 512):
     return total / max(len(ds), 1), np.concatenate(preds) if preds else np.zeros(0, np.int64)
 
 
+class Objective:
+    """How one batch becomes gradients. The default: the cross-entropy of every exit, summed
+    (one exit: plain cross-entropy; an early-exit network: BranchyNet-style joint training)."""
+
+    name = "cross-entropy"
+
+    def step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+        """Forward, loss, backward (gradients into .grad); returns (loss, logits heads)."""
+        heads = _heads(model(x))
+        loss = sum(nn.functional.cross_entropy(h, y) for h in heads)
+        loss.backward()
+        return loss.detach(), heads
+
+    def describe(self) -> dict:
+        return {"name": self.name}
+
+
+class Constraint:
+    """A rule the weights keep while training (pruning masks, frozen layers)."""
+
+    name = "constraint"
+
+    def prepare(self, model: nn.Module) -> None:
+        """Called once on the starting model, before the optimizer is built."""
+
+    def after_step(self, model: nn.Module, step: int) -> None:
+        """Called after every optimizer step (step counts from 1 over the whole run)."""
+
+    def ready(self, step: int) -> bool:
+        """Whether the model after `step` steps may be kept as the best (e.g. a pruning
+        schedule has reached its target); early stopping counts only ready epochs."""
+        return True
+
+    def describe(self) -> dict:
+        return {"name": self.name}
+
+
+class Frozen(Constraint):
+    """The named layers' parameters (weights, bias, weight-quantizer scales) are not trained."""
+
+    name = "frozen"
+
+    def __init__(self, layers):
+        self.layers = list(layers)
+
+    def prepare(self, model):
+        mods = dict(model.named_modules())
+        for name in self.layers:
+            if name not in mods:
+                raise ValueError(f"no layer {name!r} to freeze")
+            for p in mods[name].parameters():
+                p.requires_grad_(False)
+
+    def describe(self):
+        return {"name": self.name, "layers": self.layers}
+
+
 def _quant_state(model: nn.Module) -> dict:
     """What Brevitas' runtime-statistics scale initialisation keeps outside state_dict: per
     module its step counter, its statistics buffer and the raw scale parameter (state_dict
@@ -125,6 +184,10 @@ def _set_quant_state(model: nn.Module, state: dict) -> None:
                 m.value.copy_(st["value"])
 
 
+#: what a fine-tuned checkpoint carries over from the checkpoint it started from
+_LINEAGE = ("method", "pruning", "pq", "net_trim", "init")
+
+
 def _atomic_save(obj, path: str) -> None:
     from amchw.fileio import atomic_open
 
@@ -132,18 +195,43 @@ def _atomic_save(obj, path: str) -> None:
         torch.save(obj, f)
 
 
-def train(cfg: TrainConfig, progress=None, log=print) -> dict:
+def train(cfg: TrainConfig, progress=None, log=print, objective: Objective | None = None,
+          constraints=()) -> dict:
     """Train per `cfg`; returns the final checkpoint dict. progress(kind, n) is called with
-    ("batches", k) during an epoch; log(str) gets one line per epoch. torch's global RNG
-    (dropout) is seeded inside and restored on exit."""
+    ("batches", k) during an epoch; log(str) gets one line per epoch. `objective` turns a batch
+    into gradients (default: cross-entropy); `constraints` keep rules on the weights (masks,
+    frozen layers). torch's global RNG (dropout) is seeded inside and restored on exit."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        return _train(cfg, progress, log)
+        return _train(cfg, progress, log, objective or Objective(), list(constraints))
 
 
-def _train(cfg: TrainConfig, progress, log) -> dict:
+def model_from_checkpoint(path) -> tuple[nn.Module, dict]:
+    """(model in eval mode, checkpoint dict) of an amchw checkpoint; ValueError naming the file
+    when it is not one. Loading a trained state marks Brevitas' statistics-initialised scales
+    as initialised, so training it further continues from the learned scales."""
+    from amchw.models import QuantConfig, build
+
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        model = build(ck["model"], QuantConfig(**ck["config"]))
+        model.load_state_dict(ck["state_dict"])
+    except (KeyError, TypeError, RuntimeError, OSError, EOFError) as e:
+        raise ValueError(f"{path}: not an amchw checkpoint ({type(e).__name__}: {e})") from None
+    except Exception as e:  # unpickling errors of arbitrary files
+        raise ValueError(f"{path}: not an amchw checkpoint ({type(e).__name__}: {e})") from None
+    return model.eval(), ck
+
+
+def _train(cfg: TrainConfig, progress, log, objective: Objective, constraints: list) -> dict:
     from amchw.models import ZOO, QuantConfig, build
 
+    start_ck = None
+    if cfg.init is not None:
+        init_model, start_ck = model_from_checkpoint(cfg.init)
+        if cfg.model != start_ck["model"]:
+            raise ValueError(f"{cfg.init} holds {start_ck['model']}, not {cfg.model}")
+        cfg.quant = dict(start_ck["config"])
     if cfg.model not in ZOO:
         raise ValueError(f"unknown zoo model {cfg.model!r}; choose from {sorted(ZOO)}")
     entry = ZOO[cfg.model]
@@ -156,25 +244,37 @@ def _train(cfg: TrainConfig, progress, log) -> dict:
                            f"{entry.num_classes}")
     torch.use_deterministic_algorithms(True, warn_only=True)
     train_i, val_i, test_i = split_indices(reader, cfg.seed, cfg.val_fraction)
+    if not 0.0 < cfg.train_fraction <= 1.0:
+        raise ValueError(f"train fraction must be in (0, 1], got {cfg.train_fraction}")
+    keep = math.ceil(cfg.train_fraction * train_i.size)
     if cfg.max_train is not None:
-        train_i = np.sort(np.random.default_rng([cfg.seed, 2]).permutation(train_i)[
-            :cfg.max_train])
+        keep = min(keep, cfg.max_train)
+    if keep < train_i.size:
+        train_i = np.sort(np.random.default_rng([cfg.seed, 2]).permutation(train_i)[:keep])
     shape = tuple(entry.input_shape)
     tr = FrameDataset(reader, train_i, shape)
     va = FrameDataset(reader, val_i, shape)
     qcfg = QuantConfig(**cfg.quant)
     out = Path(cfg.out)
     resume = out.is_file()
-    model = build(cfg.model, qcfg, seed=cfg.seed)
+    model = init_model.train() if start_ck is not None else build(cfg.model, qcfg, seed=cfg.seed)
+    method = {"objective": objective.describe(),
+              "constraints": [c.describe() for c in constraints]}
     ck = None
     if resume:
         ck = torch.load(out, map_location="cpu", weights_only=False)
         if ck.get("model") != cfg.model or ck.get("config") != asdict(qcfg):
             raise ValueError(f"{out}: holds a different model or configuration; remove it or "
                              "choose another --out")
+        if ck.get("method", method) != method:
+            raise ValueError(f"{out}: was trained by another method ({ck['method']}); remove it "
+                             "or choose another --out")
         model.load_state_dict(ck["last_state_dict"])
         _set_quant_state(model, ck["quant_state"])
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    for c in constraints:
+        c.prepare(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
     gen = torch.Generator().manual_seed(cfg.seed)
     history: list[dict] = []
@@ -194,8 +294,8 @@ def _train(cfg: TrainConfig, progress, log) -> dict:
     # statistics of the first training steps, then learns it (a scale calibrated on the random
     # initial activations saturates once the weights grow, and its log-domain parameter moves
     # too slowly to follow, which stalls training)
-    loss_fn = nn.CrossEntropyLoss()
     stale = len(history) - best["epoch"] - 1 if history else 0   # epochs since the best
+    step = ck.get("step", 0) if resume else 0     # optimizer steps so far
     for epoch in range(start, cfg.epochs):
         if stale >= cfg.patience:
             log(f"early stop: no validation improvement for {cfg.patience} epochs")
@@ -207,12 +307,11 @@ def _train(cfg: TrainConfig, progress, log) -> dict:
         for pos in _batches(len(tr), cfg.batch_size, gen):
             x, y = tr.batch(pos)
             opt.zero_grad()
-            heads = _heads(model(x))
-            # several exits: trained jointly on the sum of their losses (BranchyNet-style; the
-            # early-exit seed's own multi-branch schedule is a separate training method)
-            loss = sum(loss_fn(h, y) for h in heads)
-            loss.backward()
+            loss, heads = objective.step(model, x, y)
             opt.step()
+            step += 1
+            for c in constraints:
+                c.after_step(model, step)
             total += float(loss.detach()) * y.numel()
             correct += int((heads[-1].argmax(1) == y).sum())
             seen += y.numel()
@@ -225,7 +324,9 @@ def _train(cfg: TrainConfig, progress, log) -> dict:
         h = EpochLog(epoch + 1, lr, total / max(seen, 1), correct / max(seen, 1), val_loss,
                      val_acc, time.perf_counter() - t0)
         history.append(asdict(h))
-        if val_loss < best["val_loss"]:
+        if not all(c.ready(step) for c in constraints):
+            pass   # not yet a candidate (a schedule still running)
+        elif val_loss < best["val_loss"]:
             best = {"val_loss": val_loss, "epoch": epoch,
                     "state_dict": {k: v.clone() for k, v in model.state_dict().items()}}
             stale = 0
@@ -235,13 +336,18 @@ def _train(cfg: TrainConfig, progress, log) -> dict:
             f"{h.train_acc:.4f} | val loss {h.val_loss:.4f} acc {h.val_acc:.4f} "
             f"({h.seconds:.1f} s)")
         ck = {"model": cfg.model, "config": asdict(qcfg), "classes": list(reader.classes),
-              "state_dict": best["state_dict"], "best_epoch": best["epoch"],
+              "state_dict": (best["state_dict"] if best["state_dict"] is not None
+                             else model.state_dict()), "best_epoch": best["epoch"],
               "best_val_loss": best["val_loss"], "last_state_dict": model.state_dict(),
               "quant_state": _quant_state(model),
               "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
               "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
               "epoch": epoch, "history": history,
-              "train_config": asdict(cfg), "data": str(cfg.data)}
+              "train_config": asdict(cfg), "data": str(cfg.data), "method": method,
+              "step": step}
+        if start_ck is not None:
+            ck["init"] = {"path": str(cfg.init),
+                          **{k: start_ck[k] for k in start_ck if k in _LINEAGE}}
         _atomic_save(ck, str(out))
     reader.close()
     return torch.load(out, map_location="cpu", weights_only=False)

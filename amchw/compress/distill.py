@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from amchw.train import Objective, _heads
+
 CONVENTIONS = ("edge", "hinton")
 
 
@@ -40,3 +42,38 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: 
         return alpha * kl + (1.0 - alpha) * ce_soft
     ce = F.cross_entropy(student_logits, labels)
     return alpha * ce + (1.0 - alpha) * T * T * kl
+
+
+class Distillation(Objective):
+    """Algorithm 3's training step: the teacher (frozen, eval mode) and the student see the
+    same batch; the student's gradients come from kd_loss. A student with several exits is
+    refused (the seeds distil single-output classifiers)."""
+
+    name = "knowledge-distillation"
+
+    def __init__(self, teacher: torch.nn.Module, temperature: float = 10.0, alpha: float = 0.5,
+                 convention: str = "edge", teacher_path: str | None = None):
+        kd_loss(torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1, dtype=torch.long),
+                temperature, alpha, convention)   # the arguments' checks, once
+        self.teacher = teacher.eval()
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.T, self.alpha, self.convention = float(temperature), float(alpha), convention
+        self.teacher_path = teacher_path
+
+    def step(self, model, x, y):
+        heads = _heads(model(x))
+        if len(heads) != 1:
+            raise ValueError("distillation takes a student with one output")
+        with torch.no_grad():
+            t = _heads(self.teacher(x))[-1]
+        if t.shape != heads[0].shape:
+            raise ValueError(f"teacher logits {tuple(t.shape)} do not match the student's "
+                             f"{tuple(heads[0].shape)}")
+        loss = kd_loss(heads[0], t, y, self.T, self.alpha, self.convention)
+        loss.backward()
+        return loss.detach(), heads
+
+    def describe(self):
+        return {"name": self.name, "temperature": self.T, "alpha": self.alpha,
+                "convention": self.convention, "teacher": self.teacher_path}

@@ -1,0 +1,150 @@
+"""The compression methods as runs that read and write checkpoints (the Python API behind
+`amchw compress` and `amchw report`). Every run writes an amchw checkpoint (atomically) that
+lowers, verifies and simulates like a trained one, carrying what was done under its method key
+("net_trim", "pq", "method", "imp", "init"), and returns a summary dict.
+
+Data: a run that needs frames reads the data file the start checkpoint was trained on unless
+another is given, and uses that checkpoint's split, so the test frames stay unseen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from amchw.train import Frozen, TrainConfig, model_from_checkpoint, split_indices, train
+
+from .prune import PruneError
+
+
+def _save(path, ck: dict, model, **extra) -> None:
+    from amchw.fileio import atomic_open
+
+    with atomic_open(path) as f:
+        torch.save(dict(ck, state_dict=model.state_dict(), **extra), f)
+
+
+def _data(ck: dict, data) -> str:
+    data = data or ck.get("data")
+    if not data or not Path(data).is_file():
+        raise PruneError(f"no data file: give one (the checkpoint names {ck.get('data')!r})")
+    return str(data)
+
+
+def training_frames(ck: dict, data: str, n: int, seed: int = 0) -> torch.Tensor:
+    """Up to n seeded random frames of the checkpoint's training split of `data`."""
+    from amchw.data.radioml import H5Frames
+    from amchw.data.torch_dataset import FrameDataset
+    from amchw.models import ZOO
+
+    tcfg = ck.get("train_config", {})
+    reader = H5Frames(data)
+    try:
+        train_i = split_indices(reader, tcfg.get("seed", 0), tcfg.get("val_fraction", 0.1))[0]
+        pick = np.sort(np.random.default_rng([seed, 3]).permutation(train_i)[:n])
+        ds = FrameDataset(reader, pick, tuple(ZOO[ck["model"]].input_shape))
+        return ds.batch(np.arange(len(ds)))[0]
+    finally:
+        reader.close()
+
+
+def _config(ck_or_model, data, out, **kw) -> TrainConfig:
+    """A TrainConfig continuing a checkpoint (its seed and split) with `kw` overrides."""
+    base = dict(ck_or_model.get("train_config", {})) if isinstance(ck_or_model, dict) else {}
+    fields = set(TrainConfig.__dataclass_fields__)
+    base = {k: v for k, v in base.items() if k in fields and k != "init"}
+    base.update(model=kw.pop("model", base.get("model")), data=data, out=str(out))
+    base.update({k: v for k, v in kw.items() if v is not None})
+    base.setdefault("quant", {})
+    return TrainConfig(**base)
+
+
+def net_trim(start: str, out: str, layer: str | None = None, epsilon: float = 0.08,
+             frames: int = 20000, data: str | None = None, seed: int = 0, **admm) -> dict:
+    """The edge-efficient seed's Algorithm 1 on one FC layer (default: the first) of a trained
+    checkpoint, with activations of `frames` training frames; no retraining (as the seed)."""
+    from .nettrim import first_fc, net_trim_layer
+
+    model, ck = model_from_checkpoint(start)
+    layer = layer or first_fc(model)
+    x = training_frames(ck, _data(ck, data), frames, seed)
+    res = net_trim_layer(model, layer, x, epsilon, **admm)
+    info = {"layer": layer, "epsilon": epsilon, "frames": res.frames, "n_T": res.n_total,
+            "n_b": res.n_before, "n_a": res.n_after, "p_e": res.p_e,
+            "discrepancy": res.discrepancy, "iterations": res.iterations,
+            "converged": res.converged, "start": str(start)}
+    _save(out, ck, model, net_trim=info)
+    return info
+
+
+def product_quantization(start: str, out: str, layer: str | None, subspaces: int,
+                         centroids: int = 256, retrain_epochs: int = 0,
+                         train_fraction: float = 0.1, data: str | None = None, seed: int = 0,
+                         log=print, **train_kw) -> dict:
+    """Algorithm 2 on one FC layer, then (retrain_epochs > 0) the seed's retraining: the rest
+    of the network trained on a fraction of the training frames with the PQ layer frozen, so
+    its weights stay the codebook's. Without retraining `out` is the quantized checkpoint;
+    with it, the one-shot result is kept beside it as <out stem>.noretrain.pt."""
+    from .nettrim import first_fc
+    from .pq import product_quantize
+
+    model, ck = model_from_checkpoint(start)
+    layer = layer or first_fc(model)
+    mods = dict(model.named_modules())
+    if layer not in mods:
+        raise PruneError(f"no layer {layer!r} in {ck['model']}")
+    info = product_quantize(mods[layer], layer, subspaces, centroids, seed)
+    codes, books = info.pop("codes"), info.pop("codebooks")
+    info["start"] = str(start)
+    one_shot = out if retrain_epochs <= 0 else str(Path(out).with_suffix("")) + ".noretrain.pt"
+    _save(one_shot, ck, model, pq=info)
+    if retrain_epochs > 0:
+        if Path(out).exists():
+            raise PruneError(f"{out} exists: remove it or choose another output")
+        cfg = _config(ck, _data(ck, data), out, epochs=retrain_epochs,
+                      train_fraction=train_fraction, init=one_shot, **train_kw)
+        train(cfg, log=log, constraints=[Frozen([layer])])
+        m2, ck2 = model_from_checkpoint(out)
+        w = dict(m2.named_modules())[layer].quant_weight().int().numpy().astype(np.int64)
+        from amchw.kernels.pq import pq_reconstruct
+
+        if not np.array_equal(w.T, pq_reconstruct(codes, books)):
+            raise RuntimeError(f"{layer}: retraining changed the product-quantized weights")
+        info = dict(info, retrain_epochs=retrain_epochs, train_fraction=train_fraction,
+                    no_retrain=one_shot)
+        _save(out, ck2, m2, pq=info)
+    return info
+
+
+def distill(teacher: str, student: str, out: str, data: str | None = None,
+            temperature: float = 10.0, alpha: float = 0.5, convention: str = "edge",
+            log=print, **train_kw) -> dict:
+    """Algorithm 3: a zoo student trained from scratch against a trained teacher checkpoint on
+    the teacher's data and split."""
+    from amchw.models import ZOO
+
+    from .distill import Distillation
+
+    tmodel, tck = model_from_checkpoint(teacher)
+    if student not in ZOO:
+        raise PruneError(f"unknown student {student!r}; choose from {', '.join(sorted(ZOO))}")
+    if ZOO[student].input_shape != ZOO[tck["model"]].input_shape or \
+            ZOO[student].num_classes != ZOO[tck["model"]].num_classes:
+        raise PruneError(f"student {student} and teacher {tck['model']} differ in input shape "
+                         "or classes")
+    obj = Distillation(tmodel, temperature, alpha, convention, str(teacher))
+    tcfg = dict(tck.get("train_config", {}))
+    cfg = _config(tck, _data(tck, data), out, model=student, quant=tcfg.get("quant", {}),
+                  **train_kw)
+    ck = train(cfg, log=log, objective=obj)
+    return {"teacher": str(teacher), "teacher_model": tck["model"], "student": student,
+            **obj.describe(), "epochs": len(ck["history"]), "out": str(out)}
+
+
+def fine_tune(cfg: TrainConfig, objective=None, constraints=(), log=print) -> dict:
+    """Plain training run (a baseline, a slimmed architecture, a multi-branch early-exit
+    network) through the same trainer."""
+    ck = train(cfg, log=log, objective=objective, constraints=constraints)
+    return {"model": cfg.model, "out": cfg.out, "epochs": len(ck["history"]),
+            "method": ck.get("method")}

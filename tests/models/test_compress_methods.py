@@ -1,0 +1,215 @@
+"""The compression methods that train (issue 7), on tiny synthetic rml2016b files: the IMP
+schedule reaches its targets and holds its zeros, PQ retraining leaves the codebook's weights
+untouched, distillation's gradients are the loss formula's, multi-branch training sends each
+loss only where the early-exit seed says, and what they write verifies bit-exact."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from amchw.compress.distill import Distillation, kd_loss
+from amchw.compress.imp import (GradualPruning, footprint, imp_schedule,
+                                polynomial_sparsity)
+from amchw.compress.multibranch import MultiBranch, branch_parameters
+from amchw.compress.pipeline import distill, product_quantization
+from amchw.compress.prune import PruneError, prunable
+from amchw.data.radioml import synth_to_h5
+from amchw.models import QuantConfig, build
+from amchw.train import Frozen, TrainConfig, model_from_checkpoint, train
+
+
+def _quiet(*a):
+    pass
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    p = tmp_path_factory.mktemp("d") / "b.h5"
+    synth_to_h5(p, "rml2016b", 12, (0, 10, 18), seed=2)   # 10 x 3 x 12 = 360 frames
+    return str(p)
+
+
+@pytest.fixture(scope="module")
+def base_ck(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("c") / "base.pt"
+    train(TrainConfig(model="ee-baseline", data=data, out=str(out), epochs=2, batch_size=32,
+                      seed=1), log=_quiet)
+    return str(out)
+
+
+def _verify(path):
+    from amchw.data.synthetic import frames_for
+    from amchw.verify.brevitas import verify_model
+
+    model, ck = model_from_checkpoint(path)
+    rep = verify_model(model, np.asarray(frames_for(ck["model"], 32, seed=0)),
+                       reference="float32", name=ck["model"])
+    assert rep.ok, path
+
+
+def test_polynomial_schedule_is_the_formula():
+    for t, want in ((0, 0.2), (10, 0.85), (20, 0.85), (5, 0.85 + (0.2 - 0.85) * 0.5 ** 3)):
+        assert polynomial_sparsity(t, 0.2, 0.85, 10) == pytest.approx(want, abs=1e-15)
+    s = [polynomial_sparsity(t, 0.2, 0.85, 10) for t in range(11)]
+    assert all(b >= a for a, b in zip(s, s[1:]))
+
+
+def test_gradual_pruning_reaches_the_target_and_holds_its_zeros(data, base_ck, tmp_path):
+    out = tmp_path / "p.pt"
+    cfg = TrainConfig(model="ee-baseline", data=data, out=str(out), epochs=3, batch_size=32,
+                      seed=1, init=base_ck)
+    gp = GradualPruning(0.6, end_step=5, initial=0.2, frequency=2)
+    seen = []
+
+    class Watch(GradualPruning):   # records each step's sparsity of conv2
+        def after_step(self, model, step):
+            super().after_step(model, step)
+            seen.append(float((dict(model.named_modules())["conv2"].weight == 0)
+                              .double().mean()))
+
+    w = Watch(0.6, end_step=5, initial=0.2, frequency=2)
+    ck = train(cfg, log=_quiet, constraints=[w])
+    del gp
+    assert seen[4] == pytest.approx(round(0.6 * 64 * 64 * 3) / (64 * 64 * 3))
+    assert all(b >= a for a, b in zip(seen, seen[1:]))           # masks only grow
+    assert seen[-1] == seen[4]                                   # held during retraining
+    model, _ = model_from_checkpoint(out)
+    for name, m in prunable(model).items():
+        n = m.weight.numel()
+        assert int((m.weight == 0).sum()) >= round(0.6 * n), name
+    assert ck["best_epoch"] >= 0 and ck["method"]["constraints"][0]["final"] == 0.6
+    assert ck["init"]["path"] == base_ck
+
+
+def test_imp_schedule_stages_chain_and_report_the_footprint(data, base_ck, tmp_path):
+    base = TrainConfig(model="ee-baseline", data=data, out="unused", epochs=2, batch_size=32,
+                       seed=1)
+    res = imp_schedule(base, base_ck, [0.5, 0.8], str(tmp_path / "imp"), prune_epochs=1,
+                       frequency=3, log=_quiet)
+    assert [r.target for r in res] == [0.5, 0.8]
+    prev_zero = None
+    for r in res:
+        model, ck = model_from_checkpoint(r.checkpoint)
+        layers = prunable(model)
+        zeros = {n: (m.weight == 0) for n, m in layers.items()}
+        assert all(int(z.sum()) >= round(r.target * z.numel()) for z in zeros.values())
+        if prev_zero is not None:   # the previous stage's zeros stayed zero
+            assert all(bool(zeros[n][prev_zero[n]].all()) for n in zeros)
+        prev_zero = zeros
+        # the footprint counted independently: every weight and bias tensor's non-zeros
+        nz = sum(int((p != 0).sum()) for n, p in model.named_parameters()
+                 if n.split(".")[-1] in ("weight", "bias"))
+        assert r.parameters == nz and r.footprint_bytes == nz    # 8-bit: one byte each
+        assert r.sparsity == pytest.approx(
+            sum(int(z.sum()) for z in zeros.values()) / sum(z.numel() for z in zeros.values()))
+    assert res[1].parameters < res[0].parameters < res[0].total_parameters
+    _verify(res[-1].checkpoint)
+    with pytest.raises(PruneError, match="must increase"):
+        imp_schedule(base, base_ck, [0.8, 0.5], str(tmp_path / "x"), log=_quiet)
+
+
+def test_pq_retraining_keeps_the_codebook_and_trains_the_rest(data, base_ck, tmp_path):
+    out = tmp_path / "pq.pt"
+    info = product_quantization(base_ck, str(out), "fc1", 4, 16, retrain_epochs=2,
+                                train_fraction=0.5, log=_quiet, batch_size=32)
+    assert info["subspaces"] == 4 and info["retrain_epochs"] == 2
+    one, _ = model_from_checkpoint(info["no_retrain"])
+    two, ck = model_from_checkpoint(out)
+    w1 = dict(one.named_modules())["fc1"].quant_weight().int()
+    w2 = dict(two.named_modules())["fc1"].quant_weight().int()
+    assert torch.equal(w1, w2)
+    # every row's sub-vectors are among K=16 distinct centroids per subspace
+    w = w2.numpy().T   # (inputs, outputs)
+    for p in range(4):
+        assert len({tuple(r) for r in w[:, p * 64:(p + 1) * 64]}) <= 16
+    assert not torch.equal(dict(one.named_modules())["fc2"].weight,
+                           dict(two.named_modules())["fc2"].weight)
+    assert ck["train_config"]["train_fraction"] == 0.5 and ck["pq"]["C_Q_8bit"] > 1
+    _verify(str(out))
+
+
+def test_frozen_layers_get_no_gradient(data, base_ck, tmp_path):
+    model, _ = model_from_checkpoint(base_ck)
+    Frozen(["fc1"]).prepare(model)
+    assert not any(p.requires_grad for p in model.fc1.parameters())
+    assert all(p.requires_grad for p in model.fc2.parameters())
+    with pytest.raises(ValueError, match="no layer 'nope'"):
+        Frozen(["nope"]).prepare(model)
+
+
+def test_distillation_gradients_are_the_formula(base_ck):
+    teacher, _ = model_from_checkpoint(base_ck)
+    student = build("ee-baseline", QuantConfig(), seed=5).train()
+    twin = copy.deepcopy(student)
+    x = torch.randn(16, 2, 128)
+    y = torch.randint(0, 10, (16,))
+    obj = Distillation(teacher, temperature=4.0, alpha=0.3, convention="hinton")
+    torch.manual_seed(7)     # the same dropout masks in both students
+    loss, _ = obj.step(student, x, y)
+    with torch.no_grad():
+        t = teacher(x)
+    torch.manual_seed(7)
+    ref = kd_loss(twin(x), t, y, 4.0, 0.3, "hinton")
+    ref.backward()
+    assert float(loss) == pytest.approx(float(ref.detach()), rel=1e-6)
+    for (n, p), q in zip(student.named_parameters(), twin.parameters()):
+        if q.grad is not None:
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-7, msg=n)
+    assert all(p.grad is None for p in teacher.parameters())
+    assert obj.describe()["convention"] == "hinton"
+
+
+def test_distill_run_writes_a_student_that_verifies(data, base_ck, tmp_path):
+    out = tmp_path / "kd.pt"
+    info = distill(base_ck, "ee-baseline", str(out), temperature=10, alpha=0.5, epochs=1,
+                   batch_size=32, log=_quiet)
+    _, ck = model_from_checkpoint(out)
+    assert info["teacher_model"] == "ee-baseline" and ck["method"]["objective"]["alpha"] == 0.5
+    _verify(str(out))
+    with pytest.raises(PruneError, match="differ in input shape"):
+        distill(base_ck, "vtcnn2", str(tmp_path / "x.pt"), epochs=1, log=_quiet)
+
+
+def test_multi_branch_sends_each_loss_where_the_seed_says():
+    torch.manual_seed(0)
+    model = build("ee-v1", QuantConfig(), seed=3).train()
+    x = torch.randn(8, 2, 128)
+    y = torch.randint(0, 10, (8,))
+    twins = [copy.deepcopy(model), copy.deepcopy(model)]
+    torch.manual_seed(11)   # the same dropout masks in every run
+    MultiBranch().step(model, x, y)
+    got = {n: (p.grad.clone() if p.grad is not None else None)
+           for n, p in model.named_parameters()}
+    # independently: the exit loss alone, and the final loss alone, through every parameter
+    ref = {}
+    for which, m in enumerate(twins):
+        torch.manual_seed(11)
+        out = m(x)
+        nn.functional.cross_entropy(out[which].value if hasattr(out[which], "value")
+                                    else out[which], y).backward()
+        ref[which] = {n: p.grad for n, p in m.named_parameters()}
+    short, long_ = branch_parameters(model)
+    assert {id(p) for p in short}.isdisjoint({id(p) for p in long_})
+    for n, p in model.named_parameters():
+        want = ref[1][n] if n.startswith("rest.") else ref[0][n]
+        if want is None:
+            assert got[n] is None or not got[n].any(), n
+        else:
+            torch.testing.assert_close(got[n], want, rtol=1e-5, atol=1e-8, msg=n)
+    # the final loss does reach the trunk in joint training, but not here
+    trunk = [n for n in got if n.startswith("trunk.") and ref[1][n] is not None]
+    assert trunk and any(ref[1][n].abs().sum() > 0 for n in trunk)
+    with pytest.raises(ValueError, match="early-exit network"):
+        MultiBranch().step(build("ee-baseline", QuantConfig()), x, y)
+
+
+def test_footprint_counts_bits():
+    model = build("ee-baseline", QuantConfig(), seed=0)
+    a = footprint(model, 8)
+    b = footprint(model, 4)
+    assert b["footprint_bytes"] == -(-a["parameters"] * 4 // 8)
+    assert a["total_parameters"] == 119_418          # the early-exit seed's baseline
+    assert footprint(build("gru-cnn", QuantConfig()), 8)["total_parameters"] == 25_480
