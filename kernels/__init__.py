@@ -31,6 +31,7 @@ from .eltwise import (  # noqa: E402
     mul_i32,
     mul_i32_ref,
 )
+from .exit import entropy_exit_i32, entropy_exit_i32_ref  # noqa: E402
 from .pool import (  # noqa: E402
     avgpool2d_i32,
     avgpool2d_i32_ref,
@@ -62,7 +63,7 @@ __all__ = [
     "maxpool2d_i32", "maxpool2d_i32_ref", "sumpool2d_i32", "sumpool2d_i32_ref",
     "avgpool2d_i32", "avgpool2d_i32_ref",
     "add_i32", "add_i32_ref", "lut_i32", "lut_i32_ref", "mul_i32", "mul_i32_ref",
-    "gatemix_i32", "gatemix_i32_ref",
+    "gatemix_i32", "gatemix_i32_ref", "entropy_exit_i32", "entropy_exit_i32_ref",
     "requant_i32", "requant_i32_ref",
     "quantize_f64", "quantize_f64_ref", "dequantize_f64", "dequantize_f64_ref",
     "round_shift", "round_shift_ref", "round_div", "round_div_ref", "wrap_i32", "wrap_i32_ref",

@@ -2,11 +2,12 @@
 the reference interpreter, a stable printer and save/load."""
 
 from .graph import Graph, GraphBuilder, Node
-from .ops import (GRU, OPS, Add, AvgPool, Concat, Conv, Dense, Dequantize, GateMix, Lut,
-                  MaxPool, Mul, Op, Quantize, Requant, Reshape, fixed_multiplier, fixed_offset)
+from .ops import (GRU, OPS, Add, AvgPool, Concat, Conv, Dense, Dequantize, EntropyExit, GateMix,
+                  Lut, MaxPool, Mul, Op, Quantize, Requant, Reshape, fixed_multiplier,
+                  fixed_offset)
 from .types import FloatType, IRError, QType, Value
 from .validate import acc_type, validate
 
 __all__ = ["Graph", "GraphBuilder", "Node", "OPS", "Add", "AvgPool", "Concat", "Conv", "Dense",
-           "Dequantize", "GRU", "GateMix", "Lut", "MaxPool", "Mul", "Op", "Quantize", "Requant", "Reshape", "fixed_multiplier",
+           "Dequantize", "EntropyExit", "GRU", "GateMix", "Lut", "MaxPool", "Mul", "Op", "Quantize", "Requant", "Reshape", "fixed_multiplier",
            "fixed_offset", "FloatType", "IRError", "QType", "Value", "acc_type", "validate"]

@@ -9,8 +9,8 @@ from amchw import kernels as K
 from amchw.kernels import sparse as SK
 
 from .graph import Graph
-from .ops import (GRU, Add, AvgPool, Concat, Conv, Dense, Dequantize, GateMix, Lut, MaxPool, Mul,
-                  Quantize, Requant, Reshape, parse_nm, parse_pq)
+from .ops import (GRU, Add, AvgPool, Concat, Conv, Dense, Dequantize, EntropyExit, GateMix, Lut,
+                  MaxPool, Mul, Quantize, Requant, Reshape, parse_nm, parse_pq)
 from .types import IRError, QType
 
 BACKENDS = ("ref", "numba", "fast")
@@ -21,15 +21,15 @@ _IMPL = {
                 quantize="quantize_f64_ref", dequantize="dequantize_f64_ref",
                 maxpool="maxpool2d_i32_ref", sumpool="sumpool2d_i32_ref",
                 avgpool="avgpool2d_i32_ref", add="add_i32_ref", lut="lut_i32_ref",
-                mul="mul_i32_ref", gatemix="gatemix_i32_ref"),
+                mul="mul_i32_ref", gatemix="gatemix_i32_ref", exit="entropy_exit_i32_ref"),
     "numba": dict(conv="conv2d_i32", dense="dense_i32", requant="requant_i32",
                   quantize="quantize_f64", dequantize="dequantize_f64", maxpool="maxpool2d_i32",
                   sumpool="sumpool2d_i32", avgpool="avgpool2d_i32", add="add_i32", lut="lut_i32",
-                  mul="mul_i32", gatemix="gatemix_i32"),
+                  mul="mul_i32", gatemix="gatemix_i32", exit="entropy_exit_i32"),
     "fast": dict(conv="conv2d_i32_gemm", dense="dense_i32_gemm", requant="requant_i32",
                  quantize="quantize_f64", dequantize="dequantize_f64", maxpool="maxpool2d_i32",
                  sumpool="sumpool2d_i32", avgpool="avgpool2d_i32", add="add_i32", lut="lut_i32",
-                 mul="mul_i32", gatemix="gatemix_i32"),
+                 mul="mul_i32", gatemix="gatemix_i32", exit="entropy_exit_i32"),
 }
 
 
@@ -175,6 +175,11 @@ def _apply(op, args, in_types, impl) -> np.ndarray:
         return run_gru(op, args, impl)
     if isinstance(op, Reshape):
         return np.ascontiguousarray(x).reshape((x.shape[0], *op.shape))
+    if isinstance(op, EntropyExit):
+        off = op.offset if op.offset is not None else np.zeros(1, np.int64)
+        return impl["exit"](np.ascontiguousarray(x), off, t.zero_point, op.shift, op.exp_hi,
+                            op.exp_lo, op.frac_bits, op.ln_table, op.ln_bits, op.k_mult,
+                            op.c_fix, op.ln2_fix)
     if isinstance(op, Dequantize):
         bias = op.bias if op.bias is not None else np.zeros(1)
         return impl["dequantize"](np.ascontiguousarray(x), t.scale_array(), _i64(t.zero_point),

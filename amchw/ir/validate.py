@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from .graph import Graph
-from .ops import (GRU, Add, AvgPool, Concat, Conv, Dense, Dequantize, GateMix, Lut, MaxPool, Mul,
-                  Op, Quantize, Requant, Reshape)
+from .ops import (GRU, Add, AvgPool, Concat, Conv, Dense, Dequantize, EntropyExit, GateMix, Lut,
+                  MaxPool, Mul, Op, Quantize, Requant, Reshape, exit_int64_bounds, exit_params)
 from .types import FloatType, IRError, QType, Value
 
 INT32_MAX = 2**31 - 1
@@ -241,6 +241,8 @@ def infer(name: str, op: Op, ins: list[Value], in_bounds=None) -> tuple[tuple[in
         return z.shape, QType(32, True, False, (zt.scale[0] * nt.scale[0],), 0)
     if isinstance(op, GRU):
         return _infer_gru(name, op, ins, bnd)
+    if isinstance(op, EntropyExit):
+        return _infer_exit(name, op, ins)
     if isinstance(op, Dequantize):
         x = ins[0]
         _q(name, op, x)
@@ -248,6 +250,47 @@ def infer(name: str, op: Op, ins: list[Value], in_bounds=None) -> tuple[tuple[in
             _channels_ok(name, op, len(op.bias), x.shape[0] if x.shape else 1, "bias")
         return x.shape, FloatType(64)
     raise IRError(f"node {name!r}: unknown op {type(op).__name__}")
+
+
+#: the type of EntropyExit's per-frame flag (codes 0 and 1)
+EXIT_FLAG = QType(8, False, False, (1.0,), 0)
+
+
+def _infer_exit(name: str, op: EntropyExit, ins: list[Value]):
+    """EntropyExit: per-tensor 1-D logit codes; the tables and constants must be exactly the
+    ones its (threshold, scale, n, F, G, r, M) define, and its int64 products must fit."""
+    x = ins[0]
+    xt = _q(name, op, x, "logits")
+    if len(x.shape) != 1 or x.shape[0] < 1:
+        raise IRError(f"node {name!r} (EntropyExit): logits must be 1-D (n,), got {x.shape}")
+    if xt.per_channel:
+        raise IRError(f"node {name!r} (EntropyExit): per-channel logit scales are not "
+                      "supported (the logits' differences need one scale)")
+    n, s = x.shape[0], xt.scale[0]
+    if op.offset is not None:
+        if op.offset.shape != (n,):
+            raise IRError(f"node {name!r} (EntropyExit): offset has {op.offset.size} entries "
+                          f"for {n} logits")
+        if np.abs(op.offset).max() >= 2**31:
+            raise IRError(f"node {name!r} (EntropyExit): offsets must lie in (-2^31, 2^31)")
+    try:
+        want = exit_params(op.threshold, s, n, op.frac_bits, op.g_bits, op.shift, op.ln_bits)
+        bounds = exit_int64_bounds(s, n, op.frac_bits, op.g_bits, op.shift, op.ln_bits)
+    except IRError as e:
+        raise IRError(f"node {name!r} (EntropyExit): {e}") from None
+    for k, v in want.items():
+        got = getattr(op, k)
+        same = (np.array_equal(got, v) and got.dtype == v.dtype) if isinstance(v, np.ndarray) \
+            else got == v
+        if not same:
+            raise IRError(f"node {name!r} (EntropyExit): {k} is not the one threshold "
+                          f"{op.threshold!r}, logit scale {s!r}, {n} logits, F={op.frac_bits}, "
+                          f"G={op.g_bits}, r={op.shift}, M={op.ln_bits} define")
+    for k, v in bounds.items():
+        if v > INT64_MAX:
+            raise IRError(f"node {name!r} (EntropyExit): int64 intermediate {k} can reach {v} "
+                          "> 2^63-1")
+    return (), EXIT_FLAG
 
 
 def _infer_gru(name: str, op: GRU, ins: list[Value], bnd: list[int]):
