@@ -262,10 +262,24 @@ def graph_and_frames(spec: str, scales: str, weight_bits: int, act_bits: int, n_
               help="Compare the MODELs side by side in every dataflow (cycles, energy, weight "
                    "bytes); MODEL@FORMAT stores that model's weights in FORMAT (e.g. "
                    "pruned.pt@csr, pq.pt@pq2:256).")
+@click.option("--data", "data_path", default=None,
+              help="Early-exit model (ee-v*): add the integer exit rule, run it on this "
+                   "RadioML-layout HDF5 file's frames (a checkpoint's test split, else all) and "
+                   "report per SNR the exit fraction, accuracy and expected cycles and energy.")
+@click.option("--exit-threshold", type=float, default=None,
+              help="With --data: exit when the base-10 entropy of the exit's softmax is at "
+                   "most this  [default: 0.05]")
+@click.option("--max-frames", type=click.IntRange(1), default=2000, show_default=True,
+              help="With --data: at most this many frames (a seeded random subset).")
+@click.option("--exit-sweep", default=None,
+              help="With --data: comma-separated thresholds for a trade-off table (exit "
+                   "fraction, accuracy, expected cycles and energy), e.g. 0,0.05,0.1,0.5.")
 def simulate_cmd(model_args, model_opt, array, dataflow, target_name, timing, batch, stepped,
                  n_frames, scales, weight_bits, act_bits, seed, as_json, csv_path, plot_path,
-                 sparse_format, min_sparsity, compare):
-    """Cycles, memory traffic and energy of MODEL on a MAC array, layer by layer."""
+                 sparse_format, min_sparsity, compare, data_path, exit_threshold, max_frames,
+                 exit_sweep):
+    """Cycles, memory traffic and energy of MODEL on a MAC array, layer by layer; with --data,
+    the early-exit costs of an early-exit model per SNR."""
     from amchw.sims.hardware import TargetError, get_target, parse_array
     from amchw.sims.report import format_table, write_csv, write_plot
     from amchw.sims.simulate import SimulationError, integer_check, simulate, stepped_check
@@ -276,6 +290,7 @@ def simulate_cmd(model_args, model_opt, array, dataflow, target_name, timing, ba
             target = target.with_array(*parse_array(array))
     except TargetError as e:
         _fail(str(e))
+    sweep_ts = _exit_options(data_path, exit_threshold, exit_sweep, compare)
     if compare:
         specs = list(model_args) + ([model_opt] if model_opt else [])
         if not specs:
@@ -294,6 +309,9 @@ def simulate_cmd(model_args, model_opt, array, dataflow, target_name, timing, ba
                                "QONNX file)")
     graph, frames = graph_and_frames(spec, scales, weight_bits, act_bits,
                                      max(n_frames, batch), seed)
+    threshold = 0.05 if exit_threshold is None else exit_threshold
+    if data_path:
+        graph = _with_exit_rule(spec, graph, threshold)
     skipped = {}
     if sparse_format:
         from amchw.ir import IRError
@@ -310,6 +328,9 @@ def simulate_cmd(model_args, model_opt, array, dataflow, target_name, timing, ba
             stepped_check(rep, graph, frames)
     except (SimulationError, TargetError) as e:
         _fail(str(e))
+    ee = None
+    if data_path:
+        ee = _early_exit_run(spec, graph, rep, data_path, max_frames, seed, threshold, sweep_ts)
     try:
         if csv_path:
             write_csv(rep, csv_path)
@@ -318,15 +339,125 @@ def simulate_cmd(model_args, model_opt, array, dataflow, target_name, timing, ba
     except (OSError, RuntimeError) as e:
         _fail(str(e))
     if as_json:
-        click.echo(json.dumps(rep.to_dict(), indent=2))
+        d = rep.to_dict()
+        if ee is not None:
+            d["early_exit"] = ee[0].to_dict() | ee[1]
+        click.echo(json.dumps(d, indent=2))
     else:
         click.echo(format_table(rep))
         for name, why in skipped.items():
             click.echo(f"{name}: kept dense ({why})")
+        if ee is not None:
+            from amchw.sims.early_exit import format_early_exit
+
+            info = ee[1]
+            click.echo(f"\n{info['data']}: {info['frames']:,} frames ({info['data_split']}); "
+                       f"integer exit decision, error bound {info['error_bound']:.1e} in "
+                       "base-10 entropy")
+            click.echo(format_early_exit(ee[0]))
     ok = rep.integer_check["equal"] and (
         rep.stepped is None
         or (rep.stepped["outputs_equal"] and rep.stepped["cycles_equal_closed_form"]))
     sys.exit(0 if ok else 1)
+
+
+def _exit_options(data_path, exit_threshold, exit_sweep, compare) -> list[float]:
+    """simulate's early-exit options checked together; the --exit-sweep thresholds."""
+    if data_path is None:
+        for name, v in (("--exit-threshold", exit_threshold), ("--exit-sweep", exit_sweep)):
+            if v is not None:
+                raise click.UsageError(f"{name} needs --data")
+        return []
+    if compare:
+        raise click.UsageError("--data does not combine with --compare")
+    if exit_threshold is not None and exit_threshold != exit_threshold:
+        raise click.BadParameter("not a number", param_hint="--exit-threshold")
+    if exit_sweep is None:
+        return []
+    try:
+        ts = [float(v) for v in exit_sweep.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{exit_sweep!r} is not a comma-separated list of numbers",
+                                 param_hint="--exit-sweep") from None
+    if any(t != t for t in ts):
+        raise click.BadParameter("thresholds must be numbers", param_hint="--exit-sweep")
+    return ts
+
+
+def _with_exit_rule(spec, graph, threshold):
+    """The graph of an early-exit model with its integer exit decision (usage error for a
+    model without an exit and a final output)."""
+    from amchw.ir import IRError
+    from amchw.ir.early_exit import add_exit_rule
+
+    if len(graph.outputs) != 2:
+        raise click.UsageError(f"--data needs an early-exit model (two outputs: the exit's and "
+                               f"the final classifier's logits, e.g. ee-v1); {spec} has "
+                               f"{len(graph.outputs)} output(s)")
+    try:
+        return add_exit_rule(graph, threshold, exit_output=graph.outputs[0])
+    except IRError as e:
+        _fail(f"{spec}: cannot add the exit rule: {e}")
+
+
+def _early_exit_frames(spec, shape, data_path, max_frames, seed):
+    """(frames, labels, SNRs, class count, which frames) of the data file: a checkpoint's test
+    split (amchw.train.split_indices with its training seed), all frames otherwise; at most
+    max_frames of them, a seeded random subset."""
+    import numpy as np
+
+    from amchw.data.radioml import H5Frames
+    from amchw.data.torch_dataset import FrameDataset
+    from amchw.models import ZOO
+    from amchw.train import split_indices
+
+    reader = H5Frames(data_path)
+    try:
+        which = "all frames"
+        idx = np.arange(reader.n)
+        if spec not in ZOO and Path(spec).suffix.lower() not in (".npz", ".qonnx", ".onnx"):
+            import torch
+
+            ck = torch.load(spec, map_location="cpu", weights_only=False)
+            tcfg = ck.get("train_config", {}) if isinstance(ck, dict) else {}
+            idx = split_indices(reader, tcfg.get("seed", 0), tcfg.get("val_fraction", 0.1))[2]
+            which = "test split"
+        if idx.size > max_frames:
+            idx = np.sort(np.random.default_rng(seed).permutation(idx)[:max_frames])
+            which += f", {max_frames} drawn at random"
+        x = FrameDataset(reader, idx, shape).batch(np.arange(idx.size))[0].numpy()
+        return x, reader.labels[idx], reader.snrs[idx], len(reader.classes), which
+    finally:
+        reader.close()
+
+
+def _early_exit_run(spec, graph, rep, data_path, max_frames, seed, threshold, sweep_ts):
+    """Run the integer graph with its exit rule on the data file; the early-exit report of
+    sims.early_exit and what the JSON adds to it."""
+    from amchw.data.radioml import DatasetError
+    from amchw.ir import IRError
+    from amchw.ir.early_exit import decide, error_bound, run_early_exit
+    from amchw.sims.early_exit import early_exit, split_layers, sweep
+
+    try:
+        x, y, snr, n_cls, which = _early_exit_frames(spec, graph.inputs[0].shape, data_path,
+                                                      max_frames, seed)
+    except (DatasetError, OSError, ValueError, KeyError) as e:
+        _fail(f"{data_path}: {e}")
+    n_logits = graph.values()[graph.outputs[0]].shape[0]
+    if n_cls != n_logits:
+        _fail(f"{data_path}: {n_cls} classes but {spec} has {n_logits} outputs")
+    try:
+        r = run_early_exit(graph, x, "fast", exit_output=graph.outputs[0])
+        split = split_layers(graph, rep, exit_output=graph.outputs[0])
+    except (IRError, ValueError) as e:
+        _fail(str(e))
+    pe, pf = r["exit_logits"].argmax(axis=1), r["final_logits"].argmax(axis=1)
+    ee = early_exit(split, r["flags"], snr, y, pe, pf, threshold=threshold)
+    if sweep_ts:
+        ee.sweep = sweep(split, {t: decide(graph, r["codes"], t) for t in sweep_ts}, y, pe, pf)
+    return ee, {"data": str(data_path), "data_split": which, "frames": int(x.shape[0]),
+                "error_bound": error_bound(graph)}
 
 
 def _compare(specs, target, timing, batch, scales, weight_bits, act_bits, seed,
@@ -797,6 +928,10 @@ def format_report(rep) -> str:
                  "are allowed only where float32 Brevitas rounds)")
     return "\n".join(lines)
 
+
+from amchw.cli_compress import compress_group  # noqa: E402 (needs main's helpers above)
+
+main.add_command(compress_group)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

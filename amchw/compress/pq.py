@@ -22,6 +22,31 @@ def _kmeans(points: np.ndarray, k: int, seed: int) -> np.ndarray:
     return km.cluster_centers_
 
 
+def _stored_books(layer, codes: np.ndarray, books: np.ndarray, old_scale, lo: int, hi: int,
+                  name: str) -> np.ndarray:
+    """The codebooks as the layer now stores them. A quantizer whose scale follows the weights'
+    range (statistics scaling) may pick a new scale for the quantized weights; every row that
+    chose centroid k then holds the same new codes, so the structure is kept and the codebook
+    is read back from the first row of each used centroid (an unused one is rescaled). Checked:
+    the codes with these books rebuild the layer's stored weights exactly."""
+    from amchw.kernels.pq import pq_reconstruct
+
+    qw = layer.quant_weight()
+    stored = qw.int().detach().cpu().numpy().astype(np.int64).T    # (M inputs, N outputs)
+    n_out = stored.shape[1]
+    ratio = (np.broadcast_to(old_scale.detach().cpu().numpy().reshape(-1), (n_out,))
+             / np.broadcast_to(qw.scale.detach().cpu().numpy().reshape(-1), (n_out,)))
+    P, K, d = books.shape
+    out = np.clip(np.rint(books * ratio.reshape(P, 1, d)), lo, hi).astype(np.int32)
+    for p in range(P):
+        used, first = np.unique(codes[:, p], return_index=True)
+        out[p, used] = stored[first, p * d:(p + 1) * d]
+    if not np.array_equal(pq_reconstruct(codes, out), stored):
+        raise PruneError(f"{name}: the layer's quantizer does not keep the product-quantized "
+                         "structure (its stored weights are not codebook entries)")
+    return out
+
+
 @torch.no_grad()
 def product_quantize(layer: nn.Module, name: str, subspaces: int, centroids: int,
                      seed: int = 0) -> dict:
@@ -59,6 +84,7 @@ def product_quantize(layer: nn.Module, name: str, subspaces: int, centroids: int
     w_codes = pq_reconstruct(codes, books).T  # back to (N, M)
     scale = qw.scale.detach()
     layer.weight.copy_(torch.as_tensor(w_codes, dtype=layer.weight.dtype) * scale)
+    books = _stored_books(layer, codes, books, scale, lo, hi, name)
     return {"layer": name, "subspaces": P, "centroids": K, "inputs": m_in, "outputs": n_out,
             "codes": codes, "codebooks": books,
             "C_Q_64bit": compression_rate(m_in, n_out, P, K, 64),

@@ -213,3 +213,16 @@ def test_footprint_counts_bits():
     assert b["footprint_bytes"] == -(-a["parameters"] * 4 // 8)
     assert a["total_parameters"] == 119_418          # the early-exit seed's baseline
     assert footprint(build("gru-cnn", QuantConfig()), 8)["total_parameters"] == 25_480
+
+
+def test_pq_codes_rebuild_the_stated_codebook_on_a_trained_layer(base_ck):
+    """The trained layer's range shrinks under PQ, so its statistics scale moves: the codebook
+    returned must be the one the layer stores."""
+    from amchw.compress.pq import product_quantize
+    from amchw.kernels.pq import pq_reconstruct
+
+    model, _ = model_from_checkpoint(base_ck)
+    info = product_quantize(model.fc1, "fc1", 4, 16, seed=0)
+    stored = model.fc1.quant_weight().int().numpy().T
+    assert np.array_equal(pq_reconstruct(info["codes"], info["codebooks"]), stored)
+    assert info["codebooks"].shape == (4, 16, 64) and info["codes"].shape == (256, 4)
