@@ -5,7 +5,8 @@ Every Conv and Dense becomes a GEMM view O (M x N) = A (M x K) . B (K x N) per g
          group (im2col; a grouped conv is `groups` independent GEMMs, run one after the other);
   Dense: M = batch, K = inputs, N = outputs.
 Everything else (Quantize, Requant, MaxPool, AvgPool, Add, Concat, Lut, Mul, GateMix,
-Dequantize) runs on the vector unit and is counted in element operations; Reshape is free.
+Dequantize, EntropyExit) runs on the vector unit and is counted in element operations; Reshape
+is free.
 A GRU node becomes the views of its cell graph, named "<gru>/<cell node>", each repeated once
 per time step (`repeat`): the recurrence runs its steps one after the other."""
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from amchw.ir.graph import Graph
-from amchw.ir.ops import GRU, Add, AvgPool, Conv, Dense, GateMix, MaxPool, Reshape
+from amchw.ir.ops import GRU, Add, AvgPool, Conv, Dense, EntropyExit, GateMix, MaxPool, Reshape
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,12 @@ def _layers(graph: Graph, batch: int, prefix: str, repeat: int) -> list:
                 per = 3  # two rescales and an add
             elif isinstance(op, GateMix):
                 per = 2  # two multiply-adds
+            elif isinstance(op, EntropyExit):
+                # one flag per frame from n logits: 12 operations per logit (offset, max,
+                # difference, split, two table reads, product and rounding shift, S and A
+                # accumulations) and 16 per frame (leading bit, log interpolation, the two
+                # products and the comparison): EntropyExit.ops_per_frame
+                per = op.ops_per_frame(int(np.prod(vals[n.inputs[0]].shape)))
             else:  # Requant, Quantize, Dequantize, Concat: one multiply-add-shift-clamp;
                 per = 1  # Lut: one table read; Mul: one multiply
             out.append(VectorOp(prefix + n.name, op.kind, elems, per, ib, ob, repeat))

@@ -525,10 +525,10 @@ class EntropyExit(Op):
         """Vector-unit operations for one frame of n logits (what sims.mapping counts): per
         logit add the offset, compare with the running max, subtract from the max, split d
         (shift, mask), read two tables, multiply and round-shift, add to S, multiply by d and
-        add to A (12); per frame count S's leading bit, cut its index and fraction (3), read two
-        table entries, interpolate (subtract, multiply, shift, add), form h (multiply, two
-        subtracts), the two products and the comparison (14)."""
-        return 12 * n + 14
+        add to A (12); per frame find S's leading bit (1), cut its index and fraction (3), read
+        two table entries (2), interpolate (subtract, multiply, shift, add: 4), form h
+        (multiply, two subtracts: 3), the two products (2) and the comparison (1): 16."""
+        return 12 * n + 16
 
 
 #: limits of the EntropyExit construction
