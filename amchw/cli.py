@@ -402,33 +402,18 @@ def _with_exit_rule(spec, graph, threshold):
 
 def _early_exit_frames(spec, shape, data_path, max_frames, seed):
     """(frames, labels, SNRs, class count, which frames) of the data file: a checkpoint's test
-    split (amchw.train.split_indices with its training seed), all frames otherwise; at most
-    max_frames of them, a seeded random subset."""
-    import numpy as np
-
-    from amchw.data.radioml import H5Frames
-    from amchw.data.torch_dataset import FrameDataset
+    split, all frames otherwise (amchw.train.split_frames)."""
     from amchw.models import ZOO
-    from amchw.train import split_indices
+    from amchw.train import split_frames
 
-    reader = H5Frames(data_path)
-    try:
-        which = "all frames"
-        idx = np.arange(reader.n)
-        if spec not in ZOO and Path(spec).suffix.lower() not in (".npz", ".qonnx", ".onnx"):
-            import torch
+    ck = None
+    if spec not in ZOO and Path(spec).suffix.lower() not in (".npz", ".qonnx", ".onnx"):
+        import torch
 
-            ck = torch.load(spec, map_location="cpu", weights_only=False)
-            tcfg = ck.get("train_config", {}) if isinstance(ck, dict) else {}
-            idx = split_indices(reader, tcfg.get("seed", 0), tcfg.get("val_fraction", 0.1))[2]
-            which = "test split"
-        if idx.size > max_frames:
-            idx = np.sort(np.random.default_rng(seed).permutation(idx)[:max_frames])
-            which += f", {max_frames} drawn at random"
-        x = FrameDataset(reader, idx, shape).batch(np.arange(idx.size))[0].numpy()
-        return x, reader.labels[idx], reader.snrs[idx], len(reader.classes), which
-    finally:
-        reader.close()
+        ck = torch.load(spec, map_location="cpu", weights_only=False)
+        ck = ck if isinstance(ck, dict) else None
+    x, y, snr, classes, which = split_frames(data_path, shape, ck, "test", max_frames, seed)
+    return x, y, snr, len(classes), which
 
 
 def _early_exit_run(spec, graph, rep, data_path, max_frames, seed, threshold, sweep_ts):

@@ -363,6 +363,30 @@ def confusion(pred: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
                        minlength=k * k).reshape(k, k)
 
 
+def split_frames(data: str, input_shape, ck: dict | None = None, split: str = "test",
+                 max_frames: int | None = None, seed: int = 0):
+    """(frames (N, *input_shape) float32, labels, SNRs, class names, which) of a data file:
+    a checkpoint's `split` (its training seed and validation fraction) or, without a
+    checkpoint, every frame; at most max_frames, a seeded random subset (sorted)."""
+    reader = H5Frames(data)
+    try:
+        if ck is None:
+            idx, which = np.arange(reader.n), "all frames"
+        else:
+            tcfg = ck.get("train_config", {})
+            parts = split_indices(reader, tcfg.get("seed", 0), tcfg.get("val_fraction", 0.1))
+            idx = {"train": parts[0], "val": parts[1], "test": parts[2],
+                   "all": np.arange(reader.n)}[split]
+            which = f"{split} split" if split != "all" else "all frames"
+        if max_frames is not None and idx.size > max_frames:
+            idx = np.sort(np.random.default_rng(seed).permutation(idx)[:max_frames])
+            which += f", {max_frames} drawn at random"
+        x = FrameDataset(reader, idx, tuple(input_shape)).batch(np.arange(idx.size))[0]
+        return (x.numpy(), reader.labels[idx], reader.snrs[idx], list(reader.classes), which)
+    finally:
+        reader.close()
+
+
 def evaluate_checkpoint(path: str, data: str, split: str = "test", max_frames: int | None = None,
                         seed: int = 0, confusion_snrs=()) -> dict:
     """Accuracy of a checkpoint on a data file: the float (Brevitas fake-quant) model and the
