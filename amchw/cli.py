@@ -914,9 +914,10 @@ def format_report(rep) -> str:
     return "\n".join(lines)
 
 
-from amchw.cli_compress import compress_group  # noqa: E402 (needs main's helpers above)
+from amchw.cli_compress import compress_group, report_cmd  # noqa: E402 (uses the helpers above)
 
 main.add_command(compress_group)
+main.add_command(report_cmd)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -301,3 +301,23 @@ def early_exit_cmd(model_name, data, epochs, batch_size, lr, patience, max_train
     info = _run(fine_tune, cfg, None if joint else MultiBranch(), log=_log)
     click.echo(f"wrote {output}: {model_name}, {info['epochs']} epochs, "
                f"{info['method']['objective']['name']}")
+
+
+@click.command("report")
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "out_dir", required=True,
+              help="Directory for report.md, report.html, report.json, the plots, the data "
+                   "and the checkpoints (re-running reuses what is there).")
+def report_cmd(recipe, out_dir):
+    """Run the experiments of a TOML RECIPE (training, compression, early exits) and write a
+    page comparing accuracy, the seeds' tables and cycles/energy on hardware targets."""
+    from amchw.report import RecipeError, run_report
+
+    try:
+        data = run_report(recipe, out_dir, log=_log)
+    except RecipeError as e:
+        raise click.BadParameter(str(e), param_hint="RECIPE") from None
+    except (ValueError, OSError) as e:
+        _fail(str(e))
+    click.echo(f"wrote {Path(out_dir) / 'report.md'} and report.html "
+               f"({len(data['checkpoints'])} checkpoints, {data['seconds'] / 60:.1f} min)")
