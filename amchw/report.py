@@ -28,6 +28,7 @@ also get the per-SNR exit table and a threshold sweep.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import math
@@ -144,7 +145,9 @@ def _data_files(recipe: dict, out: Path, log) -> dict[str, str]:
         if "path" in d:
             files[name] = str(d["path"])
             continue
-        f = out / "data" / f"{name}.h5"
+        # the file name carries a digest of its settings: an edited entry gets a new file
+        tag = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
+        f = out / "data" / f"{name}-{tag}.h5"
         if not f.exists():
             prof = PROFILES[d["profile"]]
             snrs = tuple(d.get("snrs", prof.snrs))
