@@ -50,7 +50,7 @@ _KEYS = {
     "pq": {"start", "layer", "subspaces", "centroids", "retrain_epochs", "train_fraction",
            "batch_size", "lr"},
     "kd": {"teacher", "student", "temperature", "alpha", "convention", "epochs", "batch_size",
-           "lr", "patience", "max_train"},
+           "lr", "patience", "max_train", "benchmark"},
     "imp": {"start", "schedule", "prune_epochs", "epochs", "initial_sparsity", "frequency",
             "power", "batch_size", "lr", "patience", "max_train", "layers"},
     "early-exit": {"model", "data", "epochs", "batch_size", "lr", "patience", "max_train",
@@ -101,7 +101,7 @@ def load_recipe(path) -> dict:
         extra = set(e) - _COMMON - _KEYS[kind]
         if extra:
             raise RecipeError(f"{where}: unknown key(s) for {kind}: {', '.join(sorted(extra))}")
-        for ref in ("start", "teacher"):
+        for ref in ("start", "teacher", "benchmark"):
             if ref in _KEYS[kind] and ref in e and e[ref] not in names:
                 raise RecipeError(f"{where}: {ref} = {e[ref]!r} is not an earlier experiment")
         if kind == "imp" and names.get(e.get("start"), {}).get("kind") == "imp":
@@ -437,6 +437,22 @@ def _hw_vals(ck: Checkpoint, targets: list[str]) -> list[str]:
     return vals
 
 
+def _benchmark(c: Checkpoint, cks: list[Checkpoint], exps: dict, final: dict):
+    """The trained network a checkpoint is compared with: a kd experiment's `benchmark` (for
+    DP/DQ, their kd's), else the first train experiment of the same model on the same data."""
+    e = exps[c.experiment]
+    while True:
+        if "benchmark" in e:
+            return final[e["benchmark"]]
+        if "start" in e and exps[e["start"]]["kind"] == "kd":
+            e = exps[e["start"]]
+            continue
+        break
+    same = [b for b in cks if b.kind == "train" and b.info["model"] == c.info["model"]
+            and b.data == c.data]
+    return same[0] if same else None
+
+
 def build_page(recipe: dict, cks: list[Checkpoint], out: Path, seconds: float) -> Page:
     from amchw import plots
 
@@ -524,8 +540,7 @@ def build_page(recipe: dict, cks: list[Checkpoint], out: Path, seconds: float) -
         for c in kd:
             e = exps[c.experiment]
             teacher = final[e["teacher"]]
-            bench = [b for b in cks if b.kind == "train" and b.info["model"] == e["student"]
-                     and b.data == c.data]
+            bench = _benchmark(c, cks, exps, final)
             ratio = c.info["total_parameters"] / teacher.info["total_parameters"]
             s = seeds.EDGE_TABLE_III.get((e["student"], teacher.info["model"]))
             m = c.info
@@ -533,7 +548,7 @@ def build_page(recipe: dict, cks: list[Checkpoint], out: Path, seconds: float) -
                          "-" if s is None else f"{s[1]:.2f} (case {s[0]})",
                          f"T={m.get('temperature', 10):g} alpha={m.get('alpha', 0.5):g} "
                          f"{m.get('convention', 'edge')}",
-                         _pct(_acc(c)), _pct(_acc(bench[0])) if bench else "-",
+                         _pct(_acc(c)), _pct(_acc(bench)) if bench else "-",
                          _pct(_acc(teacher)), "-" if s is None else s[2]])
         pg.table(["checkpoint", "student", "teacher", "reduction ratio", "seed ratio",
                   "T, alpha, loss", "distilled int acc %", "benchmark student %",
@@ -549,13 +564,13 @@ def build_page(recipe: dict, cks: list[Checkpoint], out: Path, seconds: float) -
             method = {"net-trim": "NT", "pq": "PQ", "kd": "KD"}[c.kind]
             if start_kind == "kd":
                 method = {"NT": "DP", "PQ": "DQ"}[method]
-            bench = [b for b in cks if b.kind == "train" and b.info["model"] == c.info["model"]
-                     and b.data == c.data]
+            bench = _benchmark(c, cks, exps, final)
             s = seeds.EDGE_TABLE_IV[method]
             rows.append([c.label, method, c.info["model"],
                          _pct(c.info.get("p_e"), 1) if c.kind == "net-trim" else "-",
                          f"{c.info['C_Q_64bit']:.2f}" if c.kind == "pq" else "-",
-                         f"{100 * (_acc(c) - _acc(bench[0])):+.1f}" if bench else "-",
+                         f"{100 * (_acc(c) - _acc(bench)):+.1f} ({bench.label})"
+                         if bench else "-",
                          _pct(s[0]), "-" if s[1] is None else f"{s[1]:.2f}", s[2]]
                         + _hw_vals(c, targets))
         pg.table(["checkpoint", "method", "network", "p_e %", "C_Q", "acc vs benchmark (pp)",
