@@ -1,0 +1,191 @@
+"""Net-Trim: the returned weights always meet ||relu(X U^T + b) - Y||_F <= epsilon ||Y||_F
+(recomputed here in float64 from the returned arrays), the counts are the arrays' counts,
+sparsity grows with epsilon, the N x N and P x P solves agree, and on a Brevitas model only the
+chosen layer changes."""
+
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
+from torch import nn
+
+from amchw.compress import NetTrimResult, PruneError, net_trim, net_trim_layer
+from amchw.compress.nettrim import _Solver, collect_activations, first_fc
+from amchw.models import build
+from amchw.models.quant import QuantConfig, input_kwargs, relu_kwargs, weight_kwargs
+
+
+def _layer(seed=0, n=200, p=30, m=8, noise=0.02, density=0.3, dead=0):
+    """Inputs (ReLU-like, `dead` all-zero columns), weights = sparse truth + dense noise."""
+    rng = np.random.default_rng(seed)
+    X = np.maximum(rng.standard_normal((n, p)), 0.0)
+    X[:, p - dead:] = 0.0
+    truth = rng.standard_normal((m, p)) * (rng.random((m, p)) < density)
+    W = truth + noise * rng.standard_normal((m, p))
+    b = 0.1 * rng.standard_normal(m)
+    return X, W, b
+
+
+def _gap(X, U, b, W0):
+    """||relu(X U^T + b) - Y||_F / ||Y||_F, Y from the original weights, all float64."""
+    X, U, W0 = (np.asarray(a, dtype=np.float64) for a in (X, U, W0))
+    b = np.zeros(U.shape[0]) if b is None else np.asarray(b, dtype=np.float64)
+    Y = np.maximum(X @ W0.T + b, 0.0)
+    return np.linalg.norm(np.maximum(X @ U.T + b, 0.0) - Y) / np.linalg.norm(Y)
+
+
+def _check(res, X, W, b, eps):
+    assert isinstance(res, NetTrimResult)
+    assert res.weight.shape == W.shape and res.weight.dtype == np.float64
+    gap = _gap(X, res.weight, b, W)
+    assert gap <= eps
+    assert res.discrepancy == pytest.approx(gap, rel=1e-9, abs=1e-15)
+    assert res.n_total == W.size
+    assert res.n_before == np.count_nonzero(W)
+    assert res.n_after == np.count_nonzero(res.weight)
+    assert res.p_e == pytest.approx(1.0 - np.count_nonzero(res.weight) / W.size, abs=1e-15)
+    assert res.epsilon == eps and res.frames == X.shape[0]
+    assert np.abs(res.weight).sum() <= np.abs(W).sum()  # an L1 problem started from W
+
+
+@pytest.mark.parametrize("eps", [0.005, 0.02, 0.08, 0.3])
+def test_constraint_holds_and_counts_are_the_arrays(eps):
+    X, W, b = _layer()
+    res = net_trim(X, W, b, eps)
+    _check(res, X, W, b, eps)
+    assert res.p_e > 0
+
+
+def test_sparsity_grows_with_epsilon_and_a_tiny_epsilon_keeps_the_output():
+    X, W, b = _layer(seed=1)
+    pes = []
+    for eps in [0.002, 0.01, 0.03, 0.08, 0.2, 0.5]:
+        res = net_trim(X, W, b, eps)
+        _check(res, X, W, b, eps)
+        pes.append(res.p_e)
+    assert all(b_ >= a_ - 0.02 for a_, b_ in zip(pes, pes[1:])), pes
+    assert pes[-1] > pes[0] + 0.3, pes
+    res = net_trim(X, W, b, 1e-7)
+    _check(res, X, W, b, 1e-7)
+    Y = np.maximum(X @ W.T + b, 0.0)
+    assert np.allclose(np.maximum(X @ res.weight.T + b, 0.0), Y, rtol=0, atol=1e-6 * Y.max())
+    zero = net_trim(X, W, b, 0.0)
+    assert np.array_equal(zero.weight, W) and zero.discrepancy == 0.0 and zero.p_e == 0.0
+
+
+def test_redundant_inputs_are_pruned():
+    X, W, b = _layer(seed=2, n=300, p=40, m=8, noise=0.01, density=0.25, dead=10)
+    res = net_trim(X, W, b, 0.05)
+    _check(res, X, W, b, 0.05)
+    assert np.all(res.weight[:, 30:] == 0)  # inputs that are always 0 carry no weight
+    assert res.p_e > 0.5 and res.repair in ("admm", "polished")
+    assert res.n_before == W.size  # the noisy weights were dense
+
+
+def test_no_bias_and_float32_rounding():
+    X, W, b = _layer(seed=3)
+    res = net_trim(X.astype(np.float32), W, None, 0.04, weight_dtype=np.float32)
+    _check(res, X.astype(np.float32), W, None, 0.04)
+    assert np.array_equal(res.weight, res.weight.astype(np.float32).astype(np.float64))
+
+
+@pytest.mark.parametrize("iters,how", [(1, "original"), (10, "grown("), (30, "polished"),
+                                       (60, "admm")])
+def test_an_unconverged_admm_is_repaired_to_a_feasible_result(iters, how):
+    """Cut short, the sparse iterate is infeasible; each fallback of the repair is reached."""
+    X, W, b = _layer(seed=4)
+    res = net_trim(X, W, b, 0.03, max_iter=iters, polish_iter=iters)
+    _check(res, X, W, b, 0.03)
+    assert not res.converged and res.repair.startswith(how), res.repair
+    if how == "original":
+        assert np.array_equal(res.weight, W) and res.discrepancy == 0.0
+    if how == "grown(":
+        assert res.n_after <= int(res.repair[6:-1]) < W.size
+
+
+@pytest.mark.parametrize("n,p", [(50, 30), (30, 50)])
+def test_the_n_by_n_and_p_by_p_solves_agree(n, p):
+    rng = np.random.default_rng(5)
+    X = np.maximum(rng.standard_normal((n, p)), 0.0)
+    a, c = _Solver(X, "nxn"), _Solver(X, "pxp")
+    np.testing.assert_array_equal(a.col, c.col)
+    Rw, Rz = rng.standard_normal((p, 6)), rng.standard_normal((n, 6))
+    (Va, XVa), (Vc, XVc) = a.solve(Rw, Rz), c.solve(Rw, Rz)
+    Xs = X / c.col
+    want = np.linalg.solve(np.eye(p) + Xs.T @ Xs, Rw + Xs.T @ Rz)
+    for V, XV in ((Va, XVa), (Vc, XVc)):
+        np.testing.assert_allclose(V, want, rtol=1e-9, atol=1e-10)
+        np.testing.assert_allclose(XV, Xs @ want, rtol=1e-9, atol=1e-10)
+    X, W, b = _layer(seed=6, n=n, p=p, m=6)
+    ra, rc = net_trim(X, W, b, 0.05, system="nxn"), net_trim(X, W, b, 0.05, system="pxp")
+    _check(ra, X, W, b, 0.05)
+    _check(rc, X, W, b, 0.05)
+    np.testing.assert_allclose(ra.weight, rc.weight, rtol=0, atol=1e-6 * np.abs(W).max())
+    assert ra.iterations == rc.iterations and abs(ra.n_after - rc.n_after) <= 1
+
+
+def _tiny_model():
+    torch.manual_seed(0)
+    cfg = QuantConfig()
+    return nn.Sequential(OrderedDict([
+        ("inp", QuantIdentity(**input_kwargs(cfg))),
+        ("fc1", QuantLinear(16, 12, bias=True, **weight_kwargs(cfg))),
+        ("act", QuantReLU(**relu_kwargs(cfg))),
+        ("fc2", QuantLinear(12, 4, bias=True, **weight_kwargs(cfg))),
+    ]))
+
+
+def test_net_trim_layer_on_a_brevitas_model():
+    model = _tiny_model()
+    frames = torch.randn(300, 16, generator=torch.Generator().manual_seed(1))
+    assert first_fc(model) == "fc1" and first_fc(build("vtcnn2")) == "fc3"
+    X = collect_activations(model, "fc1", frames, batch_size=64)
+    with torch.no_grad():
+        model.eval()
+        assert np.array_equal(X, model.inp(frames).value.double().numpy())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    W0 = model.fc1.weight.detach().double().numpy().copy()
+    b = model.fc1.bias.detach().double().numpy()
+    model.train()
+    model.act.eval()
+    res = net_trim_layer(model, "fc1", frames, 0.1)
+    assert model.training and model.fc1.training and not model.act.training  # modes restored
+    _check(res, X, W0, b, 0.1)
+    after = model.state_dict()
+    assert [k for k in before if not torch.equal(before[k], after[k])] == ["fc1.weight"]
+    w = model.fc1.weight.detach()
+    assert w.dtype == torch.float32 and np.array_equal(w.double().numpy(), res.weight)
+    assert int((w == 0).sum()) == res.n_total - res.n_after > 0
+    with torch.no_grad():
+        assert torch.all(model.fc1.quant_weight().value[w == 0] == 0)
+    X2 = collect_activations(model, "fc1", frames)
+    assert np.array_equal(X2, X)
+    assert _gap(X2, w.double().numpy(), b, W0) <= 0.1
+
+
+class _Skip(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.used, self.unused = nn.Linear(3, 2), nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.used(x)
+
+
+def test_errors_name_the_layer():
+    model = _tiny_model()
+    frames = torch.randn(10, 16)
+    with pytest.raises(PruneError, match="'fc9'.*fc1, fc2"):
+        net_trim_layer(model, "fc9", frames, 0.05)
+    with pytest.raises(PruneError, match="act: Net-Trim needs a Linear layer, got QuantReLU"):
+        net_trim_layer(model, "act", frames, 0.05)
+    with pytest.raises(PruneError, match="fc2: Net-Trim needs at least 2 frames, got 1"):
+        net_trim_layer(model, "fc2", frames[:1], 0.05)
+    with pytest.raises(PruneError, match="unused: the forward pass never reached"):
+        net_trim_layer(_Skip(), "unused", torch.randn(4, 3), 0.05)
+    with pytest.raises(PruneError, match="no Linear layer"):
+        first_fc(nn.Sequential(nn.ReLU()))
+    with pytest.raises(ValueError, match="epsilon"):
+        net_trim(np.ones((3, 2)), np.ones((1, 2)), None, -0.1)
