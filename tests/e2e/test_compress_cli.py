@@ -101,3 +101,23 @@ def test_compress_errors_name_the_option_or_file(base, tmp_path):
     r = CliRunner().invoke(main, ["compress", "pq", str(bad), "--subspaces", "2",
                                   "-o", str(tmp_path / "z.pt")])
     assert r.exit_code == 1 and "bad.pt" in r.output
+
+
+def test_compress_net_trim_and_dp_verify(base, tmp_path):
+    _, _, ck = base
+    nt = tmp_path / "nt.pt"
+    out = _ok(["compress", "net-trim", str(ck), "--epsilon", "0.1", "--frames", "64",
+               "-o", str(nt)])
+    saved = torch.load(nt, weights_only=False)
+    info = saved["net_trim"]
+    w = saved["state_dict"]["fc1.weight"]      # the first FC layer is the default
+    assert info["layer"] == "fc1" and info["n_a"] == int((w != 0).sum())
+    assert f"p_e {100 * info['p_e']:.2f}%" in out and info["discrepancy"] <= 0.1
+    _verifies(nt)
+    dp = tmp_path / "dp.pt"
+    _ok(["compress", "dp", "--teacher", str(ck), "--student", "ee-baseline", "--epsilon",
+         "0.1", "--frames", "64", "--layer", "fc2", "--epochs", "1", "--batch-size", "32",
+         "-o", str(dp)])
+    assert (tmp_path / "dp.kd.pt").is_file()
+    assert torch.load(dp, weights_only=False)["net_trim"]["layer"] == "fc2"
+    _verifies(dp)
