@@ -57,7 +57,7 @@ _KEYS = {
                    "seed", "joint", "threshold", "sweep"},
 }
 _TOP = {"title", "targets", "array", "eval_frames", "sparse_format", "min_sparsity", "data",
-        "experiment", "notes"}
+        "experiment", "notes", "gru_cells", "gru_sparsities"}
 
 
 class RecipeError(ValueError):
@@ -84,6 +84,14 @@ def load_recipe(path) -> dict:
         if "path" not in d and d.get("profile") not in PROFILES:
             raise RecipeError(f"{path}: [data.{name}] needs path = ... or profile = one of "
                               f"{', '.join(PROFILES)}")
+    for key in ("gru_cells", "gru_sparsities"):
+        v = r.get(key, [])
+        if not isinstance(v, list) or not all(isinstance(c, (int, float)) for c in v):
+            raise RecipeError(f"{path}: {key} must be a list of numbers")
+    if any(not (isinstance(c, int) and c >= 1) for c in r.get("gru_cells", [])):
+        raise RecipeError(f"{path}: gru_cells must be positive integers")
+    if any(not 0 <= s < 1 for s in r.get("gru_sparsities", [])):
+        raise RecipeError(f"{path}: gru_sparsities must be in [0, 1)")
     exps = r.setdefault("experiment", [])
     if not exps:
         raise RecipeError(f"{path}: no [[experiment]] entries")
@@ -296,16 +304,10 @@ def measure(cks: list[Checkpoint], recipe: dict, log=print) -> None:
     from amchw.ir.early_exit import add_exit_rule, decide, error_bound, run_early_exit
     from amchw.lower.brevitas import lower
     from amchw.sims.early_exit import early_exit, split_layers, sweep
-    from amchw.sims.hardware import get_target, parse_array
     from amchw.sims.simulate import simulate
     from amchw.train import evaluate_checkpoint, model_from_checkpoint, split_frames
 
-    targets = []
-    for name in recipe.get("targets", ["edge-asic-45nm"]):
-        t = get_target(name)
-        if recipe.get("array"):
-            t = t.with_array(*parse_array(recipe["array"]))
-        targets.append(t)
+    targets = _targets(recipe)
     fmt = recipe.get("sparse_format", "csr")
     min_sp = float(recipe.get("min_sparsity", 0.5))
     n_eval = int(recipe.get("eval_frames", 2000))
@@ -342,6 +344,76 @@ def measure(cks: list[Checkpoint], recipe: dict, log=print) -> None:
                 rep = early_exit(split, r["flags"], snr, y, pe, pf, threshold=thr)
                 rep.sweep = sweep(split, {v: decide(g, r["codes"], v) for v in ts}, y, pe, pf)
                 ck.early_exit["targets"][t.name] = rep.to_dict()
+
+
+def _targets(recipe: dict) -> list:
+    from amchw.sims.hardware import get_target, parse_array
+
+    out = []
+    for name in recipe.get("targets", ["edge-asic-45nm"]):
+        t = get_target(name)
+        if recipe.get("array"):
+            t = t.with_array(*parse_array(recipe["array"]))
+        out.append(t)
+    return out
+
+
+def gru_architecture(recipe: dict, log=print) -> dict:
+    """The GRU-CNN seed's network on the hardware without training (its training steps the
+    1024-step recurrence through Brevitas op by op, minutes per batch on a CPU): per cell
+    count (Table 2) the parameters, footprint and cycles/latency/energy per frame; per
+    sparsity (Table 3) the 80-cell model magnitude-pruned once, its non-zero parameters,
+    footprint and cycles/energy with its compressed storage. Weights are random and
+    calibrated on synthetic frames: the cycles of a dense layer do not depend on them, and a
+    pruned layer's depend only on where its zeros are."""
+    import torch
+
+    from amchw.compress.imp import footprint
+    from amchw.compress.prune import magnitude_prune
+    from amchw.data.synthetic import frames_for
+    from amchw.ir.sparse import set_format
+    from amchw.lower.brevitas import lower
+    from amchw.models import QuantConfig
+    from amchw.models.calibrate import calibrate
+    from amchw.models.gru import CELLS, gru_cnn
+    from amchw.sims.simulate import simulate
+
+    targets = _targets(recipe)
+    x = torch.as_tensor(frames_for("gru-cnn", 8, seed=0))
+
+    def measure_one(model, fmt=None):
+        model = calibrate(model, x, seed=0).eval()
+        g = lower(model, x[:2], name="gru-cnn")
+        if fmt:
+            g, _ = set_format(g, fmt, float(recipe.get("min_sparsity", 0.5)))
+        hw = {}
+        for t in targets:
+            tot = simulate(g, t).totals()
+            hw[t.name] = {"cycles": tot["cycles"], "latency_us": tot["latency_us"],
+                          "energy_uj": tot["energy_per_inference_uj"],
+                          "macs": tot["macs_per_inference"]}
+        return hw
+
+    cells_rows, sparse_rows = [], []
+    for c in recipe.get("gru_cells", []):
+        log(f"[gru-cnn] {c} cells")
+        m = gru_cnn(QuantConfig(), cells=int(c))
+        fp = footprint(m, 8)
+        cells_rows.append({"cells": int(c), "parameters": fp["total_parameters"],
+                           "float32_kb": fp["total_parameters"] * 4 / 1000,
+                           "int8_kb": fp["total_parameters"] / 1000,
+                           "hardware": measure_one(m)})
+    for sp in recipe.get("gru_sparsities", []):
+        log(f"[gru-cnn] {CELLS} cells pruned to {sp:g}")
+        torch.manual_seed(0)
+        m = gru_cnn(QuantConfig(), cells=CELLS)
+        magnitude_prune(m, float(sp))
+        fp = footprint(m, 8)
+        sparse_rows.append({"sparsity": float(sp), "parameters": fp["parameters"],
+                            "layer_sparsity": fp["sparsity"],
+                            "footprint_kb": fp["footprint_bytes"] / 1000,
+                            "hardware": measure_one(m, recipe.get("sparse_format", "csr"))})
+    return {"cells": cells_rows, "pruned": sparse_rows}
 
 
 def model_input(model: str) -> tuple:
@@ -453,12 +525,13 @@ def _benchmark(c: Checkpoint, cks: list[Checkpoint], exps: dict, final: dict):
     return same[0] if same else None
 
 
-def build_page(recipe: dict, cks: list[Checkpoint], out: Path, seconds: float) -> Page:
+def build_page(recipe: dict, cks: list[Checkpoint], out: Path, seconds: float,
+               gru: dict | None = None) -> Page:
     from amchw import plots
 
     pg = Page()
     title = recipe.get("title", "amchw report")
-    targets = list(cks[0].hardware) if cks else []
+    targets = [t.name for t in _targets(recipe)]
     exps = {e["name"]: e for e in recipe["experiment"]}
     by_exp: dict[str, list[Checkpoint]] = {}
     for c in cks:
@@ -598,6 +671,46 @@ def build_page(recipe: dict, cks: list[Checkpoint], out: Path, seconds: float) -
              "one byte per parameter at 8 bits (the seed's count). The cycles and energy use "
              "the compressed storage (indices included), which the footprint leaves out.")
 
+    if gru and (gru["cells"] or gru["pruned"]):
+        pg.h(2, "The GRU-CNN seed's network on the hardware (Tables 2-4, untrained)")
+        pg.p("Not trained here: Brevitas steps the GRU's 1024-step recurrence op by op (minutes "
+             "per batch on a CPU), so the accuracy columns are the seed's only. Parameters and "
+             "footprints are counted on the zoo's model, cycles and energy simulated on it.")
+        hw_cols = [c for t in targets for c in (f"{t} cycles/frame", f"{t} latency ms",
+                                                 f"{t} uJ/frame")]
+        rows = []
+        for r in gru["cells"]:
+            s2 = seeds.GRU_TABLE_2.get(r["cells"])
+            rows.append([r["cells"], f"{r['parameters']:,}", f"{r['float32_kb']:.1f}",
+                         f"{r['int8_kb']:.1f}", "-" if s2 is None else f"{s2[2]:,}",
+                         "-" if s2 is None else s2[3], "-" if s2 is None else s2[0],
+                         "-" if s2 is None else s2[1]]
+                        + [v for t in targets for v in (
+                            f"{r['hardware'][t]['cycles']:,}",
+                            f"{r['hardware'][t]['latency_us'] / 1000:.3f}",
+                            f"{r['hardware'][t]['energy_uj']:.2f}")])
+        if rows:
+            pg.table(["GRU cells", "parameters", "float32 kB", "int8 kB", "seed parameters",
+                      "seed kB", "seed avg %", "seed highest %"] + hw_cols, rows)
+        rows = []
+        for r in gru["pruned"]:
+            s3 = seeds.GRU_TABLE_3.get(r["sparsity"])
+            rows.append([f"{r['sparsity']:g}", f"{r['layer_sparsity']:.4f}",
+                         f"{r['parameters']:,}", f"{r['footprint_kb']:.1f}",
+                         "-" if s3 is None else f"{s3[1]:,}", "-" if s3 is None else s3[4]]
+                        + [v for t in targets for v in (
+                            f"{r['hardware'][t]['cycles']:,}",
+                            f"{r['hardware'][t]['latency_us'] / 1000:.3f}",
+                            f"{r['hardware'][t]['energy_uj']:.2f}")])
+        if rows:
+            pg.table(["target sparsity", "sparsity", "parameters", "footprint kB (int8)",
+                      "seed parameters", "seed kB"] + hw_cols, rows)
+            s4 = seeds.GRU_TABLE_4_OURS
+            pg.p(f"The seed's Table 4 row for this model (sparsity 0.7): {s4[0]}% average, "
+                 f"{s4[1]}% highest, {s4[2]:,} parameters, {s4[3]} kB, {s4[4]} ms per sample "
+                 "measured on the authors' machine; the latency columns above are the "
+                 "simulated targets' (batch 1, compressed storage).")
+
     slim = [c for c in cks if c.kind == "train" and c.info["model"] in ("cnn-matlab", "cnn-slim")]
     if slim:
         pg.h(2, "Architecture slimming: the compression seed's Table III")
@@ -693,11 +806,12 @@ def run_report(recipe_path, out_dir, log=print) -> dict:
     t0 = time.perf_counter()
     cks = run_experiments(recipe, out, log)
     measure(cks, recipe, log)
+    gru = gru_architecture(recipe, log)
     seconds = time.perf_counter() - t0
-    pg = build_page(recipe, cks, out, seconds)
+    pg = build_page(recipe, cks, out, seconds, gru)
     title = recipe.get("title", "amchw report")
     data = {"schema": "amchw.report/1", "title": title, "seconds": seconds,
-            "recipe": recipe, "checkpoints": [c.__dict__ for c in cks]}
+            "recipe": recipe, "checkpoints": [c.__dict__ for c in cks], "gru_cnn": gru}
     atomic_write(out / "report.json", json.dumps(_jsonable(data), indent=1).encode())
     atomic_write(out / "report.md", pg.markdown().encode())
     atomic_write(out / "report.html", pg.html(title).encode())
