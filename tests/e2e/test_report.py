@@ -183,6 +183,8 @@ def test_rerun_reuses_the_checkpoints(report, tmp_path):
      "unknown key(s) for train: epoch"),
     ("[[experiment]]\nname='a'\nkind='train'\nmodel='nope'\ndata='d'\n", "zoo model"),
     ("title = \n", "not valid TOML"),
+    ("gru_sparsities = [1.5]\n[[experiment]]\nname='a'\nkind='train'\nmodel='vgg10'\n"
+     "data='d'\n", "gru_sparsities must be in [0, 1)"),
 ])
 def test_recipe_errors_name_the_file_and_entry(tmp_path, text, msg):
     p = tmp_path / "bad.toml"
