@@ -23,11 +23,15 @@ _TRAIN_OPTS = [
                  help="RadioML-layout HDF5 file (default: the one the start checkpoint was "
                       "trained on)."),
     click.option("--epochs", type=click.IntRange(1), default=None,
-                 help="Training epochs (default: the start checkpoint's)."),
-    click.option("--batch-size", type=click.IntRange(2), default=None),
-    click.option("--lr", type=float, default=None),
+                 help="Training epochs (default: the start checkpoint's; for imp, per stage, "
+                      "--prune-epochs + 15)."),
+    click.option("--batch-size", type=click.IntRange(2), default=None,
+                 help="(default: the start checkpoint's; imp: 128, the seed's)"),
+    click.option("--lr", type=float, default=None,
+                 help="(default: the start checkpoint's; imp: 1e-4, the seed's)"),
     click.option("--patience", type=click.IntRange(1), default=None,
-                 help="Early stopping: epochs without a better validation loss."),
+                 help="Early stopping: epochs without a better validation loss (imp: 12, "
+                      "the seed's)."),
     click.option("--max-train", type=click.IntRange(2), default=None,
                  help="Use at most this many training frames."),
 ]
