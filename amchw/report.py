@@ -462,7 +462,7 @@ class Page:
             elif b[0] == "p":
                 out.append(b[1])
             elif b[0] == "table":
-                out.append("| " + " | ".join(b[1]) + " |")
+                out.append("| " + " | ".join(c.replace("|", "\\|") for c in b[1]) + " |")
                 out.append("|" + "|".join(" --- " for _ in b[1]) + "|")
                 out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |"
                         for r in b[2]]
@@ -587,7 +587,7 @@ def build_page(recipe: dict, cks: list[Checkpoint], out: Path, seconds: float,
                          s.get("n_T", "-"), s.get("n_a", "-"), _pct(s.get("p_e"), 2)]
                         + _hw_vals(c, targets))
         pg.table(["checkpoint", "network", "layer", "epsilon", "n_T", "n_b", "n_a", "p_e %",
-                  "||dY||/||Y||", "int acc %", "vs start (pp)", "seed n_T", "seed n_a",
+                  "output discrepancy", "int acc %", "vs start (pp)", "seed n_T", "seed n_a",
                   f"seed p_e % (eps {seeds.EDGE_TABLE_I_EPSILON})"] + _hw_cols(targets), rows)
 
     pq = [c for c in cks if c.kind == "pq"]

@@ -5,6 +5,7 @@ and the entry."""
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -103,6 +104,18 @@ def test_report_files_and_sections(report):
     assert [c["label"] for c in rep["checkpoints"]] == ["base", "nt", "kd", "dq",
                                                         "imp s=0.6", "ee"]
     assert "| DQ |" in md and "| NT |" in md and "| KD |" in md
+    # every row of a Markdown table has its header's number of cells (pipes in text escaped)
+    blocks, cur = [], []
+    for line in md.splitlines() + [""]:
+        if line.startswith("|"):
+            cur.append(line)
+        elif cur:
+            blocks.append(cur)
+            cur = []
+    assert len(blocks) == tables
+    for block in blocks:
+        widths = {len(re.split(r"(?<!\\)\|", line)) for line in block}
+        assert len(widths) == 1, block[0]
 
 
 def test_report_figures_match_independent_computations(report):
