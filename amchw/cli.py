@@ -114,21 +114,17 @@ def load_model(spec: str, scales: str, weight_bits: int, act_bits: int, frames, 
 
 def checkpoint_model(spec: str):
     """(model in eval mode, checkpoint dict) of an amchw checkpoint file, read once."""
-    import torch
-
-    from amchw.models import ZOO, QuantConfig, build
+    from amchw.models import ZOO
+    from amchw.train import model_from_checkpoint
 
     path = Path(spec)
     if not path.exists():
         raise click.BadParameter(f"{spec!r} is neither a zoo model ({', '.join(ZOO)}) nor a file",
                                  param_hint="--model")
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-        model = build(ck["model"], QuantConfig(**ck["config"]))
-        model.load_state_dict(ck["state_dict"])
-    except (KeyError, TypeError, RuntimeError, OSError) as e:
-        _fail(f"{path}: not an amchw checkpoint ({type(e).__name__}: {e})")
-    return model.eval(), ck
+        return model_from_checkpoint(path)
+    except ValueError as e:
+        _fail(str(e))
 
 
 @main.command("verify")
@@ -494,6 +490,14 @@ def _quant_options(f):
     return f
 
 
+def pq_options(f):
+    """PQ's P and K_s (amchw pq and amchw compress pq)."""
+    f = click.option("--centroids", "K", type=click.IntRange(2), default=256, show_default=True,
+                     help="K_s: centroids per subspace (a power of two).")(f)
+    return click.option("--subspaces", "P", type=click.IntRange(1), required=True,
+                        help="P: the outputs split into P subspaces.")(f)
+
+
 def _compression_source(spec, scales, weight_bits, act_bits, seed, prepare=None):
     """(model, checkpoint dict, prepare's result) for the compression commands. A zoo name is
     built, `prepare`d (e.g. pruned), then calibrated on synthetic frames; a checkpoint is loaded
@@ -519,13 +523,10 @@ def _compression_source(spec, scales, weight_bits, act_bits, seed, prepare=None)
 
 def _save_checkpoint(output, ck: dict, model, **extra) -> None:
     """Write `ck` with the model's state and `extra` entries to `output` atomically."""
-    import torch
-
-    from amchw.fileio import atomic_open
+    from amchw.train import save_checkpoint
 
     try:
-        with atomic_open(output) as f:
-            torch.save(dict(ck, state_dict=model.state_dict(), **extra), f)
+        save_checkpoint(output, ck, model, **extra)
     except OSError as e:
         _fail(f"{output}: {e}")
 
@@ -539,11 +540,7 @@ def _save_checkpoint(output, ck: dict, model, **extra) -> None:
 @click.option("--layers", default=None,
               help="Comma-separated layer paths to prune (default: every Conv/Linear).")
 @click.option("-o", "--output", required=True, help="The checkpoint to write.")
-@click.option("--scales", type=click.Choice(["po2", "float"]), default="po2", show_default=True,
-              help="Scale kind for zoo models.")
-@click.option("--weight-bits", type=int, default=8, show_default=True)
-@click.option("--act-bits", type=int, default=8, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@_quant_options
 def prune_cmd(model_spec, sparsity, pattern, layers, output, scales, weight_bits, act_bits, seed):
     """Magnitude-prune MODEL (zoo name or checkpoint) and write a checkpoint that lowers,
     verifies and simulates. A zoo model is pruned, then calibrated on synthetic frames; a
@@ -568,16 +565,9 @@ def prune_cmd(model_spec, sparsity, pattern, layers, output, scales, weight_bits
 @main.command("pq")
 @click.argument("model_spec", metavar="MODEL")
 @click.option("--layer", required=True, help="The QuantLinear layer to quantize (e.g. fc3).")
-@click.option("--subspaces", "P", type=click.IntRange(1), required=True,
-              help="P: the outputs split into P subspaces.")
-@click.option("--centroids", "K", type=click.IntRange(2), default=256, show_default=True,
-              help="K_s: centroids per subspace (a power of two).")
+@pq_options
 @click.option("-o", "--output", required=True, help="The checkpoint to write.")
-@click.option("--scales", type=click.Choice(["po2", "float"]), default="po2", show_default=True,
-              help="Scale kind for zoo models.")
-@click.option("--weight-bits", type=int, default=8, show_default=True)
-@click.option("--act-bits", type=int, default=8, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@_quant_options
 def pq_cmd(model_spec, layer, P, K, output, scales, weight_bits, act_bits, seed):
     """Product-quantize one fully connected layer of MODEL (zoo name or checkpoint) with k-means
     per subspace, and write a checkpoint whose layer is stored pqP:K in the IR."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from amchw.cli import _fail
+from amchw.cli import _fail, pq_options
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -177,10 +177,7 @@ def imp_cmd(start, schedule, prune_epochs, initial_sparsity, frequency, power, l
 @compress_group.command("pq")
 @click.argument("start", metavar="CHECKPOINT")
 @click.option("--layer", default=None, help="The FC layer (default: the first).")
-@click.option("--subspaces", "P", type=click.IntRange(1), required=True,
-              help="P: the outputs split into P subspaces.")
-@click.option("--centroids", "K", type=click.IntRange(2), default=256, show_default=True,
-              help="K_s: centroids per subspace (a power of two).")
+@pq_options
 @click.option("--retrain-epochs", type=click.IntRange(0), default=0, show_default=True,
               help="Retrain the rest of the network with the PQ layer frozen (seed: 20).")
 @click.option("--train-fraction", type=click.FloatRange(0, 1, min_open=True), default=0.1,

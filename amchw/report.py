@@ -182,7 +182,7 @@ def _ck_info(path: str, key: str) -> dict:
 def run_experiments(recipe: dict, out: Path, log=print) -> list[Checkpoint]:
     """Run (or reuse) every experiment's checkpoints; no evaluation yet."""
     from amchw.compress import pipeline
-    from amchw.compress.imp import footprint, imp_schedule
+    from amchw.compress.imp import imp_schedule
     from amchw.compress.multibranch import MultiBranch
     from amchw.train import TrainConfig, model_from_checkpoint, train
 
@@ -250,14 +250,11 @@ def run_experiments(recipe: dict, out: Path, log=print) -> list[Checkpoint]:
                                   e.get("power", 3.0), e.get("layers"), log=quiet)
             prev = src.label
             for st in stages:
-                model, _ = model_from_checkpoint(st.checkpoint)
-                fp = footprint(model, 8)
                 c = Checkpoint(name, kind, f"{label} s={st.target:g}", st.checkpoint, src.data,
                                {"target": st.target, "sparsity": st.sparsity,
                                 "parameters": st.parameters,
                                 "total_parameters": st.total_parameters,
-                                "footprint_bytes": st.footprint_bytes, "original": prev,
-                                "footprint_bytes_8bit": fp["footprint_bytes"]})
+                                "footprint_bytes": st.footprint_bytes, "original": prev})
                 prev = c.label
                 result.append(c)
             done[name] = result[-1]
@@ -277,16 +274,14 @@ def _compressed_graph(graph, ck: Checkpoint, fmt: str, min_sparsity: float):
     from amchw.ir.sparse import set_format
 
     if ck.kind == "pq":
-        fmt_pq = f"pq{ck.info['subspaces']}:{ck.info['centroids']}"
-        layer = ck.info["layer"]
-        names = [n.name for n in graph.nodes if n.source == layer]
-        g, skipped = set_format(graph, fmt_pq, 0.0, layers=names or None)
-        return g if not skipped or len(skipped) < len(names) else None
-    if ck.kind in ("net-trim", "imp"):
-        g, skipped = set_format(graph, fmt, min_sparsity)
-        changed = any(n.op.w_format != "dense" for n in g.nodes if hasattr(n.op, "w_format"))
-        return g if changed else None
-    return None
+        names = [n.name for n in graph.nodes if n.source == ck.info["layer"]]
+        g, _ = set_format(graph, f"pq{ck.info['subspaces']}:{ck.info['centroids']}", 0.0,
+                          layers=names)
+    elif ck.kind in ("net-trim", "imp"):
+        g, _ = set_format(graph, fmt, min_sparsity)
+    else:
+        return None
+    return g if any(getattr(n.op, "w_format", "dense") != "dense" for n in g.nodes) else None
 
 
 def _sim_summary(rep) -> dict:

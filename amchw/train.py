@@ -216,11 +216,14 @@ def model_from_checkpoint(path) -> tuple[nn.Module, dict]:
         ck = torch.load(path, map_location="cpu", weights_only=False)
         model = build(ck["model"], QuantConfig(**ck["config"]))
         model.load_state_dict(ck["state_dict"])
-    except (KeyError, TypeError, RuntimeError, OSError, EOFError) as e:
-        raise ValueError(f"{path}: not an amchw checkpoint ({type(e).__name__}: {e})") from None
-    except Exception as e:  # unpickling errors of arbitrary files
+    except Exception as e:  # any unreadable file (unpickling errors included) names the file
         raise ValueError(f"{path}: not an amchw checkpoint ({type(e).__name__}: {e})") from None
     return model.eval(), ck
+
+
+def save_checkpoint(path, ck: dict, model: nn.Module, **extra) -> None:
+    """Write `ck` with `model`'s state and `extra` entries to `path` atomically."""
+    _atomic_save(dict(ck, state_dict=model.state_dict(), **extra), str(path))
 
 
 def _train(cfg: TrainConfig, progress, log, objective: Objective, constraints: list) -> dict:
@@ -324,14 +327,13 @@ def _train(cfg: TrainConfig, progress, log, objective: Objective, constraints: l
         h = EpochLog(epoch + 1, lr, total / max(seen, 1), correct / max(seen, 1), val_loss,
                      val_acc, time.perf_counter() - t0)
         history.append(asdict(h))
-        if not all(c.ready(step) for c in constraints):
-            pass   # not yet a candidate (a schedule still running)
-        elif val_loss < best["val_loss"]:
-            best = {"val_loss": val_loss, "epoch": epoch,
-                    "state_dict": {k: v.clone() for k, v in model.state_dict().items()}}
-            stale = 0
-        else:
-            stale += 1
+        if all(c.ready(step) for c in constraints):  # (a running schedule is no candidate)
+            if val_loss < best["val_loss"]:
+                best = {"val_loss": val_loss, "epoch": epoch,
+                        "state_dict": {k: v.clone() for k, v in model.state_dict().items()}}
+                stale = 0
+            else:
+                stale += 1
         log(f"epoch {h.epoch}/{cfg.epochs}: lr {lr:.2e} train loss {h.train_loss:.4f} acc "
             f"{h.train_acc:.4f} | val loss {h.val_loss:.4f} acc {h.val_acc:.4f} "
             f"({h.seconds:.1f} s)")
@@ -364,10 +366,11 @@ def confusion(pred: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
 
 
 def split_frames(data: str, input_shape, ck: dict | None = None, split: str = "test",
-                 max_frames: int | None = None, seed: int = 0):
+                 max_frames: int | None = None, seed=0):
     """(frames (N, *input_shape) float32, labels, SNRs, class names, which) of a data file:
     a checkpoint's `split` (its training seed and validation fraction) or, without a
-    checkpoint, every frame; at most max_frames, a seeded random subset (sorted)."""
+    checkpoint, every frame; at most max_frames, a random subset (sorted) drawn with
+    numpy's default_rng(seed) (an int or a sequence of ints)."""
     reader = H5Frames(data)
     try:
         if ck is None:

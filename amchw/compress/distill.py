@@ -24,15 +24,19 @@ from amchw.train import Objective, _heads
 CONVENTIONS = ("edge", "hinton")
 
 
-def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
-            temperature: float, alpha: float, convention: str = "edge") -> torch.Tensor:
-    """The distillation loss of a batch (see the module docstring)."""
+def _check(temperature, alpha, convention) -> None:
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature!r}")
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+            temperature: float, alpha: float, convention: str = "edge") -> torch.Tensor:
+    """The distillation loss of a batch (see the module docstring)."""
+    _check(temperature, alpha, convention)
     T = float(temperature)
     log_ps = F.log_softmax(student_logits / T, dim=1)
     log_pt = F.log_softmax(teacher_logits.detach() / T, dim=1)
@@ -53,8 +57,7 @@ class Distillation(Objective):
 
     def __init__(self, teacher: torch.nn.Module, temperature: float = 10.0, alpha: float = 0.5,
                  convention: str = "edge", teacher_path: str | None = None):
-        kd_loss(torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1, dtype=torch.long),
-                temperature, alpha, convention)   # the arguments' checks, once
+        _check(temperature, alpha, convention)
         self.teacher = teacher.eval()
         for p in self.teacher.parameters():
             p.requires_grad_(False)

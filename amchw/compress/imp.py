@@ -69,7 +69,7 @@ class GradualPruning(Constraint):
         return {n: found[n] for n in self.layers}
 
     def prepare(self, model):
-        chosen = self._layers(model)
+        chosen = self.chosen = self._layers(model)
         self.names = list(chosen)
         # a start model's zeros stay zero: the schedule starts at what it has
         have = min(float((m.weight == 0).double().mean()) for m in chosen.values())
@@ -78,7 +78,7 @@ class GradualPruning(Constraint):
 
     @torch.no_grad()
     def after_step(self, model, step):
-        chosen = self._layers(model)
+        chosen = self.chosen
         if step <= self.end_step and (step % self.frequency == 0 or step == self.end_step):
             for n, m in chosen.items():  # the held zeros first: they are the smallest
                 m.weight.mul_(self.masks[n])
@@ -111,7 +111,8 @@ def footprint(model: nn.Module, weight_bits: int, layers=None) -> dict:
     """Parameters (non-zero, of every trainable tensor, BatchNorm's scale and shift included),
     the pruned layers' sparsity, and the memory footprint at `weight_bits` per parameter, as
     the seed's Table 3 counts it (quantization stores a parameter in one byte)."""
-    chosen = prunable(model) if layers is None else {n: prunable(model)[n] for n in layers}
+    found = prunable(model)
+    chosen = found if layers is None else {n: found[n] for n in layers}
     nz = total = 0
     for name, p in model.named_parameters():
         if name.endswith(".weight") or name.endswith(".bias"):  # not quantizer scales

@@ -13,16 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from amchw.train import Frozen, TrainConfig, model_from_checkpoint, split_indices, train
+from amchw.train import (Frozen, TrainConfig, model_from_checkpoint, save_checkpoint,
+                         split_frames, train)
 
 from .prune import PruneError
-
-
-def _save(path, ck: dict, model, **extra) -> None:
-    from amchw.fileio import atomic_open
-
-    with atomic_open(path) as f:
-        torch.save(dict(ck, state_dict=model.state_dict(), **extra), f)
 
 
 def _data(ck: dict, data) -> str:
@@ -34,19 +28,10 @@ def _data(ck: dict, data) -> str:
 
 def training_frames(ck: dict, data: str, n: int, seed: int = 0) -> torch.Tensor:
     """Up to n seeded random frames of the checkpoint's training split of `data`."""
-    from amchw.data.radioml import H5Frames
-    from amchw.data.torch_dataset import FrameDataset
     from amchw.models import ZOO
 
-    tcfg = ck.get("train_config", {})
-    reader = H5Frames(data)
-    try:
-        train_i = split_indices(reader, tcfg.get("seed", 0), tcfg.get("val_fraction", 0.1))[0]
-        pick = np.sort(np.random.default_rng([seed, 3]).permutation(train_i)[:n])
-        ds = FrameDataset(reader, pick, tuple(ZOO[ck["model"]].input_shape))
-        return ds.batch(np.arange(len(ds)))[0]
-    finally:
-        reader.close()
+    x = split_frames(data, ZOO[ck["model"]].input_shape, ck, "train", n, seed=[seed, 3])[0]
+    return torch.as_tensor(x)
 
 
 def _config(ck_or_model, data, out, **kw) -> TrainConfig:
@@ -74,7 +59,7 @@ def net_trim(start: str, out: str, layer: str | None = None, epsilon: float = 0.
             "n_b": res.n_before, "n_a": res.n_after, "p_e": res.p_e,
             "discrepancy": res.discrepancy, "iterations": res.iterations,
             "converged": res.converged, "start": str(start)}
-    _save(out, ck, model, net_trim=info)
+    save_checkpoint(out, ck, model, net_trim=info)
     return info
 
 
@@ -98,7 +83,7 @@ def product_quantization(start: str, out: str, layer: str | None, subspaces: int
     codes, books = info.pop("codes"), info.pop("codebooks")
     info["start"] = str(start)
     one_shot = out if retrain_epochs <= 0 else str(Path(out).with_suffix("")) + ".noretrain.pt"
-    _save(one_shot, ck, model, pq=info)
+    save_checkpoint(one_shot, ck, model, pq=info)
     if retrain_epochs > 0:
         if Path(out).exists():
             raise PruneError(f"{out} exists: remove it or choose another output")
@@ -113,7 +98,7 @@ def product_quantization(start: str, out: str, layer: str | None, subspaces: int
             raise RuntimeError(f"{layer}: retraining changed the product-quantized weights")
         info = dict(info, retrain_epochs=retrain_epochs, train_fraction=train_fraction,
                     no_retrain=one_shot)
-        _save(out, ck2, m2, pq=info)
+        save_checkpoint(out, ck2, m2, pq=info)
     return info
 
 
