@@ -596,11 +596,17 @@ def pq_cmd(model_spec, layer, P, K, output, scales, weight_bits, act_bits, seed)
               help="torch's dynamo exporter instead of the TorchScript one.")
 @click.option("--frames", "n_frames", type=click.IntRange(1), default=16, show_default=True,
               help="Synthetic frames for the self-check.")
+@click.option("--for", "form", type=click.Choice(["finn", "qonnx"]), default="finn",
+              show_default=True,
+              help="finn: the form FINN builds (1-D layers as unit-height 2-D, FINN's tie "
+                   "rule), refused with the reasons if FINN would not build it; qonnx: the "
+                   "plain cleaned QONNX of the model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @_quant_options
-def export_cmd(model_spec, out_path, dynamo, n_frames, as_json, scales, weight_bits, act_bits,
-               seed):
-    """Export MODEL (zoo name or checkpoint) to FINN-ready QONNX, checked before writing."""
+def export_cmd(model_spec, out_path, form, dynamo, n_frames, as_json, scales, weight_bits,
+               act_bits, seed):
+    """Export MODEL (zoo name or checkpoint) to QONNX (FINN-ready by default), checked before
+    writing."""
     from amchw.data.synthetic import frames_for
     from amchw.export.qonnx import ExportError, export_model
     from amchw.lower.common import LoweringError
@@ -610,16 +616,24 @@ def export_cmd(model_spec, out_path, dynamo, n_frames, as_json, scales, weight_b
     frames = frames_for(name, max(n_frames, 16), seed=seed)
     model = load_model(model_spec, scales, weight_bits, act_bits, frames, seed)
     try:
-        rep = export_model(model, frames, out_path, name, dynamo=dynamo, check_frames=n_frames)
+        rep = export_model(model, frames, out_path, name, dynamo=dynamo, check_frames=n_frames,
+                           form=form)
     except (ExportError, LoweringError, OSError) as e:
         _fail(str(e))
     if as_json:
         click.echo(json.dumps(rep.to_dict(), indent=2))
         return
     ops = ", ".join(f"{k} {v}" for k, v in rep.ops.items())
+    if rep.form == "finn":
+        rules = (f"FINN form: input {rep.input_shape}, exact halves rounded up as FINN's "
+                 "thresholds do; FINN rules all met")
+    else:
+        rules = ("plain QONNX; FINN would not build it as it is:\n    "
+                 + "\n    ".join(rep.finn_problems) if rep.finn_problems
+                 else "plain QONNX; FINN rules all met")
     click.echo(f"wrote {rep.path}: {rep.model}, {rep.exporter} exporter "
                f"({rep.export_seconds:.2f} s), IR version {rep.ir_version}, opsets "
-               f"{rep.opsets}\n  nodes: {ops}\n  FINN rules: all met\n  self-check on "
+               f"{rep.opsets}\n  nodes: {ops}\n  {rules}\n  self-check on "
                f"{rep.frames} frames: re-imported file and Brevitas lowering give identical IR "
                f"text and {rep.values_compared:,} equal integer values "
                f"({rep.check_seconds:.2f} s)")

@@ -1,4 +1,4 @@
-"""Brevitas -> FINN-ready QONNX, checked before it is written.
+"""Brevitas -> QONNX, checked before it is written; by default in the form FINN builds.
 
 export_model():
  1. refuses a model FINN cannot take (a recurrent layer, or any layer amchw cannot lower);
@@ -6,9 +6,15 @@ export_model():
  3. cleans the graph with qonnx (cleanup_model: shapes inferred, constants folded, unique
     names), infers qonnx datatypes, caps the IR version to what onnxruntime reads, records
     the model name in the metadata;
- 4. checks the FINN rules on the file itself (finn_problems) and refuses with the list;
- 5. re-imports the cleaned graph (lower.qonnx) and runs sample frames through it and through
-    the Brevitas lowering: every integer value must be equal, and the IR text identical;
+ 4. form "finn" (the default): rewrites the graph into the form FINN's front end maps
+    (export.finn_form: 1-D layers as unit-height 2-D, bias quantizer parameters as vectors),
+    records FINN's tie rule (`amchw.ties` = finn: thresholds round exact halves up), and
+    refuses with the list of what FINN would not build (finn_problems, every rule confirmed
+    by running FINN in tests/finn); form "qonnx" writes the plain cleaned QONNX and only
+    reports those problems;
+ 5. re-imports the file (lower.qonnx) and runs sample frames through it and through the
+    Brevitas lowering (put through the same layout and tie passes, ir.passes): every integer
+    value must be equal, and the IR text identical;
  6. only then writes the file, atomically.
 """
 
@@ -26,6 +32,7 @@ FINN_OPS = {"Quant", "IntQuant", "BipolarQuant", "Trunc", "Conv", "MatMul", "Gem
             "GlobalAveragePool", "Flatten", "Reshape", "Transpose", "Concat", "Identity",
             "Squeeze", "Unsqueeze"}
 RECURRENT = ("RNN", "LSTM", "GRU", "QuantRNN", "QuantLSTM", "QuantGRU")
+FORMS = ("finn", "qonnx")
 
 
 class ExportError(ValueError):
@@ -46,6 +53,10 @@ class ExportReport:
     values_compared: int
     mismatches: int
     ir_text_equal: bool
+    form: str = "finn"
+    input_shape: tuple = ()
+    ties: str = "half_even"
+    finn_problems: list = None
 
     @property
     def ok(self) -> bool:
@@ -72,10 +83,34 @@ def finn_problems(model) -> list[str]:
     shaped = {v.name for v in list(g.value_info) + list(g.output) + list(g.input)
               if v.type.tensor_type.HasField("shape")}
     out = []
+    if len(g.output) > 1:
+        out.append(f"the graph has {len(g.output)} outputs ({', '.join(o.name for o in g.output)}"
+                   "); FINN builds one dataflow partition with one output stream, and leaves "
+                   "a second branch (an early exit) outside its HW layers")
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in list(g.value_info)
+             + list(g.output) + list(g.input) if v.type.tensor_type.HasField("shape")}
     for n in g.node:
         where = f"node {n.name!r} ({n.op_type})"
         if n.op_type not in FINN_OPS:
             out.append(f"{where}: op type not handled by FINN's QONNX conversion")
+        if n.op_type in ("Conv", "MaxPool", "AveragePool") and ranks.get(n.input[0]) == 3:
+            out.append(f"{where}: a 1-D window; FINN lowers only 2-D windows (export with "
+                       "form 'finn' writes 1-D layers with unit height)")
+        elif n.op_type == "AveragePool":
+            out.append(f"{where}: FINN maps an average pool only as a square Trunc-quantized "
+                       "pool or a global one; this one stays outside its HW layers")
+        if n.op_type in ("Add", "Sub") and not any(i in inits for i in n.input):
+            out.append(f"{where}: an add of two computed tensors (a residual connection); "
+                       "FINN leaves it and the layers around it outside its HW layers")
+        if n.op_type == "Concat":
+            out.append(f"{where}: a concatenation of branches; FINN leaves the branches' "
+                       "layers outside its HW layers")
+        if n.op_type == "Conv" and len(n.input) > 2 and n.input[2] in producer:
+            q = producer[n.input[2]]
+            if q.op_type in ("Quant", "IntQuant") and any(
+                    p in inits and inits[p].ndim == 0 for p in q.input[1:3]):
+                out.append(f"{where}: its bias quantizer's scale or zero point is a 0-d "
+                           "scalar, which FINN's bias extraction cannot reshape")
         for o in n.output:
             if o and o not in shaped:
                 out.append(f"{where}: output {o!r} has no inferred shape")
@@ -136,8 +171,9 @@ def refuse_unexportable(model) -> None:
 
 
 def export_model(model, frames: np.ndarray, path, name: str, dynamo: bool = False,
-                 check_frames: int = 16) -> ExportReport:
-    """Export a Brevitas model (eval mode) to FINN-ready QONNX at `path`; see the module doc."""
+                 check_frames: int = 16, form: str = "finn") -> ExportReport:
+    """Export a Brevitas model (eval mode) to QONNX at `path`, in FINN's form (`form="finn"`)
+    or as plain cleaned QONNX (`form="qonnx"`); see the module doc."""
     import onnx
     import torch
     from brevitas.export import export_qonnx
@@ -148,11 +184,15 @@ def export_model(model, frames: np.ndarray, path, name: str, dynamo: bool = Fals
 
     from amchw.fileio import atomic_open
     from amchw.ir.interp import run
+    from amchw.ir.passes import TIES, unit_height, with_ties
     from amchw.ir.printer import to_text
     from amchw.lower.brevitas import lower
 
     from .compat import cap_model, capped_ir_version
+    from .finn_form import FinnFormError, unit_height as onnx_unit_height, vector_quant_params
 
+    if form not in FORMS:
+        raise ExportError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
     refuse_unexportable(model)
     model = model.eval()
     sample = torch.as_tensor(np.asarray(frames[:4], np.float32))
@@ -174,17 +214,28 @@ def export_model(model, frames: np.ndarray, path, name: str, dynamo: bool = Fals
     mw.set_tensor_datatype(mw.graph.input[0].name, DataType["FLOAT32"])
     proto = cap_model(mw.model)
     del proto.metadata_props[:]
-    onnx.helper.set_model_props(proto, {"amchw.model": name, "amchw.exporter":
-                                        "dynamo" if dynamo else "torchscript"})
+    props = {"amchw.model": name, "amchw.exporter": "dynamo" if dynamo else "torchscript",
+             "amchw.form": form}
+    if form == "finn":
+        try:
+            onnx_unit_height(proto)
+            vector_quant_params(proto)
+        except FinnFormError as e:
+            raise ExportError(f"{name}: {e}") from None
+        props["amchw.ties"] = "finn"
+        g_brev = with_ties(unit_height(g_brev), TIES["finn"])
+    onnx.helper.set_model_props(proto, props)
     problems = finn_problems(proto)
-    if problems:
-        raise ExportError(f"{name}: the exported graph is not FINN-ready:\n  "
-                          + "\n  ".join(problems))
+    if problems and form == "finn":
+        raise ExportError(f"{name}: FINN would not build this graph (nothing was written; "
+                          "form 'qonnx' writes it as plain QONNX):\n  " + "\n  ".join(problems))
     t1 = time.perf_counter()
     from amchw.lower.qonnx import load_qonnx
 
     g_file = load_qonnx(proto, name=name, where=str(path))
+    in_shape = tuple(g_file.inputs[0].shape)
     x = np.asarray(frames[:check_frames], np.float32)
+    x = x.reshape((len(x),) + in_shape)
     a = run(g_brev, x, "ref", keep=True)
     b = run(g_file, x, "ref", keep=True)
     compared = mism = 0
@@ -209,4 +260,5 @@ def export_model(model, frames: np.ndarray, path, name: str, dynamo: bool = Fals
     return ExportReport(str(path), name, "dynamo" if dynamo else "torchscript", export_s,
                         check_s, proto.ir_version,
                         {o.domain or "ai.onnx": o.version for o in proto.opset_import}, ops,
-                        int(x.shape[0]), compared, mism, text_eq)
+                        int(x.shape[0]), compared, mism, text_eq, form, in_shape,
+                        TIES[form], problems)

@@ -882,10 +882,17 @@ def _toposort(g, known: set, where: str) -> list:
 
 
 def load_qonnx(src, name: str | None = None, mantissa_bits: int | None = None,
-               with_points: bool = False, where: str | None = None):
+               with_points: bool = False, where: str | None = None, ties: str | None = None):
     """A QONNX file (path) or onnx.ModelProto -> a validated IR graph; with_points=True also
     returns [(ONNX tensor, IR value)] pairs that hold the same codes (quantizer outputs) and,
-    last, the graph output."""
+    last, the graph output.
+
+    ties: whose tie rule the quantizers follow (ir.passes.TIES). "qonnx": the file's own
+    rounding modes, as qonnx executes them; "finn": exact halves rounded up, as FINN's
+    thresholds do. None: the file's `amchw.ties` metadata (amchw's FINN exports say "finn"),
+    else "qonnx"."""
+    from amchw.ir.passes import TIES, with_ties
+
     import onnx
 
     if isinstance(src, (str, os.PathLike)):
@@ -906,6 +913,12 @@ def load_qonnx(src, name: str | None = None, mantissa_bits: int | None = None,
         raise QonnxImportError(f"{where}: the graph has no nodes")
     meta = {p.key: p.value for p in model.metadata_props}
     gname = name or meta.get("amchw.model") or default
+    ties = ties or meta.get("amchw.ties") or "qonnx"
+    if ties not in TIES:
+        raise QonnxImportError(f"{where}: unknown tie rule {ties!r} (expected one of "
+                               f"{', '.join(TIES)})")
     imp = _Importer(model, where, gname, mantissa_bits)
     graph = imp.run()
+    if TIES[ties] != "half_even":
+        graph = with_ties(graph, TIES[ties])
     return (graph, imp.points) if with_points else graph

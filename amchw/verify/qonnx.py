@@ -115,7 +115,7 @@ def compare_with_qonnx(path, frames: np.ndarray) -> QonnxReport:
 
     with capped_ir_version():
         model = cleanup_model(ModelWrapper(str(path)))
-    graph, points = load_qonnx(model.model, with_points=True, where=str(path))
+    graph, points = load_qonnx(model.model, with_points=True, where=str(path), ties="qonnx")
     ref = qonnx_execute(model, frames, [t for t, _ in points])
     at = {v: t for t, v in points[:-len(graph.outputs)]}  # the last ones are the outputs
     vals = graph.values()

@@ -1,0 +1,240 @@
+"""The IR against FINN itself: FINN's front end and CPU build steps run on a QONNX file in
+FINN's own virtual environment (verify/finn_worker.py), and FINN's execution
+(finn.core.onnx_exec.execute_onnx) after every step is compared with amchw's integer run.
+
+FINN is located by `--finn-python`, else $AMCHW_FINN_PYTHON, else `.finn-venv/bin/python` in
+the repository (scripts/finn-venv.sh builds it). Compared, bit for bit:
+- every step's output (the float logits FINN computes) with the IR's dequantized output in
+  float32 (power-of-two scales make both exact), and its argmax;
+- after streamlining, each MultiThreshold's codes with the IR quantizer in the same place
+  (Quantize/Requant in graph order; FINN's channels-last layout transposed back), the layer
+  by layer view that FINN's graph allows.
+The IR follows the file's tie rule (`amchw.ties`; FINN's: halves up), so a FINN export must
+show 0 mismatches anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+STEPS = ("qonnx_to_finn", "tidy_up", "streamline", "convert_to_hw", "dataflow_partition")
+#: nodes FINN leaves outside its HW layers by design: the input's NCHW -> NHWC transpose
+#: (a host-side layout change before the accelerator's first stream)
+BY_DESIGN = ("Transpose",)
+WORKER = Path(__file__).with_name("finn_worker.py")
+
+
+class FinnUnavailable(RuntimeError):
+    """No FINN installation was found or it does not start; says how to get one."""
+
+
+class FinnError(RuntimeError):
+    """FINN's worker failed before reporting (a crash outside the build steps)."""
+
+
+def finn_python(explicit: str | None = None) -> str:
+    """The Python interpreter of FINN's virtual environment, or FinnUnavailable."""
+    cands = [explicit] if explicit else []
+    if not explicit:
+        if os.environ.get("AMCHW_FINN_PYTHON"):
+            cands.append(os.environ["AMCHW_FINN_PYTHON"])
+        root = Path(__file__).resolve().parents[2]
+        cands.append(str(root / ".finn-venv" / "bin" / "python"))
+    for c in cands:
+        if c and Path(c).is_file() and os.access(c, os.X_OK):
+            return c
+    raise FinnUnavailable(
+        "FINN was not found: build it with `bash scripts/finn-venv.sh` (a virtual environment "
+        "in .finn-venv/) or point --finn-python / AMCHW_FINN_PYTHON at the python of an "
+        "environment with finn-plus 1.6.1" + (f" (tried {', '.join(cands)})" if cands else ""))
+
+
+@dataclass
+class LayerMatch:
+    finn_node: str
+    ir_node: str
+    shape: tuple
+    compared: int
+    mismatches: int
+
+
+@dataclass
+class StepResult:
+    step: str
+    ok: bool
+    error: str = ""
+    ops: dict = field(default_factory=dict)
+    non_hw: list = field(default_factory=list)       # [name, op type] left outside HW layers
+    outputs_compared: int = 0
+    output_mismatches: int = 0
+    argmax_agreement: float = 0.0
+    seconds: float = 0.0
+
+
+@dataclass
+class FinnReport:
+    file: str
+    frames: int
+    ties: str
+    steps: list = field(default_factory=list)
+    layers: list = field(default_factory=list)       # streamlined MultiThresholds vs the IR
+    layer_note: str = ""
+
+    @property
+    def mismatches(self) -> int:
+        return (sum(s.output_mismatches for s in self.steps)
+                + sum(m.mismatches for m in self.layers))
+
+    @property
+    def unexpected_non_hw(self) -> list:
+        last = self.steps[-1] if self.steps else None
+        if last is None or last.step != "dataflow_partition":
+            return []
+        return [n for n in last.non_hw if n[1] not in BY_DESIGN]
+
+    @property
+    def ok(self) -> bool:
+        return (len(self.steps) == len(STEPS) and all(s.ok for s in self.steps)
+                and self.mismatches == 0 and not self.unexpected_non_hw)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(mismatches=self.mismatches, unexpected_non_hw=self.unexpected_non_hw,
+                 ok=self.ok)
+        return d
+
+
+def run_finn(path, inputs: np.ndarray, python: str | None = None, timeout: float = 1800,
+             workdir=None) -> tuple[dict, dict]:
+    """FINN's steps and executions on `inputs` (N, *file input shape): (report, arrays)."""
+    py = finn_python(python)
+    with tempfile.TemporaryDirectory(prefix="amchw-finn-", dir=workdir) as tmp:
+        np.save(os.path.join(tmp, "inputs.npy"), np.ascontiguousarray(inputs, np.float32))
+        env = dict(os.environ)
+        env.pop("PYTHONPATH", None)
+        try:
+            proc = subprocess.run([py, str(WORKER), str(Path(path).resolve()),
+                                   os.path.join(tmp, "inputs.npy"), os.path.join(tmp, "out")],
+                                  capture_output=True, text=True, timeout=timeout, env=env,
+                                  cwd=tmp)
+        except subprocess.TimeoutExpired:
+            raise FinnError(f"{path}: FINN did not finish within {timeout:.0f} s") from None
+        except OSError as e:
+            raise FinnUnavailable(f"{py}: cannot start FINN's python ({e})") from None
+        rep_path = os.path.join(tmp, "out", "finn.json")
+        if proc.returncode != 0 or not os.path.exists(rep_path):
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-8:]
+            raise FinnError(f"{path}: FINN's worker failed (exit {proc.returncode}):\n  "
+                            + "\n  ".join(tail))
+        with open(rep_path) as f:
+            report = json.load(f)
+        with np.load(os.path.join(tmp, "out", "finn.npz")) as z:
+            arrays = {k: z[k] for k in z.files}
+    return report, arrays
+
+
+def _as_ir_layout(finn_codes: np.ndarray, ir_shape: tuple) -> np.ndarray | None:
+    """FINN's tensor in the IR's (N, C, ...) layout: as is, or channels-last transposed back."""
+    if finn_codes.shape == ir_shape:
+        return finn_codes
+    if finn_codes.ndim == 4 and len(ir_shape) == 4:
+        t = finn_codes.transpose(0, 3, 1, 2)
+        if t.shape == ir_shape:
+            return t
+    if finn_codes.ndim == 3 and len(ir_shape) == 3:
+        t = finn_codes.transpose(0, 2, 1)
+        if t.shape == ir_shape:
+            return t
+    return None
+
+
+def compare_with_finn(path, frames: np.ndarray, python: str | None = None,
+                      ties: str | None = None) -> FinnReport:
+    """Run FINN on the QONNX file `path` and compare with amchw's integer run on `frames`."""
+    from amchw.ir import Quantize, Requant
+    from amchw.ir.interp import run
+    from amchw.lower.qonnx import load_qonnx
+
+    graph = load_qonnx(path, ties=ties)
+    shape = tuple(graph.inputs[0].shape)
+    x = np.asarray(frames, np.float32).reshape((len(frames),) + shape)
+    report, arrays = run_finn(path, x, python)
+    vals = run(graph, x, "ref", keep=True)
+    outs = [vals[o] for o in graph.outputs]
+    rep = FinnReport(str(path), int(len(x)), graph.meta.get("ties", "half_even"))
+    for s in report["steps"]:
+        r = StepResult(s["step"], bool(s["ok"]), s.get("error", ""), s.get("ops", {}),
+                       s.get("non_hw", []),
+                       seconds=float(s.get("seconds_transform", 0) + s.get("seconds_execute", 0)))
+        if r.ok:
+            same = np.ones(len(x), bool)
+            for i, ours in enumerate(outs):
+                theirs = arrays[f"{s['step']}/out{i}"].reshape(ours.shape)
+                r.outputs_compared += int(ours.size)
+                r.output_mismatches += int(np.count_nonzero(
+                    ours.astype(np.float32) != theirs.astype(np.float32)))
+                same &= ours.reshape(len(x), -1).argmax(1) == theirs.reshape(len(x), -1).argmax(1)
+            r.argmax_agreement = float(same.mean())
+        rep.steps.append(r)
+    # layer by layer on the streamlined graph: its MultiThresholds are the IR's quantizers
+    st = next((s for s in report["steps"] if s["step"] == "streamline" and s["ok"]), None)
+    if st is not None:
+        quant = [n for n in graph.nodes if isinstance(n.op, (Quantize, Requant))]
+        mts = st.get("thresholds", [])
+        if len(mts) != len(quant):
+            rep.layer_note = (f"FINN's streamlined graph has {len(mts)} MultiThresholds, the IR "
+                              f"{len(quant)} quantizers: outputs compared only")
+        else:
+            for i, (mt, node) in enumerate(zip(mts, quant)):
+                ours = vals[node.output.name]
+                theirs = _as_ir_layout(arrays[f"streamline/mt{i}"], ours.shape)
+                if theirs is None:
+                    rep.layer_note = (f"{mt['node']}: shape {arrays[f'streamline/mt{i}'].shape}"
+                                      f" does not map onto {node.name} {ours.shape}")
+                    rep.layers = []
+                    break
+                rep.layers.append(LayerMatch(mt["node"], node.name, tuple(ours.shape[1:]),
+                                             int(ours.size),
+                                             int(np.count_nonzero(theirs != ours))))
+    return rep
+
+
+def format_finn_report(rep: FinnReport) -> str:
+    lines = [f"{rep.file}: FINN on {rep.frames} frames, IR tie rule {rep.ties}"]
+    lines.append(f"{'step':<20} {'ok':<4} {'outputs':>8} {'mismatch':>8} {'argmax':>7}  "
+                 "outside FINN's HW layers")
+    for s in rep.steps:
+        nh = ", ".join(f"{a} ({b})" for a, b in s.non_hw) if s.non_hw else ""
+        lines.append(f"{s.step:<20} {'yes' if s.ok else 'NO':<4} {s.outputs_compared:>8,} "
+                     f"{s.output_mismatches:>8,} {s.argmax_agreement:>7.1%}  {nh}")
+        if not s.ok:
+            lines.append(f"  error: {s.error}")
+    if rep.layers:
+        lines.append(f"streamlined, layer by layer ({len(rep.layers)} MultiThresholds):")
+        for m in rep.layers:
+            lines.append(f"  {m.finn_node:<18} = {m.ir_node:<14} {str(m.shape):<16} "
+                         f"{m.compared:>9,} codes, {m.mismatches} mismatches")
+    if rep.layer_note:
+        lines.append(f"layers: {rep.layer_note}")
+    lines.append(("OK" if rep.ok else "FAILED") + f": {rep.mismatches} mismatches"
+                 + (f"; unexpected nodes outside HW: {rep.unexpected_non_hw}"
+                    if rep.unexpected_non_hw else ""))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m amchw.verify.finn FILE.qonnx (a quick look)
+    from amchw.data.synthetic import frames_for
+
+    f = sys.argv[1]
+    from amchw.lower.qonnx import load_qonnx as _l
+
+    g = _l(f)
+    print(format_finn_report(compare_with_finn(f, frames_for(g.name, 4, seed=0))))
