@@ -166,19 +166,25 @@ def verify_cmd(model_spec, scales, weight_bits, act_bits, n_frames, reference, s
     sys.exit(0 if rep.ok else 1)
 
 
-def _frames_for_shape(shape: tuple, n: int, seed: int):
-    """Synthetic frames for a graph input shape: the RadioML profile with that many samples."""
+def _frames_for_shape(graph, n: int, seed: int):
+    """(sample inputs, what they are) for a graph read from a file: synthetic RadioML frames
+    of the profile with that many samples per frame, else seeded values over the input
+    quantizer's range (any input shape: a single layer, an image CNN, an MLP)."""
     import numpy as np
 
     from amchw.data.synthetic import PROFILES, frames_for
+    from amchw.ir.samples import sample_inputs
 
+    shape = graph.inputs[0].shape
     size = int(np.prod(shape))
-    for prof in PROFILES:
-        f = frames_for(prof, n, seed=seed)
-        if f[0].size == size:
-            return f.reshape((n, *shape))
-    raise click.BadParameter(f"no synthetic profile makes frames of shape {shape}",
-                             param_hint="MODEL")
+    from amchw.ir.types import QType
+
+    if not isinstance(graph.inputs[0].dtype, QType):
+        for prof in PROFILES:
+            f = frames_for(prof, n, seed=seed)
+            if f[0].size == size:
+                return f.reshape((n, *shape)), f"synthetic {prof} frames, seed {seed}"
+    return sample_inputs(graph, n, seed)
 
 
 def graph_and_frames(spec: str, scales: str, weight_bits: int, act_bits: int, n_frames: int,
@@ -201,7 +207,7 @@ def graph_and_frames(spec: str, scales: str, weight_bits: int, act_bits: int, n_
             graph = load_qonnx(path)
         except QonnxImportError as e:
             _fail(str(e))
-        return graph, _frames_for_shape(graph.inputs[0].shape, n_frames, seed)
+        return (graph, *_frames_for_shape(graph, n_frames, seed))
     if spec not in ZOO and path.suffix.lower() == ".npz":
         if not path.is_file():
             _fail(f"{spec}: no such file")
@@ -209,7 +215,7 @@ def graph_and_frames(spec: str, scales: str, weight_bits: int, act_bits: int, n_
             graph = load_ir(path)
         except (IRError, OSError, ValueError, KeyError) as e:
             _fail(f"{spec}: {e}")
-        return graph, _frames_for_shape(graph.inputs[0].shape, n_frames, seed)
+        return (graph, *_frames_for_shape(graph, n_frames, seed))
     name = spec if spec in ZOO else checkpoint_model_name(spec)
     frames = frames_for(name, max(n_frames, 16), seed=seed)
     model = load_model(spec, scales, weight_bits, act_bits, frames, seed)
@@ -217,7 +223,7 @@ def graph_and_frames(spec: str, scales: str, weight_bits: int, act_bits: int, n_
         graph = lower(model, torch.as_tensor(frames[:4]), name=name)
     except (LoweringError, IRError) as e:
         _fail(f"{spec}: cannot lower to the IR: {e}")
-    return graph, frames[:n_frames]
+    return graph, frames[:n_frames], f"synthetic {name} frames, seed {seed}"
 
 
 @main.command("simulate")
@@ -303,8 +309,8 @@ def simulate_cmd(model_args, model_opt, array, dataflow, target_name, timing, ba
     if not spec:
         raise click.UsageError("missing MODEL (a zoo name, a checkpoint, an IR graph or a "
                                "QONNX file)")
-    graph, frames = graph_and_frames(spec, scales, weight_bits, act_bits,
-                                     max(n_frames, batch), seed)
+    graph, frames, frames_what = graph_and_frames(spec, scales, weight_bits, act_bits,
+                                                  max(n_frames, batch), seed)
     threshold = 0.05 if exit_threshold is None else exit_threshold
     if data_path:
         graph = _with_exit_rule(spec, graph, threshold)
@@ -320,6 +326,7 @@ def simulate_cmd(model_args, model_opt, array, dataflow, target_name, timing, ba
     try:
         rep = simulate(graph, target, dataflow, timing, batch)
         rep.integer_check = integer_check(graph, frames[:n_frames])
+        rep.integer_check["inputs"] = frames_what
         if stepped:
             stepped_check(rep, graph, frames)
     except (SimulationError, TargetError) as e:
@@ -452,7 +459,7 @@ def _compare(specs, target, timing, batch, scales, weight_bits, act_bits, seed,
     rows = []
     for item in specs:
         spec, _, fmt = item.partition("@")
-        graph, _ = graph_and_frames(spec, scales, weight_bits, act_bits, 16, seed)
+        graph, _, _ = graph_and_frames(spec, scales, weight_bits, act_bits, 16, seed)
         if fmt:
             try:
                 graph, _ = set_format(graph, fmt, min_sparsity)
@@ -650,7 +657,7 @@ def cost_cmd(model_spec, no_discount, as_json, scales, weight_bits, act_bits, se
     name, checkpoint or IR graph), per layer and in total."""
     from amchw.export.cost import CHALLENGE_BOPS, CHALLENGE_WEIGHT_BITS, cost
 
-    graph, _ = graph_and_frames(model_spec, scales, weight_bits, act_bits, 16, seed)
+    graph, _, _ = graph_and_frames(model_spec, scales, weight_bits, act_bits, 16, seed)
     rep = cost(graph, discount_sparsity=not no_discount)
     if as_json:
         click.echo(json.dumps(rep.to_dict(), indent=2))

@@ -86,8 +86,9 @@ def format_table(rep: SimReport) -> str:
     if ic is not None:
         verdict = "match" if ic["equal"] else f"DIFFER ({ic['mismatches']} values, first at " \
                                               f"{ic['first_mismatch']})"
+        what = f" ({ic['inputs']})" if ic.get("inputs") else ""
         lines.append(f"integer check: Numba kernels vs IR interpreter on {ic['frames']} sample "
-                     f"frames, {ic['values']:,} values of {ic['nodes']} nodes: {verdict}")
+                     f"frames{what}, {ic['values']:,} values of {ic['nodes']} nodes: {verdict}")
     st = rep.stepped
     if st is not None:
         rate = st["pe_cycles_per_s"]

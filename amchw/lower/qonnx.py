@@ -64,6 +64,14 @@ class ScaledIn:
 
 
 @dataclass
+class ReshapedIn:
+    """The float input reshaped (FINN's TFC flattens its images before quantizing): a
+    per-tensor quantizer commutes with the reshape, so it becomes Quantize then Reshape."""
+    inner: FloatIn
+    shape: tuple
+
+
+@dataclass
 class Sum:
     """The float sum of two quantized tensors, waiting for its output quantizer."""
     a: Codes
@@ -261,6 +269,12 @@ class _Importer(Emitter):
         if isinstance(src, FloatIn):
             t = self.qtype(scale, zp, bits, signed, narrow, self.b.value(src.name).shape)
             return Codes(self.b.add(name, Quantize(t, rounding), [src.name], path).name)
+        if isinstance(src, ReshapedIn):
+            if scale.size != 1:
+                self.fail("a per-channel quantizer after reshaping the input")
+            t = self.qtype(scale, zp, bits, signed, narrow, self.b.value(src.inner.name).shape)
+            q = self.b.add(name, Quantize(t, rounding), [src.inner.name], path)
+            return self.reshape_to(Codes(q.name), src.shape)
         if isinstance(src, Sum):
             return self.add_codes(src, scale, zp, bits, signed, narrow, rounding, name, path)
         relu = isinstance(src, Relu)
@@ -652,6 +666,11 @@ class _Importer(Emitter):
         return Affine(v.name, S, [Fraction(0)] * C)
 
     def reshape_to(self, h, target: tuple):
+        if isinstance(h, (FloatIn, ReshapedIn)):
+            inner = h if isinstance(h, FloatIn) else h.inner
+            if int(np.prod(target)) != int(np.prod(self.shape(inner))):
+                self.fail(f"cannot reshape {self.shape(inner)} to {target}")
+            return ReshapedIn(inner, tuple(target))
         h = self.as_codes(h)
         if not isinstance(h, Codes):
             self.fail("reshape of a float tensor; quantize before reshaping")
