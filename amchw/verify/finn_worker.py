@@ -1,7 +1,7 @@
 """FINN's front end on one QONNX file, run inside FINN's own virtual environment.
 
 This file imports only FINN, qonnx, onnx and numpy (never amchw): amchw.verify.finn runs it
-as `FINN_PYTHON finn_worker.py MODEL INPUTS.npy OUTDIR`. It applies FINN's build steps in
+as `FINN_PYTHON finn_worker.py MODEL INPUTS.npy OUTDIR [--no-exec]`. It applies FINN's build steps in
 order (QONNX -> FINN-ONNX, tidy-up, streamline, convert to HW layers, dataflow partition),
 executes the model with FINN's own executor (finn.core.onnx_exec.execute_onnx) after each
 step on the given inputs, and writes OUTDIR/finn.json (per step: ok or the error, op census,
@@ -62,6 +62,7 @@ def _outside(model) -> list:
 
 def main(argv) -> int:
     model_path, inputs_path, out_dir = argv[1:4]
+    execute = "--no-exec" not in argv[4:]   # --no-exec: the steps only, no execution
     os.makedirs(out_dir, exist_ok=True)
     build = tempfile.mkdtemp(prefix="finn-build-", dir=out_dir)
     os.environ.setdefault("FINN_BUILD_DIR", build)
@@ -106,13 +107,14 @@ def main(argv) -> int:
                      "layout": _layout(run_model, n.output[0]),
                      "out_dtype": str(run_model.get_tensor_datatype(n.output[0]))}
                     for n in run_model.graph.node if n.op_type == "MultiThreshold"]
-            t1 = time.perf_counter()
-            outs, kept = _execute(run_model, inputs, keep)
-            rec["seconds_execute"] = time.perf_counter() - t1
-            for i, o in enumerate(outs):
-                arrays[f"{step}/out{i}"] = o
-            for i, t in enumerate(keep):
-                arrays[f"{step}/mt{i}"] = kept[t]
+            if execute:
+                t1 = time.perf_counter()
+                outs, kept = _execute(run_model, inputs, keep)
+                rec["seconds_execute"] = time.perf_counter() - t1
+                for i, o in enumerate(outs):
+                    arrays[f"{step}/out{i}"] = o
+                for i, t in enumerate(keep):
+                    arrays[f"{step}/mt{i}"] = kept[t]
             rec["ok"] = True
         except Exception as e:  # noqa: BLE001 - FINN raises many types; the step records it
             rec["ok"] = False

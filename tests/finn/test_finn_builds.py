@@ -1,0 +1,81 @@
+"""FINN itself as the judge: each zoo model FINN builds goes through FINN's own front
+end and CPU build steps (ConvertQONNXtoFINN, tidy-up, streamlining, conversion to HW layers,
+dataflow partition) in FINN's virtual environment, and FINN's execution after every step
+equals amchw's integer run bit for bit (outputs, and every MultiThreshold after
+streamlining). A model the export refuses is run through FINN anyway, in the form the export
+would have written, to confirm that FINN indeed does not build it: the refusal rules are
+FINN's, not ours.
+
+Needs FINN: `bash scripts/finn-venv.sh` (the README's install step). Without it these tests
+skip, except under CI (CI=true), where a missing FINN is a failure.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from amchw.data.synthetic import frames_for
+from amchw.models import ZOO
+from amchw.verify.finn import EXACT_STEPS, compare_with_finn
+
+from finn_helpers import BUILDS, _export, _model
+FRAMES = 4
+
+
+@pytest.mark.parametrize("name", BUILDS)
+def test_finn_builds_the_export_and_computes_amchws_integers(finn, tmp_path, name):
+    path = tmp_path / f"{name}.qonnx"
+    rep, _ = _export(name, path)
+    assert rep.form == "finn" and rep.ties == "half_up" and rep.finn_problems == []
+    frames = frames_for(name, FRAMES, seed=7)
+    r = compare_with_finn(path, frames, python=finn)
+    assert [s.step for s in r.steps] == ["qonnx_to_finn", "tidy_up", "streamline",
+                                         "convert_to_hw", "dataflow_partition"]
+    assert all(s.ok for s in r.steps), [(s.step, s.error) for s in r.steps if not s.ok]
+    # only the host-side input transpose (NCHW -> NHWC) stays outside FINN's HW layers
+    assert [op for _, op in r.steps[-1].non_hw] == ["Transpose"]
+    assert all(s.outputs_compared == FRAMES * ZOO[name].num_classes for s in r.steps)
+    # from streamlining on FINN computes as its hardware will: equal bits
+    exact = [s for s in r.steps if s.step in EXACT_STEPS]
+    assert len(exact) == 3 and all(s.output_mismatches == 0 for s in exact)
+    assert all(s.argmax_agreement == 1.0 for s in exact)
+    # layer by layer: one MultiThreshold per IR quantizer, every code equal
+    assert r.layers and r.layer_note == ""
+    assert sum(m.mismatches for m in r.layers) == 0
+    assert r.ok
+
+
+
+def test_finn_rounds_ties_up_and_the_ir_follows(finn, tmp_path):
+    """The same file compared with the IR under the qonnx/Brevitas rule (half to even)
+    differs from FINN: exact ties occur (power-of-two scales), and FINN rounds them up."""
+    path = tmp_path / "vtcnn2.qonnx"
+    _export("vtcnn2", path)
+    frames = frames_for("vtcnn2", FRAMES, seed=7)
+    even = compare_with_finn(path, frames, python=finn, ties="qonnx")
+    assert even.mismatches > 0 and not even.ok
+    up = compare_with_finn(path, frames, python=finn)           # the file's rule: finn
+    assert up.mismatches == 0 and up.ok
+
+
+def test_unit_height_keeps_every_value(tmp_path):
+    """The FINN form of a 1-D model is the same computation: the IR pass and the ONNX
+    rewrite agree, value for value, with the 1-D graph (no FINN needed)."""
+    from amchw.ir.interp import run
+    from amchw.ir.passes import unit_height as ir_unit_height
+    from amchw.lower.brevitas import lower
+    from amchw.sims.hardware import get_target
+    from amchw.sims.simulate import simulate
+
+    m, fr = _model("vgg10")
+    g = lower(m, torch.as_tensor(fr[:4]), name="vgg10")
+    g2 = ir_unit_height(g)
+    assert g2.inputs[0].shape == (2, 1, 1024)
+    a, b = run(g, fr, "ref", keep=True), run(g2, fr.reshape(16, 2, 1, 1024), "ref", keep=True)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k].ravel(), b[k].ravel()), k
+    # and the hardware sees the same GEMMs: cycles and energy are unchanged
+    t = get_target("edge-asic-45nm")
+    s1, s2 = simulate(g, t), simulate(g2, t)
+    assert s1.to_dict()["totals"] == s2.to_dict()["totals"]
