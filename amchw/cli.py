@@ -136,20 +136,32 @@ def checkpoint_model(spec: str):
 @click.option("--act-bits", type=int, default=8, show_default=True)
 @click.option("--frames", "n_frames", type=click.IntRange(1), default=256, show_default=True,
               help="Synthetic frames to compare on.")
-@click.option("--reference", type=click.Choice(["auto", "float64", "float32"]), default="auto",
-              show_default=True,
-              help="Brevitas precision to compare with; auto: float32 for po2, float64 for float.")
+@click.option("--reference", type=click.Choice(["auto", "float64", "float32", "qonnx", "finn"]),
+              default="auto", show_default=True,
+              help="What to compare the IR with: Brevitas in float64 or float32 (auto: float32 "
+                   "for po2, float64 for float; a QONNX file: qonnx's executor), qonnx's "
+                   "executor, or FINN's build steps and execution (a zoo model or checkpoint "
+                   "is exported for FINN first).")
+@click.option("--finn-python", default=None,
+              help="With --reference finn: the python of FINN's virtual environment "
+                   "[default: $AMCHW_FINN_PYTHON, else .finn-venv/bin/python]")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def verify_cmd(model_spec, scales, weight_bits, act_bits, n_frames, reference, seed, as_json):
-    """Brevitas vs the IR interpreter vs the Numba kernels, layer by layer; exit 1 on a
-    forbidden mismatch."""
+def verify_cmd(model_spec, scales, weight_bits, act_bits, n_frames, reference, finn_python,
+               seed, as_json):
+    """Brevitas vs the IR interpreter vs the Numba kernels, layer by layer (or a QONNX file
+    against qonnx's executor, or any model against FINN); exit 1 on a forbidden mismatch."""
     import numpy as np
 
     from amchw.data.synthetic import frames_for
     from amchw.models import ZOO
     from amchw.verify.brevitas import verify_model
 
+    qonnx_file = model_spec not in ZOO and Path(model_spec).suffix.lower() in (".qonnx", ".onnx")
+    if qonnx_file or reference in ("qonnx", "finn"):
+        _verify_against_tool(model_spec, qonnx_file, reference, finn_python, n_frames, scales,
+                             weight_bits, act_bits, seed, as_json)
+        return
     name = model_spec if model_spec in ZOO else checkpoint_model_name(model_spec)
     if reference == "auto":
         reference = "float32" if scales == "po2" else "float64"
@@ -163,6 +175,57 @@ def verify_cmd(model_spec, scales, weight_bits, act_bits, n_frames, reference, s
         click.echo(json.dumps(rep.to_dict(), indent=2))
     else:
         click.echo(format_report(rep))
+    sys.exit(0 if rep.ok else 1)
+
+
+def _verify_against_tool(spec, qonnx_file, reference, finn_py, n_frames, scales, weight_bits,
+                         act_bits, seed, as_json):
+    """`amchw verify` against qonnx's executor or FINN (a QONNX file, or a zoo model or
+    checkpoint exported for it first)."""
+    import tempfile
+
+    from amchw.lower.qonnx import QonnxImportError, load_qonnx
+
+    with tempfile.TemporaryDirectory(prefix="amchw-verify-") as tmp:
+        path = Path(spec)
+        if not qonnx_file:
+            from amchw.data.synthetic import frames_for
+            from amchw.export.qonnx import ExportError, export_model
+            from amchw.lower.common import LoweringError
+            from amchw.models import ZOO
+
+            name = spec if spec in ZOO else checkpoint_model_name(spec)
+            frames = frames_for(name, 16, seed=seed)
+            model = load_model(spec, scales, weight_bits, act_bits, frames, seed)
+            path = Path(tmp) / f"{name}.qonnx"
+            try:
+                export_model(model, frames, path, name,
+                             form="finn" if reference == "finn" else "qonnx")
+            except (ExportError, LoweringError) as e:
+                _fail(str(e))
+        try:
+            graph = load_qonnx(path)
+        except QonnxImportError as e:
+            _fail(str(e))
+        frames, what = _frames_for_shape(graph, n_frames, seed)
+        if reference == "finn":
+            from amchw.verify.finn import (FinnError, FinnUnavailable, compare_with_finn,
+                                           format_finn_report)
+
+            try:
+                rep = compare_with_finn(path, frames, python=finn_py)
+            except (FinnUnavailable, FinnError) as e:
+                _fail(str(e))
+            text = format_finn_report(rep)
+        else:
+            from amchw.verify.qonnx import compare_with_qonnx, format_qonnx_report
+
+            rep = compare_with_qonnx(path, frames)
+            text = format_qonnx_report(rep)
+    if as_json:
+        click.echo(json.dumps(rep.to_dict() | {"inputs": what}, indent=2))
+    else:
+        click.echo(f"inputs: {what}\n{text}")
     sys.exit(0 if rep.ok else 1)
 
 

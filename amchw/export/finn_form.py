@@ -6,6 +6,11 @@
   leaves MaxPool dilations 1-D and MultiThreshold layouts FINN cannot execute). The element
   order is unchanged: a (C, W) frame and its (C, 1, W) form hold the same values in the same
   row-major order, so Flatten and every FC layer after it see identical vectors.
+- `avgpool_as_depthwise`: an average pool over quantized codes as the depthwise convolution
+  with unit weights (scale 1/window) that computes the same sum. FINN maps average pools
+  only as square Trunc-quantized pools or global pools whose 1/N multiply its later steps
+  cannot place; a depthwise convolution becomes a VVAU and its 1/N scale is absorbed into the
+  next thresholds. Windows must hold a power of two of positions (1/N exact in float32).
 - `vector_quant_params`: the scale and zero point of a bias quantizer as shape-(1,)
   tensors instead of 0-d scalars (qonnx's `ExtractBiasFromConv`, inside FINN's
   `ConvertQONNXtoFINN`, reshapes them and fails on 0-d arrays).
@@ -195,4 +200,63 @@ def vector_quant_params(model):
             else:  # shared with other nodes: give this quantizer its own copy
                 g.initializer.append(t)
                 q.input[k] = new
+    return model
+
+
+def avgpool_as_depthwise(model):
+    """Each 2-D AveragePool (no padding) or GlobalAveragePool of a quantizer's output becomes
+    Quant(unit weights, scale 1/N, 2-bit narrow) -> Conv(group = channels) (in place)."""
+    from onnx import StringStringEntryProto, helper, numpy_helper
+
+    g = model.graph
+    vis = {v.name: v for v in list(g.input) + list(g.value_info) + list(g.output)}
+    producer = {o: n for n in g.node for o in n.output}
+    qdomain = next((n.domain for n in g.node if n.op_type == "Quant"), "qonnx.custom_op.general")
+    for n in list(g.node):
+        if n.op_type not in ("AveragePool", "GlobalAveragePool"):
+            continue
+        where = f"node {n.name!r} ({n.op_type})"
+        shape = _shape(vis[n.input[0]]) if n.input[0] in vis else []
+        if len(shape) != 4:
+            raise FinnFormError(f"{where}: needs a 4-D (N, C, H, W) input, got {shape}")
+        src = producer.get(n.input[0])
+        if src is None or src.op_type not in ("Quant", "IntQuant", "MaxPool"):
+            raise FinnFormError(f"{where}: its input is not a quantizer's codes")
+        C, H, W = shape[1:]
+        if n.op_type == "GlobalAveragePool":
+            kh, kw, strides = H, W, [H, W]
+        else:
+            kh, kw = _attr(n, "kernel_shape").ints
+            strides = list(_attr(n, "strides").ints) if _attr(n, "strides") else [1, 1]
+            pads = _attr(n, "pads")
+            if (pads is not None and any(pads.ints)) or _attr(n, "auto_pad") is not None \
+                    and _attr(n, "auto_pad").s not in (b"NOTSET", b"VALID"):
+                raise FinnFormError(f"{where}: a padded average pool")
+        win = kh * kw
+        if win & (win - 1):
+            raise FinnFormError(f"{where}: a window of {win} positions (not a power of two: "
+                                "1/N is not exact in float32)")
+        base = n.name + "_dw"
+        scale = np.float32(1.0 / win)
+        g.initializer.extend([
+            numpy_helper.from_array(np.full((C, 1, kh, kw), scale, np.float32), base + "_w"),
+            numpy_helper.from_array(np.array(scale, np.float32), base + "_ws"),
+            numpy_helper.from_array(np.array(0.0, np.float32), base + "_wz"),
+            numpy_helper.from_array(np.array(2.0, np.float32), base + "_wb")])
+        q = helper.make_node("Quant", [base + "_w", base + "_ws", base + "_wz", base + "_wb"],
+                             [base + "_wq"], name=base + "_quant", domain=qdomain, signed=1,
+                             narrow=1, rounding_mode="ROUND")
+        c = helper.make_node("Conv", [n.input[0], base + "_wq"], list(n.output), name=base,
+                             group=C, kernel_shape=[kh, kw], strides=strides, pads=[0, 0, 0, 0],
+                             dilations=[1, 1])
+        from amchw.lower.qonnx import module_path
+
+        path = module_path(n) or "avgpool"
+        c.metadata_props.append(StringStringEntryProto(key="amchw.module", value=path))
+        i = list(g.node).index(n)
+        g.node.remove(n)
+        g.node.insert(i, c)
+        g.node.insert(i, q)
+        w_vi = helper.make_tensor_value_info(base + "_wq", 1, [C, 1, kh, kw])
+        g.value_info.append(w_vi)
     return model

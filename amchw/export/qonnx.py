@@ -7,7 +7,8 @@ export_model():
     names), infers qonnx datatypes, caps the IR version to what onnxruntime reads, records
     the model name in the metadata;
  4. form "finn" (the default): rewrites the graph into the form FINN's front end maps
-    (export.finn_form: 1-D layers as unit-height 2-D, bias quantizer parameters as vectors),
+    (export.finn_form: 1-D layers as unit-height 2-D, bias quantizer parameters as vectors,
+    average pools as depthwise convolutions with unit weights),
     records FINN's tie rule (`amchw.ties` = finn: thresholds round exact halves up), and
     refuses with the list of what FINN would not build (finn_problems, every rule confirmed
     by running FINN in tests/finn); form "qonnx" writes the plain cleaned QONNX and only
@@ -83,10 +84,18 @@ def finn_problems(model) -> list[str]:
     shaped = {v.name for v in list(g.value_info) + list(g.output) + list(g.input)
               if v.type.tensor_type.HasField("shape")}
     out = []
-    if len(g.output) > 1:
-        out.append(f"the graph has {len(g.output)} outputs ({', '.join(o.name for o in g.output)}"
-                   "); FINN builds one dataflow partition with one output stream, and leaves "
-                   "a second branch (an early exit) outside its HW layers")
+    readers: dict = {}
+    for n in g.node:
+        for i in n.input:
+            if i and i not in inits:
+                readers.setdefault(i, []).append(n.name)
+    for t, who in readers.items():
+        if len(who) > 1:
+            out.append(f"tensor {t!r} is read by {len(who)} branches ({', '.join(who)}): FINN's "
+                       "standard streamlining leaves the dequantizing multiply at such a fork "
+                       "(it moves scalar multiplies past invariants only where they have one "
+                       "reader), so the branches stay outside its HW layers (residual adds, "
+                       "Inception concatenations and early exits all fork)")
     ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in list(g.value_info)
              + list(g.output) + list(g.input) if v.type.tensor_type.HasField("shape")}
     for n in g.node:
@@ -98,13 +107,8 @@ def finn_problems(model) -> list[str]:
                        "form 'finn' writes 1-D layers with unit height)")
         elif n.op_type == "AveragePool":
             out.append(f"{where}: FINN maps an average pool only as a square Trunc-quantized "
-                       "pool or a global one; this one stays outside its HW layers")
-        if n.op_type in ("Add", "Sub") and not any(i in inits for i in n.input):
-            out.append(f"{where}: an add of two computed tensors (a residual connection); "
-                       "FINN leaves it and the layers around it outside its HW layers")
-        if n.op_type == "Concat":
-            out.append(f"{where}: a concatenation of branches; FINN leaves the branches' "
-                       "layers outside its HW layers")
+                       "pool; this one stays outside its HW layers (export with form 'finn' "
+                       "writes it as a depthwise convolution)")
         if n.op_type == "Conv" and len(n.input) > 2 and n.input[2] in producer:
             q = producer[n.input[2]]
             if q.op_type in ("Quant", "IntQuant") and any(
@@ -185,11 +189,13 @@ def export_model(model, frames: np.ndarray, path, name: str, dynamo: bool = Fals
     from amchw.fileio import atomic_open
     from amchw.ir.interp import run
     from amchw.ir.passes import TIES, unit_height, with_ties
+    from amchw.ir.passes import avgpool_as_depthwise as ir_avgpool_as_depthwise
     from amchw.ir.printer import to_text
     from amchw.lower.brevitas import lower
 
     from .compat import cap_model, capped_ir_version
-    from .finn_form import FinnFormError, unit_height as onnx_unit_height, vector_quant_params
+    from .finn_form import FinnFormError, avgpool_as_depthwise, vector_quant_params
+    from .finn_form import unit_height as onnx_unit_height
 
     if form not in FORMS:
         raise ExportError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
@@ -220,10 +226,11 @@ def export_model(model, frames: np.ndarray, path, name: str, dynamo: bool = Fals
         try:
             onnx_unit_height(proto)
             vector_quant_params(proto)
+            avgpool_as_depthwise(proto)
         except FinnFormError as e:
             raise ExportError(f"{name}: {e}") from None
         props["amchw.ties"] = "finn"
-        g_brev = with_ties(unit_height(g_brev), TIES["finn"])
+        g_brev = with_ties(ir_avgpool_as_depthwise(unit_height(g_brev)), TIES["finn"])
     onnx.helper.set_model_props(proto, props)
     problems = finn_problems(proto)
     if problems and form == "finn":

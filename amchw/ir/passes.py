@@ -8,6 +8,9 @@ computes on the values it keeps.
 - `unit_height(graph)`: a graph of 1-D layers over (C, W) values as the 2-D graph over
   (C, 1, W) with (1, k) windows that FINN maps; the values are the same numbers in the same
   row-major order (the QONNX export writes the file in this form, docs/qonnx.md).
+- `avgpool_as_depthwise(graph)`: a summing average pool as the depthwise convolution with unit
+  weights of scale 1/N (2-bit narrow) that FINN builds in its place; same accumulators, same
+  scale, so the requantizer after it is unchanged.
 """
 
 from __future__ import annotations
@@ -88,4 +91,32 @@ def unit_height(graph: Graph) -> Graph:
     return g
 
 
-__all__ = ["TIES", "unit_height", "with_ties", "Value"]
+def avgpool_as_depthwise(graph: Graph) -> Graph:
+    """Every AvgPool in "sum" mode as Conv(groups = channels, unit weights, scale 1/N)."""
+    from .ops import Conv as _Conv
+    from .types import QType
+    from .validate import acc_type
+
+    if not any(isinstance(n.op, AvgPool) for n in graph.nodes):
+        return graph
+    b = GraphBuilder(graph.name)
+    for v in graph.inputs:
+        b.input(v.name, v.shape, v.dtype)
+    for n in graph.nodes:
+        op = n.op
+        if isinstance(op, AvgPool):
+            if op.mode != "sum" or any(any(p) for p in op.padding):
+                raise IRError(f"avgpool_as_depthwise: node {n.name!r} is not an unpadded sum")
+            xt = b.value(n.inputs[0]).dtype
+            C = b.value(n.inputs[0]).shape[0]
+            win = int(np.prod(op.kernel))
+            wt = QType(2, True, True, (float(np.float32(1.0 / win)),), 0, None)
+            op = _Conv(np.ones((C, 1) + tuple(op.kernel), np.int32), None, wt, op.stride,
+                       op.padding, (1,) * len(op.kernel), C, acc_type(xt, wt))
+        out = b.add(n.name, op, n.inputs, n.source)
+        if out.name != n.output.name:
+            raise IRError(f"avgpool_as_depthwise: node {n.name!r} renamed to {out.name!r}")
+    return b.build(graph.outputs, dict(graph.meta))
+
+
+__all__ = ["TIES", "avgpool_as_depthwise", "unit_height", "with_ties", "Value"]

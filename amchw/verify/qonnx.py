@@ -161,7 +161,27 @@ def compare_with_qonnx(path, frames: np.ndarray) -> QonnxReport:
         a, b = a.astype(np.float64), ref[out_t].astype(np.float64)
         diff = max(diff, float(np.max(np.abs(a - b))))
         equal &= bool(np.array_equal(a.astype(np.float32), b.astype(np.float32)))
-        same &= a.argmax(1) == b.argmax(1)
+        n = len(frames)  # argmax over each frame's outputs (any output shape)
+        same &= a.reshape(n, -1).argmax(1) == b.reshape(n, -1).argmax(1)
     rep.output_max_abs_diff, rep.output_equal = diff, equal
     rep.argmax_agreement = float(np.mean(same))
     return rep
+
+
+def format_qonnx_report(rep: QonnxReport) -> str:
+    """The comparison as a table: one row per quantizer, then the output and the verdict."""
+    lines = [f"verify {rep.file}: qonnx's executor vs IR interpreter, {rep.frames} frames, "
+             "quantizer by quantizer"]
+    lines.append(f"{'tensor':<22} {'IR value':<14} {'op':<9} {'compared':>10} {'mismatch':>8} "
+                 f"{'forbid':>6} {'maxLSB':>6} {'near-tie':>9} class")
+    for p in rep.points:
+        tie = "" if p.max_tie_distance is None else f"{p.max_tie_distance:.1e}"
+        lines.append(f"{p.tensor[:22]:<22} {p.value[:14]:<14} {p.op:<9} {p.compared:>10} "
+                     f"{p.mismatches:>8} {p.forbidden:>6} {p.max_diff_lsb:>6} {tie:>9} "
+                     f"{'exact' if p.exact else 'float'}")
+    lines.append(f"output: max |difference| {rep.output_max_abs_diff:.3g}, "
+                 f"{'equal in float32' if rep.output_equal else 'not bit-equal'}; top-1 "
+                 f"agreement {rep.argmax_agreement:.4f}")
+    lines.append(("OK" if rep.ok else "FAILED") + f": {rep.forbidden} forbidden mismatches "
+                 "(near-ties allowed only where qonnx rounds a float32 value)")
+    return "\n".join(lines)

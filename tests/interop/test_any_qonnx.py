@@ -155,3 +155,16 @@ def test_brevitas_networks_beyond_the_zoo(tmp_path, which):
     for cmd in (["simulate", str(path), "--array", "4x4", "--json"], ["cost", str(path)]):
         r = CliRunner().invoke(main, cmd)
         assert r.exit_code == 0, r.output
+
+
+def test_verify_a_qonnx_file_against_qonnx_and_a_missing_finn(tmp_path):
+    model, shape, _ = _layer("conv2d")
+    path = _export(model, shape, tmp_path / "c.qonnx")
+    r = CliRunner().invoke(main, ["verify", "--model", str(path), "--frames", "4"])
+    assert r.exit_code == 0, r.output
+    assert "qonnx's executor vs IR interpreter" in r.output and "OK: 0 forbidden" in r.output
+    assert "input quantizer's range" in r.output
+    r = CliRunner().invoke(main, ["verify", "--model", str(path), "--reference", "finn",
+                                  "--finn-python", str(tmp_path / "nope" / "python")])
+    assert r.exit_code == 1 and "FINN was not found" in r.output and "finn-venv.sh" in r.output
+    assert "Traceback" not in r.output
