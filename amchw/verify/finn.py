@@ -198,7 +198,7 @@ def _as_ir_layout(finn_codes: np.ndarray, ir_shape: tuple) -> np.ndarray | None:
 
 
 def compare_with_finn(path, frames: np.ndarray, python: str | None = None,
-                      ties: str | None = None) -> FinnReport:
+                      ties: str | None = None, finn_run: tuple | None = None) -> FinnReport:
     """Run FINN on the QONNX file `path` and compare with amchw's integer run on `frames`.
 
     Layer by layer (streamlined graph): the IR is evaluated node by node and at each quantizer
@@ -207,7 +207,9 @@ def compare_with_finn(path, frames: np.ndarray, python: str | None = None,
     no folded BatchNorm or float bias); elsewhere FINN computes its thresholds in float32 and
     a 1-LSB difference is allowed only at a near-tie of the exact value (|frac - 1/2| <=
     TIE_TOL), and counted. Every step's output is compared, bit for bit, with the IR's output
-    on FINN's codes (or, where no layer-by-layer view exists, on its own)."""
+    on FINN's codes (or, where no layer-by-layer view exists, on its own). `finn_run`: the
+    (report, arrays) of an earlier run_finn on the same file and frames, to compare again
+    (e.g. under another tie rule) without running FINN twice."""
     from amchw.ir import Quantize, Requant
     from amchw.ir.interp import check_input, eval_node, kernels_for, run
     from amchw.lower.qonnx import load_qonnx
@@ -217,7 +219,7 @@ def compare_with_finn(path, frames: np.ndarray, python: str | None = None,
     graph = load_qonnx(path, ties=ties)
     shape = tuple(graph.inputs[0].shape)
     x = np.asarray(frames, np.float32).reshape((len(frames),) + shape)
-    report, arrays = run_finn(path, x, python)
+    report, arrays = finn_run if finn_run is not None else run_finn(path, x, python)
     rep = FinnReport(str(path), int(len(x)), graph.meta.get("ties", "half_even"))
     outs = None
     st = next((s for s in report["steps"] if s["step"] == "streamline" and s["ok"]), None)
