@@ -697,6 +697,10 @@ def export_cmd(model_spec, out_path, form, dynamo, n_frames, as_json, scales, we
     if rep.form == "finn":
         rules = (f"FINN form: input {rep.input_shape}, exact halves rounded up as FINN's "
                  "thresholds do; FINN rules all met")
+        if rep.forks:
+            rules += (f"\n  the graph forks at {rep.forks} tensor(s): build it with the "
+                      "fork-aware streamlining step (step_streamline_forks, docs/qonnx.md) in "
+                      "place of FINN's step_streamline")
     else:
         rules = ("plain QONNX; FINN would not build it as it is:\n    "
                  + "\n    ".join(rep.finn_problems) if rep.finn_problems

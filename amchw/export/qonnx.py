@@ -58,6 +58,7 @@ class ExportReport:
     input_shape: tuple = ()
     ties: str = "half_even"
     finn_problems: list = None
+    forks: int = 0               # tensors read by several branches (FINN: step_streamline_forks)
 
     @property
     def ok(self) -> bool:
@@ -84,24 +85,16 @@ def finn_problems(model) -> list[str]:
     shaped = {v.name for v in list(g.value_info) + list(g.output) + list(g.input)
               if v.type.tensor_type.HasField("shape")}
     out = []
-    readers: dict = {}
-    for n in g.node:
-        for i in n.input:
-            if i and i not in inits:
-                readers.setdefault(i, []).append(n.name)
-    for t, who in readers.items():
-        if len(who) > 1:
-            out.append(f"tensor {t!r} is read by {len(who)} branches ({', '.join(who)}): FINN's "
-                       "standard streamlining leaves the dequantizing multiply at such a fork "
-                       "(it moves scalar multiplies past invariants only where they have one "
-                       "reader), so the branches stay outside its HW layers (residual adds, "
-                       "Inception concatenations and early exits all fork)")
     ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in list(g.value_info)
              + list(g.output) + list(g.input) if v.type.tensor_type.HasField("shape")}
     for n in g.node:
         where = f"node {n.name!r} ({n.op_type})"
         if n.op_type not in FINN_OPS:
             out.append(f"{where}: op type not handled by FINN's QONNX conversion")
+        if n.op_type in ("Add", "Sub") and not any(i in inits for i in n.input):
+            out.append(f"{where}: a residual add of two computed tensors; FINN's streamlining "
+                       "moves the addends' signed-output bias past the join, and its HW "
+                       "conversion then refuses the signed MultiThreshold left without it")
         if n.op_type in ("Conv", "MaxPool", "AveragePool") and ranks.get(n.input[0]) == 3:
             out.append(f"{where}: a 1-D window; FINN lowers only 2-D windows (export with "
                        "form 'finn' writes 1-D layers with unit height)")
@@ -149,6 +142,19 @@ def finn_problems(model) -> list[str]:
     if model.ir_version > 10:
         out.append(f"IR version {model.ir_version} is newer than onnxruntime reads")
     return out
+
+
+def forked_tensors(model) -> dict:
+    """{tensor: readers} for every computed tensor read by two or more nodes (a fork: an
+    early exit, a residual or Inception block). FINN's standard streamlining leaves the
+    scale multiply at a fork; `step_streamline_forks` (verify/finn_worker.py) moves it."""
+    inits = {i.name for i in model.graph.initializer}
+    readers: dict = {}
+    for n in model.graph.node:
+        for i in n.input:
+            if i and i not in inits:
+                readers.setdefault(i, []).append(n.name)
+    return {t: who for t, who in readers.items() if len(who) > 1}
 
 
 def _record_module_paths(model) -> None:
@@ -222,6 +228,7 @@ def export_model(model, frames: np.ndarray, path, name: str, dynamo: bool = Fals
     del proto.metadata_props[:]
     props = {"amchw.model": name, "amchw.exporter": "dynamo" if dynamo else "torchscript",
              "amchw.form": form}
+    forks = forked_tensors(proto)
     if form == "finn":
         try:
             onnx_unit_height(proto)
@@ -230,6 +237,8 @@ def export_model(model, frames: np.ndarray, path, name: str, dynamo: bool = Fals
         except FinnFormError as e:
             raise ExportError(f"{name}: {e}") from None
         props["amchw.ties"] = "finn"
+        if forks:  # FINN builds it with the fork-aware streamlining step (docs/qonnx.md)
+            props["amchw.finn_streamline"] = "forks"
         g_brev = with_ties(ir_avgpool_as_depthwise(unit_height(g_brev)), TIES["finn"])
     onnx.helper.set_model_props(proto, props)
     problems = finn_problems(proto)
@@ -268,4 +277,4 @@ def export_model(model, frames: np.ndarray, path, name: str, dynamo: bool = Fals
                         check_s, proto.ir_version,
                         {o.domain or "ai.onnx": o.version for o in proto.opset_import}, ops,
                         int(x.shape[0]), compared, mism, text_eq, form, in_shape,
-                        TIES[form], problems)
+                        TIES[form], problems, len(forks))

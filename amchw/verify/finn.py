@@ -94,6 +94,7 @@ class FinnReport:
     file: str
     frames: int
     ties: str
+    streamlining: str = ""                           # "standard" or "forks"
     steps: list = field(default_factory=list)
     layers: list = field(default_factory=list)       # streamlined MultiThresholds vs the IR
     layer_note: str = ""
@@ -136,9 +137,12 @@ class FinnReport:
 
 
 def run_finn(path, inputs: np.ndarray, python: str | None = None, timeout: float = 1800,
-             workdir=None, execute: bool = True) -> tuple[dict, dict]:
+             workdir=None, execute: bool = True, standard_streamline: bool = False
+             ) -> tuple[dict, dict]:
     """FINN's steps and executions on `inputs` (N, *file input shape): (report, arrays);
-    execute=False runs the steps only (which FINN builds, not what it computes)."""
+    execute=False runs the steps only (which FINN builds, not what it computes). A graph that
+    forks is streamlined with FINN's fork reorderings first (finn_worker.step_streamline_forks)
+    unless standard_streamline=True."""
     py = finn_python(python)
     with tempfile.TemporaryDirectory(prefix="amchw-finn-", dir=workdir) as tmp:
         np.save(os.path.join(tmp, "inputs.npy"), np.ascontiguousarray(inputs, np.float32))
@@ -147,7 +151,8 @@ def run_finn(path, inputs: np.ndarray, python: str | None = None, timeout: float
         try:
             proc = subprocess.run([py, str(WORKER), str(Path(path).resolve()),
                                    os.path.join(tmp, "inputs.npy"), os.path.join(tmp, "out")]
-                                  + ([] if execute else ["--no-exec"]),
+                                  + ([] if execute else ["--no-exec"])
+                                  + (["--standard-streamline"] if standard_streamline else []),
                                   capture_output=True, text=True, timeout=timeout, env=env,
                                   cwd=tmp)
         except subprocess.TimeoutExpired:
@@ -166,15 +171,17 @@ def run_finn(path, inputs: np.ndarray, python: str | None = None, timeout: float
     return report, arrays
 
 
-def finn_steps(path, python: str | None = None) -> FinnReport:
+def finn_steps(path, python: str | None = None, standard_streamline: bool = False
+               ) -> FinnReport:
     """FINN's build steps on the file, without executing it: which steps pass and what stays
     outside FINN's HW layers."""
     from amchw.lower.qonnx import load_qonnx
 
     graph = load_qonnx(path)
     report, _ = run_finn(path, np.zeros((1,) + tuple(graph.inputs[0].shape), np.float32),
-                         python, execute=False)
-    rep = FinnReport(str(path), 0, graph.meta.get("ties", "half_even"))
+                         python, execute=False, standard_streamline=standard_streamline)
+    rep = FinnReport(str(path), 0, graph.meta.get("ties", "half_even"),
+                     streamlining=report.get("streamlining", ""))
     for s in report["steps"]:
         rep.steps.append(StepResult(s["step"], bool(s["ok"]), s.get("error", ""),
                                     s.get("ops", {}), s.get("non_hw", []),
@@ -195,6 +202,37 @@ def _as_ir_layout(finn_codes: np.ndarray, ir_shape: tuple) -> np.ndarray | None:
         if t.shape == ir_shape:
             return t
     return None
+
+
+def _pair_thresholds(graph, quant, thresholds, arrays, x) -> dict | None:
+    """{IR value: (i, MultiThreshold i)}: each FINN MultiThreshold paired with the IR quantizer
+    it computes. In a chain both orders agree; where the graph branches FINN may order the
+    branches otherwise, so each MultiThreshold (in FINN's order) takes, among the unpaired
+    quantizers of its shape, the one whose codes (on the IR's own run) agree most with its
+    own. None when some MultiThreshold has no quantizer of its shape left."""
+    from amchw.ir.interp import run
+
+    plain = run(graph, x, "ref", keep=True)
+    free = list(quant)
+    out = {}
+    for i, mt in enumerate(thresholds):
+        best = None
+        for n in free:
+            ours = plain[n.output.name]
+            theirs = _as_ir_layout(arrays[f"streamline/mt{i}"], ours.shape)
+            if theirs is None:
+                continue
+            bad = int(np.count_nonzero(np.rint(theirs).astype(np.int64)
+                                       + n.output.dtype.zero_point != ours))
+            if best is None or bad < best[0]:
+                best = (bad, n)
+            if bad == 0:
+                break
+        if best is None:
+            return None
+        free.remove(best[1])
+        out[best[1].output.name] = (i, mt)
+    return out
 
 
 def compare_with_finn(path, frames: np.ndarray, python: str | None = None,
@@ -220,20 +258,25 @@ def compare_with_finn(path, frames: np.ndarray, python: str | None = None,
     shape = tuple(graph.inputs[0].shape)
     x = np.asarray(frames, np.float32).reshape((len(frames),) + shape)
     report, arrays = finn_run if finn_run is not None else run_finn(path, x, python)
-    rep = FinnReport(str(path), int(len(x)), graph.meta.get("ties", "half_even"))
+    rep = FinnReport(str(path), int(len(x)), graph.meta.get("ties", "half_even"),
+                     streamlining=report.get("streamlining", ""))
     outs = None
     st = next((s for s in report["steps"] if s["step"] == "streamline" and s["ok"]), None)
     quant = [n for n in graph.nodes if isinstance(n.op, (Quantize, Requant))]
+    finn_at: dict = {}
     if st is not None and len(st.get("thresholds", [])) != len(quant):
         rep.layer_note = (f"FINN's streamlined graph has {len(st.get('thresholds', []))} "
                           f"MultiThresholds, the IR {len(quant)} quantizers: outputs compared "
                           "only")
     elif st is not None:
+        finn_at = _pair_thresholds(graph, quant, st["thresholds"], arrays, x)
+        if finn_at is None:
+            rep.layer_note = ("FINN's MultiThresholds do not map one to one onto the IR's "
+                              "quantizers by shape: outputs compared only")
+    if finn_at:
         vals = graph.values()
         impl = kernels_for("ref")
         env = {graph.inputs[0].name: check_input(graph, x)}
-        finn_at = {n.output.name: (i, mt) for i, (mt, n) in enumerate(zip(st["thresholds"],
-                                                                          quant))}
         for node in graph.nodes:
             ins = [env[i] for i in node.inputs]
             ours = eval_node(node, ins, [vals[i].dtype for i in node.inputs], impl)
@@ -285,7 +328,10 @@ def compare_with_finn(path, frames: np.ndarray, python: str | None = None,
 
 
 def format_finn_report(rep: FinnReport) -> str:
-    lines = [f"{rep.file}: FINN on {rep.frames} frames, IR tie rule {rep.ties}"]
+    lines = [f"{rep.file}: FINN on {rep.frames} frames, IR tie rule {rep.ties}, "
+             f"{rep.streamlining} streamlining"
+             + (" (step_streamline_forks: the graph forks)" if rep.streamlining == "forks"
+                else "")]
     lines.append(f"{'step':<20} {'ok':<4} {'outputs':>8} {'mismatch':>8} {'argmax':>7}  "
                  "outside FINN's HW layers")
     for s in rep.steps:

@@ -1,7 +1,9 @@
 """FINN's front end on one QONNX file, run inside FINN's own virtual environment.
 
 This file imports only FINN, qonnx, onnx and numpy (never amchw): amchw.verify.finn runs it
-as `FINN_PYTHON finn_worker.py MODEL INPUTS.npy OUTDIR [--no-exec]`. It applies FINN's build steps in
+as `FINN_PYTHON finn_worker.py MODEL INPUTS.npy OUTDIR [--no-exec] [--standard-streamline]`.
+A graph that forks is streamlined with `step_streamline_forks` (below) unless
+--standard-streamline asks for FINN's step alone. It applies FINN's build steps in
 order (QONNX -> FINN-ONNX, tidy-up, streamline, convert to HW layers, dataflow partition),
 executes the model with FINN's own executor (finn.core.onnx_exec.execute_onnx) after each
 step on the given inputs, and writes OUTDIR/finn.json (per step: ok or the error, op census,
@@ -26,6 +28,57 @@ import numpy as np  # noqa: E402
 
 STEPS = ("qonnx_to_finn", "tidy_up", "streamline", "convert_to_hw", "dataflow_partition")
 HW_DOMAIN = "finn.custom_op.fpgadataflow"
+
+
+def step_streamline_forks(model, cfg):
+    """FINN's streamlining for graphs that fork (early exits, residual and multi-branch
+    blocks): FINN's own fork and join reorderings first, so that no scale multiply is left
+    at a fork, then FINN's standard streamlining step (the route FINN's residual examples
+    take with custom steps). Usable as a step in any FINN build:
+    `steps=["step_qonnx_to_finn", "step_tidy_up", step_streamline_forks, ...]`."""
+    from finn.builder.build_dataflow_steps import step_streamline
+    from finn.transformation.streamline import Streamline
+    from finn.transformation.streamline.absorb import (AbsorbConsecutiveTransposes,
+                                                       AbsorbTransposeIntoMultiThreshold)
+    from finn.transformation.streamline.reorder import (MoveAddPastJoinAdd,
+                                                        MoveAffinePastJoinConcat,
+                                                        MoveChannelwiseLinearPastFork,
+                                                        MoveLinearPastEltwiseAdd,
+                                                        MoveLinearPastFork,
+                                                        MoveMulPastJoinAdd,
+                                                        MoveScalarLinearPastFork,
+                                                        MoveTransposePastFork,
+                                                        MoveTransposePastJoinAdd,
+                                                        MoveTransposePastJoinConcat)
+    from qonnx.transformation.general import GiveReadableTensorNames, GiveUniqueNodeNames
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+
+    moves = (MoveScalarLinearPastFork, MoveChannelwiseLinearPastFork, MoveLinearPastFork,
+             MoveLinearPastEltwiseAdd, MoveMulPastJoinAdd, MoveAddPastJoinAdd,
+             MoveAffinePastJoinConcat)
+    for _ in range(3):  # a move can expose another: a few rounds reach the fixed point
+        for t in moves:
+            model = model.transform(t())
+            model = model.transform(GiveUniqueNodeNames())
+            model = model.transform(GiveReadableTensorNames())
+            model = model.transform(InferDataTypes())
+        model = model.transform(Streamline())
+    model = step_streamline(model, cfg)
+    for t in (MoveTransposePastFork, MoveTransposePastJoinAdd, MoveTransposePastJoinConcat,
+              AbsorbTransposeIntoMultiThreshold, AbsorbConsecutiveTransposes):
+        model = model.transform(t())
+    return step_streamline(model, cfg)
+
+
+def has_fork(model) -> bool:
+    """Whether some computed tensor is read by two nodes."""
+    inits = {i.name for i in model.graph.initializer}
+    seen: dict = {}
+    for n in model.graph.node:
+        for i in n.input:
+            if i and i not in inits:
+                seen[i] = seen.get(i, 0) + 1
+    return any(v > 1 for v in seen.values())
 
 
 def _census(model) -> dict:
@@ -76,14 +129,19 @@ def main(argv) -> int:
     cfg = DataflowBuildConfig(output_dir=os.path.join(build, "out"), target_fps=1000,
                               save_intermediate_models=True, verify_steps=[])
     model = ModelWrapper(model_path)
-    report: dict = {"model": model_path, "frames": int(len(inputs)), "steps": []}
+    forks = has_fork(model) and "--standard-streamline" not in argv[4:]
+    report: dict = {"model": model_path, "frames": int(len(inputs)), "steps": [],
+                    "streamlining": "forks" if forks else "standard"}
     arrays: dict = {}
     for step in STEPS:
         t0 = time.perf_counter()
         rec: dict = {"step": step}
         try:
-            model = getattr(S, "step_" + (step if step != "dataflow_partition"
-                                          else "create_dataflow_partition"))(model, cfg)
+            if step == "streamline" and forks:
+                model = step_streamline_forks(model, cfg)
+            else:
+                model = getattr(S, "step_" + (step if step != "dataflow_partition"
+                                              else "create_dataflow_partition"))(model, cfg)
             run_model = model
             if step == "dataflow_partition":
                 parent = os.path.join(cfg.get_intermediate_models_directory(),

@@ -14,13 +14,12 @@ from amchw.verify.finn import finn_steps
 
 from finn_helpers import BUILDS, REFUSED, _export
 
-#: FINN confirms the fork rule on a residual network, a two-scale block with a concatenation
-#: and an early exit (InceptionNet forks as SBCNN's teacher does, and takes FINN 75 s)
-CONFIRM = ["ee-v0", "resnet", "sbcnn-teacher"]
+#: FINN confirms the residual-add rule on both models that have one
+CONFIRM = ["resnet", "sbcnn-teacher"]
 
 
 def test_every_zoo_model_is_covered():
-    assert set(BUILDS) | set(REFUSED) | {"gru-cnn"} == set(ZOO)
+    assert set(BUILDS) | set(REFUSED) | {"gru-cnn", "inception"} == set(ZOO)
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))
@@ -76,3 +75,19 @@ def test_rules_the_finn_form_fixes_are_finns(finn, tmp_path, name, rewrites, rul
         assert "AveragePool" in [op for _, op in hw.non_hw]
     else:
         assert failed == [step], [(s.step, s.error) for s in r.steps]
+
+
+def test_forked_graphs_need_the_fork_aware_streamlining(finn, tmp_path):
+    """An early exit forks: FINN's standard step_streamline leaves the scale multiply at the
+    fork and the exit branch outside the HW layers; the export says so and the worker
+    streamlines such graphs with step_streamline_forks (test_finn_builds: all HW)."""
+    path = tmp_path / "ee.qonnx"
+    rep, _ = _export("ee-v0", path)
+    assert rep.forks == 1
+    assert onnx.load(str(path)).metadata_props and any(
+        p.key == "amchw.finn_streamline" and p.value == "forks"
+        for p in onnx.load(str(path)).metadata_props)
+    r = finn_steps(path, python=finn, standard_streamline=True)
+    assert r.streamlining == "standard" and not r.ok
+    hw = next(s for s in r.steps if s.step == "convert_to_hw")
+    assert {"MatMul", "MaxPool"} <= {op for _, op in hw.non_hw}
