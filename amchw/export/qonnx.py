@@ -81,9 +81,6 @@ def finn_problems(model) -> list[str]:
     g = model.graph
     inits = _inits(model)
     producer = {o: n for n in g.node for o in n.output}
-    graph_in = {i.name for i in g.input if i.name not in inits}
-    shaped = {v.name for v in list(g.value_info) + list(g.output) + list(g.input)
-              if v.type.tensor_type.HasField("shape")}
     out = []
     ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in list(g.value_info)
              + list(g.output) + list(g.input) if v.type.tensor_type.HasField("shape")}
@@ -108,9 +105,6 @@ def finn_problems(model) -> list[str]:
                     p in inits and inits[p].ndim == 0 for p in q.input[1:3]):
                 out.append(f"{where}: its bias quantizer's scale or zero point is a 0-d "
                            "scalar, which FINN's bias extraction cannot reshape")
-        for o in n.output:
-            if o and o not in shaped:
-                out.append(f"{where}: output {o!r} has no inferred shape")
         if n.op_type not in ("Quant", "IntQuant"):
             continue
         params = n.input[1:4]
@@ -137,8 +131,6 @@ def finn_problems(model) -> list[str]:
         if prev is not None and prev.op_type == "Relu":
             if attrs.get("signed", 1) or attrs.get("narrow", 0):
                 out.append(f"{where}: the quantizer after a ReLU must be unsigned and not narrow")
-        if src in graph_in and not attrs.get("signed", 1):
-            out.append(f"{where}: the input quantizer must be signed")
     if model.ir_version > 10:
         out.append(f"IR version {model.ir_version} is newer than onnxruntime reads")
     return out

@@ -77,6 +77,7 @@ def test_rules_the_finn_form_fixes_are_finns(finn, tmp_path, name, rewrites, rul
         assert failed == [step], [(s.step, s.error) for s in r.steps]
 
 
+@pytest.mark.slow
 def test_forked_graphs_need_the_fork_aware_streamlining(finn, tmp_path):
     """An early exit forks: FINN's standard step_streamline leaves the scale multiply at the
     fork and the exit branch outside the HW layers; the export says so and the worker
@@ -91,3 +92,76 @@ def test_forked_graphs_need_the_fork_aware_streamlining(finn, tmp_path):
     assert r.streamlining == "standard" and not r.ok
     hw = next(s for s in r.steps if s.step == "convert_to_hw")
     assert {"MatMul", "MaxPool"} <= {op for _, op in hw.non_hw}
+
+
+def _mlp_file(tmp_path):
+    """A small quantized MLP (input quantizer, FC, ReLU quantizer, FC), exported for FINN."""
+    import warnings
+
+    import numpy as np
+    import torch
+    from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
+
+    from amchw.export.qonnx import export_model
+    from amchw.models.quant import QuantConfig, input_kwargs, relu_kwargs, weight_kwargs
+
+    cfg = QuantConfig()
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(QuantIdentity(**input_kwargs(cfg)),
+                            QuantLinear(16, 8, bias=True, **weight_kwargs(cfg)),
+                            QuantReLU(**relu_kwargs(cfg)),
+                            QuantLinear(8, 4, bias=True, **weight_kwargs(cfg)))
+    m.train()
+    for _ in range(3):
+        m(torch.randn(8, 16))
+    m.eval()
+    x = np.random.default_rng(0).standard_normal((16, 16)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        export_model(m, x, tmp_path / "mlp.qonnx", "mlp")
+    return tmp_path / "mlp.qonnx"
+
+
+def _set(m, which: str):
+    """Break one quantizer rule in the MLP's file (in place); which quantizer: 0 input, 1 ReLU."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in m.graph.initializer}
+    acts = [n for n in m.graph.node if n.op_type == "Quant" and n.input[0] not in inits]
+    if which == "16-bit":
+        t = inits[acts[1].input[3]]
+        t.CopyFrom(numpy_helper.from_array(np.array(16.0, np.float32), t.name))
+    elif which == "zero point":
+        t = inits[acts[1].input[2]]
+        t.CopyFrom(numpy_helper.from_array(np.array(3.0, np.float32), t.name))
+    elif which == "signed after ReLU":
+        next(a for a in acts[1].attribute if a.name == "signed").i = 1
+    elif which == "unsigned input":
+        next(a for a in acts[0].attribute if a.name == "signed").i = 0
+        next(a for a in acts[0].attribute if a.name == "narrow").i = 0
+
+
+# (rule broken, what finn_problems says, the FINN step that fails; None: FINN builds it)
+QUANT_RULES = [("16-bit", "16-bit activation", "dataflow_partition"),
+               ("zero point", "is not 0", "qonnx_to_finn"),
+               ("signed after ReLU", "unsigned and not narrow", "qonnx_to_finn"),
+               ("unsigned input", None, None)]
+
+
+@pytest.mark.parametrize("which,says,step", QUANT_RULES, ids=[r[0] for r in QUANT_RULES])
+def test_quantizer_rules_are_finns(finn, tmp_path, which, says, step):
+    """Each quantizer rule of finn_problems holds in FINN (and an unsigned input quantizer,
+    which FINN builds, is not a rule)."""
+    path = _mlp_file(tmp_path)
+    m = onnx.load(str(path))
+    assert finn_problems(m) == []
+    _set(m, which)
+    probs = finn_problems(m)
+    onnx.save(m, str(path))
+    r = finn_steps(path, python=finn)
+    if says is None:
+        assert probs == [] and r.ok
+    else:
+        assert len(probs) == 1 and says in probs[0]
+        assert [s.step for s in r.steps if not s.ok] == [step]
