@@ -82,16 +82,23 @@ def finn_problems(model) -> list[str]:
     inits = _inits(model)
     producer = {o: n for n in g.node for o in n.output}
     out = []
+    readers: dict = {}
+    kind = {n.name: n.op_type for n in g.node}
+    for n in g.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n.name)
     ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in list(g.value_info)
              + list(g.output) + list(g.input) if v.type.tensor_type.HasField("shape")}
     for n in g.node:
         where = f"node {n.name!r} ({n.op_type})"
         if n.op_type not in FINN_OPS:
             out.append(f"{where}: op type not handled by FINN's QONNX conversion")
-        if n.op_type in ("Add", "Sub") and not any(i in inits for i in n.input):
-            out.append(f"{where}: a residual add of two computed tensors; FINN's streamlining "
-                       "moves the addends' signed-output bias past the join, and its HW "
-                       "conversion then refuses the signed MultiThreshold left without it")
+        pool_readers = readers.get(n.output[0], ()) if n.op_type == "MaxPool" else ()
+        if len(pool_readers) > 1 and any(kind[r] in ("Quant", "IntQuant") for r in pool_readers):
+            out.append(f"{where}: its output is read by {len(pool_readers)} branches, one of "
+                       "them a quantizer (a residual skip); FINN's streamlining moves the pool "
+                       "past that branch's MultiThreshold only and leaves a MultiThreshold "
+                       "whose input and output layouts differ (NHWC in, NCHW out)")
         if n.op_type in ("Conv", "MaxPool", "AveragePool") and ranks.get(n.input[0]) == 3:
             out.append(f"{where}: a 1-D window; FINN lowers only 2-D windows (export with "
                        "form 'finn' writes 1-D layers with unit height)")

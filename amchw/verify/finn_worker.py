@@ -40,10 +40,7 @@ def step_streamline_forks(model, cfg):
     from finn.transformation.streamline import Streamline
     from finn.transformation.streamline.absorb import (AbsorbConsecutiveTransposes,
                                                        AbsorbTransposeIntoMultiThreshold)
-    from finn.transformation.streamline.reorder import (MoveAddPastJoinAdd,
-                                                        MoveAffinePastJoinConcat,
-                                                        MoveChannelwiseLinearPastFork,
-                                                        MoveLinearPastEltwiseAdd,
+    from finn.transformation.streamline.reorder import (MoveAffinePastJoinConcat,
                                                         MoveLinearPastFork,
                                                         MoveMulPastJoinAdd,
                                                         MoveScalarLinearPastFork,
@@ -53,8 +50,10 @@ def step_streamline_forks(model, cfg):
     from qonnx.transformation.general import GiveReadableTensorNames, GiveUniqueNodeNames
     from qonnx.transformation.infer_datatypes import InferDataTypes
 
-    moves = (MoveScalarLinearPastFork, MoveChannelwiseLinearPastFork, MoveLinearPastFork,
-             MoveLinearPastEltwiseAdd, MoveMulPastJoinAdd, MoveAddPastJoinAdd,
+    # not MoveLinearPastEltwiseAdd / MoveAddPastJoinAdd: they carry a signed quantizer's
+    # -2^(b-1) bias past a residual join, and the HW conversion then refuses the signed
+    # MultiThreshold left without it
+    moves = (MoveScalarLinearPastFork, MoveLinearPastFork, MoveMulPastJoinAdd,
              MoveAffinePastJoinConcat)
     for _ in range(3):  # a move can expose another: a few rounds reach the fixed point
         for t in moves:
