@@ -11,6 +11,10 @@
   only as square Trunc-quantized pools or global pools whose 1/N multiply its later steps
   cannot place; a depthwise convolution becomes a VVAU and its 1/N scale is absorbed into the
   next thresholds. Windows must hold a power of two of positions (1/N exact in float32).
+- `pools_per_branch`: a max pool whose output several branches read is written once per
+  branch (readers in order of their module paths). FINN's streamlining moves a shared pool
+  past one branch's MultiThreshold only and breaks the other's layout; a pool has no
+  weights, so the copies change no value.
 - `vector_quant_params`: the scale and zero point of a bias quantizer as shape-(1,)
   tensors instead of 0-d scalars (qonnx's `ExtractBiasFromConv`, inside FINN's
   `ConvertQONNXtoFINN`, reshapes them and fails on 0-d arrays).
@@ -259,4 +263,46 @@ def avgpool_as_depthwise(model):
         g.node.insert(i, q)
         w_vi = helper.make_tensor_value_info(base + "_wq", 1, [C, 1, kh, kw])
         g.value_info.append(w_vi)
+    return model
+
+
+def pools_per_branch(model):
+    """Each MaxPool read by several nodes becomes one MaxPool per reader (in place); copy k
+    (readers sorted by module path, then name) records the module path `<pool path>.r<k>`."""
+    import copy
+
+    from onnx import StringStringEntryProto
+
+    from amchw.lower.qonnx import module_path
+
+    g = model.graph
+    readers: dict = {}
+    for n in g.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+    vis = {v.name: v for v in g.value_info}
+    for n in list(g.node):
+        rs = readers.get(n.output[0], [])
+        if n.op_type != "MaxPool" or len(rs) < 2:
+            continue
+        if any(o.name == n.output[0] for o in g.output):
+            raise FinnFormError(f"node {n.name!r} (MaxPool): a graph output read by branches")
+        path = module_path(n) or "pool"
+        rs = sorted(rs, key=lambda r: (module_path(r) or "", r.name))
+        at = list(g.node).index(n)
+        for k, r in enumerate(rs):
+            c = copy.deepcopy(n)
+            c.name, c.output[0] = f"{n.name}_r{k}", f"{n.output[0]}_r{k}"
+            del c.metadata_props[:]
+            c.metadata_props.append(StringStringEntryProto(key="amchw.module",
+                                                           value=f"{path}.r{k}"))
+            for j, i in enumerate(r.input):
+                if i == n.output[0]:
+                    r.input[j] = c.output[0]
+            g.node.insert(at + 1 + k, c)
+            if n.output[0] in vis:
+                v = copy.deepcopy(vis[n.output[0]])
+                v.name = c.output[0]
+                g.value_info.append(v)
+        g.node.remove(n)
     return model

@@ -97,8 +97,9 @@ def finn_problems(model) -> list[str]:
         if len(pool_readers) > 1 and any(kind[r] in ("Quant", "IntQuant") for r in pool_readers):
             out.append(f"{where}: its output is read by {len(pool_readers)} branches, one of "
                        "them a quantizer (a residual skip); FINN's streamlining moves the pool "
-                       "past that branch's MultiThreshold only and leaves a MultiThreshold "
-                       "whose input and output layouts differ (NHWC in, NCHW out)")
+                       "past that branch's MultiThreshold only, and its HW conversion refuses "
+                       "the MultiThreshold left with NHWC input and NCHW output (export with "
+                       "form 'finn' writes one pool per branch)")
         if n.op_type in ("Conv", "MaxPool", "AveragePool") and ranks.get(n.input[0]) == 3:
             out.append(f"{where}: a 1-D window; FINN lowers only 2-D windows (export with "
                        "form 'finn' writes 1-D layers with unit height)")
@@ -195,11 +196,13 @@ def export_model(model, frames: np.ndarray, path, name: str, dynamo: bool = Fals
     from amchw.ir.interp import run
     from amchw.ir.passes import TIES, unit_height, with_ties
     from amchw.ir.passes import avgpool_as_depthwise as ir_avgpool_as_depthwise
+    from amchw.ir.passes import pools_per_branch as ir_pools_per_branch
     from amchw.ir.printer import to_text
     from amchw.lower.brevitas import lower
 
     from .compat import cap_model, capped_ir_version
-    from .finn_form import FinnFormError, avgpool_as_depthwise, vector_quant_params
+    from .finn_form import (FinnFormError, avgpool_as_depthwise, pools_per_branch,
+                            vector_quant_params)
     from .finn_form import unit_height as onnx_unit_height
 
     if form not in FORMS:
@@ -233,12 +236,14 @@ def export_model(model, frames: np.ndarray, path, name: str, dynamo: bool = Fals
             onnx_unit_height(proto)
             vector_quant_params(proto)
             avgpool_as_depthwise(proto)
+            pools_per_branch(proto)
         except FinnFormError as e:
             raise ExportError(f"{name}: {e}") from None
         props["amchw.ties"] = "finn"
         if forks:  # FINN builds it with the fork-aware streamlining step (docs/qonnx.md)
             props["amchw.finn_streamline"] = "forks"
-        g_brev = with_ties(ir_avgpool_as_depthwise(unit_height(g_brev)), TIES["finn"])
+        g_brev = with_ties(ir_pools_per_branch(ir_avgpool_as_depthwise(unit_height(g_brev))),
+                           TIES["finn"])
     onnx.helper.set_model_props(proto, props)
     problems = finn_problems(proto)
     if problems and form == "finn":

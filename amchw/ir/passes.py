@@ -8,6 +8,8 @@ computes on the values it keeps.
 - `unit_height(graph)`: a graph of 1-D layers over (C, W) values as the 2-D graph over
   (C, 1, W) with (1, k) windows that FINN maps; the values are the same numbers in the same
   row-major order (the QONNX export writes the file in this form, docs/qonnx.md).
+- `pools_per_branch(graph)`: a max pool read by several branches as one pool per branch (the
+  form FINN builds; export.finn_form writes the file the same way).
 - `avgpool_as_depthwise(graph)`: a summing average pool as the depthwise convolution with unit
   weights of scale 1/N (2-bit narrow) that FINN builds in its place; same accumulators, same
   scale, so the requantizer after it is unchanged.
@@ -119,4 +121,38 @@ def avgpool_as_depthwise(graph: Graph) -> Graph:
     return b.build(graph.outputs, dict(graph.meta))
 
 
-__all__ = ["TIES", "avgpool_as_depthwise", "unit_height", "with_ties", "Value"]
+def pools_per_branch(graph: Graph) -> Graph:
+    """Every MaxPool read by several nodes as one MaxPool per reader (readers sorted by
+    source, then name); copy k is named from the source `<pool source>.r<k>`, as the QONNX
+    import names the copies export.finn_form.pools_per_branch writes."""
+    readers: dict = {}
+    for n in graph.nodes:
+        for i in n.inputs:
+            readers.setdefault(i, []).append(n)
+    split = {n.output.name: n for n in graph.nodes
+             if isinstance(n.op, MaxPool) and len(readers.get(n.output.name, ())) > 1}
+    if not split:
+        return graph
+    if any(o in split for o in graph.outputs):
+        raise IRError("pools_per_branch: a max pool read by branches is a graph output")
+    copy_of: dict = {}           # (pool value, reader name) -> the copy's value name
+    b = GraphBuilder(graph.name)
+    for v in graph.inputs:
+        b.input(v.name, v.shape, v.dtype)
+    for n in graph.nodes:
+        if n.output.name in split:
+            rs = sorted(readers[n.output.name], key=lambda r: (r.source, r.name))
+            for k, r in enumerate(rs):
+                src = f"{n.source}.r{k}"
+                out = b.add(src.replace(".", "_"), n.op, n.inputs, src)
+                copy_of[(n.output.name, r.name)] = out.name
+            continue
+        ins = [copy_of.get((i, n.name), i) for i in n.inputs]
+        out = b.add(n.name, n.op, ins, n.source)
+        if out.name != n.output.name:
+            raise IRError(f"pools_per_branch: node {n.name!r} renamed to {out.name!r}")
+    return b.build(graph.outputs, dict(graph.meta))
+
+
+__all__ = ["TIES", "avgpool_as_depthwise", "pools_per_branch", "unit_height", "with_ties",
+           "Value"]
