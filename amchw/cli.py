@@ -237,11 +237,10 @@ def _frames_for_shape(graph, n: int, seed: int):
 
     from amchw.data.synthetic import PROFILES, frames_for
     from amchw.ir.samples import sample_inputs
+    from amchw.ir.types import QType
 
     shape = graph.inputs[0].shape
     size = int(np.prod(shape))
-    from amchw.ir.types import QType
-
     if not isinstance(graph.inputs[0].dtype, QType):
         for prof in PROFILES:
             f = frames_for(prof, n, seed=seed)
