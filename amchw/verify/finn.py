@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -182,11 +181,15 @@ def finn_steps(path, python: str | None = None, standard_streamline: bool = Fals
                          python, execute=False, standard_streamline=standard_streamline)
     rep = FinnReport(str(path), 0, graph.meta.get("ties", "half_even"),
                      streamlining=report.get("streamlining", ""))
-    for s in report["steps"]:
-        rep.steps.append(StepResult(s["step"], bool(s["ok"]), s.get("error", ""),
-                                    s.get("ops", {}), s.get("non_hw", []),
-                                    seconds=float(s.get("seconds_transform", 0))))
+    rep.steps = [_step_result(s) for s in report["steps"]]
     return rep
+
+
+def _step_result(s: dict) -> StepResult:
+    """A step of the worker's report, before any comparison."""
+    return StepResult(s["step"], bool(s["ok"]), s.get("error", ""), s.get("ops", {}),
+                      s.get("non_hw", []),
+                      seconds=float(s.get("seconds_transform", 0) + s.get("seconds_execute", 0)))
 
 
 def _as_ir_layout(finn_codes: np.ndarray, ir_shape: tuple) -> np.ndarray | None:
@@ -251,8 +254,7 @@ def compare_with_finn(path, frames: np.ndarray, python: str | None = None,
     from amchw.ir import Quantize, Requant
     from amchw.ir.interp import check_input, eval_node, kernels_for, run
     from amchw.lower.qonnx import load_qonnx
-    from amchw.verify import TIE_TOL
-    from amchw.verify.qonnx import _exact_point, _tie_distance
+    from amchw.verify.qonnx import classify_difference
 
     graph = load_qonnx(path, ties=ties)
     shape = tuple(graph.inputs[0].shape)
@@ -292,18 +294,12 @@ def compare_with_finn(path, frames: np.ndarray, python: str | None = None,
                 break
             t = node.output.dtype
             theirs = np.rint(theirs).astype(np.int64) + t.zero_point
-            bad = theirs != ours
+            d = classify_difference(node, ins[0], vals[node.inputs[0]].dtype, ours, theirs)
             m = LayerMatch(mt["node"], node.name, tuple(ours.shape[1:]), int(ours.size),
-                           int(bad.sum()), exact=_exact_point(node))
-            if bad.any():
-                zp = getattr(vals[node.inputs[0]].dtype, "zero_point", 0)
-                tie = _tie_distance(node, ins[0], zp)[bad]
-                diff = np.abs(theirs - ours)[bad]
-                m.max_tie_distance = float(tie.max())
-                m.forbidden = int(bad.sum()) if m.exact else \
-                    int((~((diff == 1) & (tie <= TIE_TOL))).sum())
-                if theirs.min() >= t.lo and theirs.max() <= t.hi:
-                    env[node.output.name] = theirs.astype(np.int32)
+                           d["mismatches"], exact=d["exact"], forbidden=d["forbidden"],
+                           max_tie_distance=d["max_tie_distance"])
+            if m.mismatches and theirs.min() >= t.lo and theirs.max() <= t.hi:
+                env[node.output.name] = theirs.astype(np.int32)
             rep.layers.append(m)
         else:
             outs = [env[o] for o in graph.outputs]
@@ -311,9 +307,7 @@ def compare_with_finn(path, frames: np.ndarray, python: str | None = None,
         v = run(graph, x, "ref")
         outs = list(v) if isinstance(v, tuple) else [v]
     for s in report["steps"]:
-        r = StepResult(s["step"], bool(s["ok"]), s.get("error", ""), s.get("ops", {}),
-                       s.get("non_hw", []),
-                       seconds=float(s.get("seconds_transform", 0) + s.get("seconds_execute", 0)))
+        r = _step_result(s)
         if r.ok:
             same = np.ones(len(x), bool)
             for i, ours in enumerate(outs):
@@ -347,7 +341,8 @@ def format_finn_report(rep: FinnReport) -> str:
         for m in rep.layers:
             what = f"{m.mismatches} mismatches"
             if m.mismatches:
-                what += (f" ({m.forbidden} forbidden; all within {m.max_tie_distance:.1e} of a tie)"
+                what += (f" ({m.forbidden} forbidden; all within "
+                         f"{m.max_tie_distance:.1e} of a tie)"
                          if not m.exact else " (forbidden: exact thresholds)")
             lines.append(f"  {m.finn_node:<18} = {m.ir_node:<14} {str(m.shape):<16} "
                          f"{m.compared:>9,} codes, {what}"
@@ -360,13 +355,3 @@ def format_finn_report(rep: FinnReport) -> str:
                  + (f"; unexpected nodes outside HW: {rep.unexpected_non_hw}"
                     if rep.unexpected_non_hw else ""))
     return "\n".join(lines)
-
-
-if __name__ == "__main__":  # python -m amchw.verify.finn FILE.qonnx (a quick look)
-    from amchw.data.synthetic import frames_for
-
-    f = sys.argv[1]
-    from amchw.lower.qonnx import load_qonnx as _l
-
-    g = _l(f)
-    print(format_finn_report(compare_with_finn(f, frames_for(g.name, 4, seed=0))))

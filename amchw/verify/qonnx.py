@@ -88,6 +88,27 @@ def _exact_point(node) -> bool:
     return False
 
 
+def classify_difference(node, x_in: np.ndarray, in_type, ours: np.ndarray,
+                        theirs: np.ndarray) -> dict:
+    """Codes of another tool (`theirs`) against the IR's (`ours`) at one quantizer node.
+
+    Where the other tool's float32 evaluation is exact at this node (_exact_point) every
+    difference is forbidden; elsewhere a difference is allowed only as 1 LSB at a near-tie of
+    the exact value the node rounds (|frac - 1/2| <= TIE_TOL). Returns mismatches, forbidden,
+    max_diff_lsb, max_tie_distance (None without differences) and exact."""
+    diff = np.abs(theirs.astype(np.int64) - ours)
+    bad = diff != 0
+    out = {"mismatches": int(bad.sum()), "forbidden": 0, "max_diff_lsb": 0,
+           "max_tie_distance": None, "exact": _exact_point(node)}
+    if bad.any():
+        tie = _tie_distance(node, x_in, getattr(in_type, "zero_point", 0))[bad]
+        out["max_diff_lsb"] = int(diff.max())
+        out["max_tie_distance"] = float(tie.max())
+        out["forbidden"] = int(bad.sum()) if out["exact"] else \
+            int((~((diff[bad] == 1) & (tie <= TIE_TOL))).sum())
+    return out
+
+
 def qonnx_execute(model, frames: np.ndarray, tensors) -> dict:
     """Run qonnx's executor frame by frame (the file's batch is 1); the named tensors, stacked."""
     from qonnx.core.onnx_exec import execute_onnx
@@ -135,21 +156,13 @@ def compare_with_qonnx(path, frames: np.ndarray) -> QonnxReport:
         shape = (1, -1) + (1,) * (ours.ndim - 2) if t.per_channel else ()
         scale = t.scale_array().reshape(shape) if t.per_channel else t.scale[0]
         q_ref = np.round(ref[tensor].astype(np.float64) / scale) + t.zero_point
-        diff = np.abs(q_ref - ours)
-        bad = diff != 0
+        d = classify_difference(node, ins[0], vals[node.inputs[0]].dtype, ours, q_ref)
         pr = PointReport(tensor, node.output.name, node.op.kind, compared=int(ours.size),
-                         mismatches=int(bad.sum()), exact=_exact_point(node))
-        if bad.any():
-            pr.max_diff_lsb = int(diff.max())
-            zp = getattr(vals[node.inputs[0]].dtype, "zero_point", 0)
-            tie = _tie_distance(node, ins[0], zp)[bad]
-            pr.max_tie_distance = float(tie.max())
-            if pr.exact:
-                pr.forbidden = int(bad.sum())
-            else:
-                pr.forbidden = int((~((diff[bad] == 1) & (tie <= TIE_TOL))).sum())
-            if q_ref.min() >= t.lo and q_ref.max() <= t.hi:
-                env[node.output.name] = q_ref.astype(np.int32)
+                         mismatches=d["mismatches"], forbidden=d["forbidden"],
+                         max_diff_lsb=d["max_diff_lsb"],
+                         max_tie_distance=d["max_tie_distance"], exact=d["exact"])
+        if d["mismatches"] and q_ref.min() >= t.lo and q_ref.max() <= t.hi:
+            env[node.output.name] = q_ref.astype(np.int32)
         rep.points.append(pr)
     # the float output(s) of a plain IR run (not the node-by-node one fed with the executor's
     # codes); the importer's last points pair each graph output with its ONNX tensor
