@@ -118,7 +118,7 @@ def parse_array(text: str) -> tuple[int, int]:
 # ------------------------------------------------------------------------------ presets
 
 _ASIC_SOURCES = {
-    "mac_pj": "Accelergy 45 nm table: 8-bit MAC 0.315 pJ (reference.md s.4)",
+    "mac_pj": "Accelergy 45 nm table: 8-bit MAC 0.315 pJ (docs/sources.md, Energy)",
     "reg_pj": "Eyeriss (Chen et al., ISCA 2016): a register-file access costs about 1x a MAC",
     "sram_pj_per_byte": "Accelergy 45 nm: 128 KiB SRAM 32.4 pJ per 64-bit read = 4.05 pJ/byte",
     "dram_pj_per_byte": "Accelergy: LPDDR4 8 pJ/bit = 64 pJ/byte",

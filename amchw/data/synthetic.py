@@ -328,7 +328,8 @@ def _profile(profile: str | Profile) -> Profile:
 @dataclass(frozen=True)
 class Channel:
     """The channel between modulator and receiver, after RML2016's GNU Radio dynamic channel
-    model (reference.md s.1), in units of the sample rate (200 kHz there):
+    model (docs/sources.md, How RadioML 2016 was generated), in units of the sample rate
+    (200 kHz there):
 
     - sample-rate offset: the receiver samples at (1 + e) times the transmitter's rate, e
       uniform in [-sro_max, sro_max] per frame (GNU Radio: a random walk bounded by 50 Hz at

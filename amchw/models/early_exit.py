@@ -1,5 +1,5 @@
 """The early-exit networks V0-V3 of the early-exit seed (Mohammed, Mashaal & Abou-Zeid,
-GLOBECOM 2023; seeds/early-exits-amc-readme.txt) and their baseline, for RadioML 2016.10B's
+GLOBECOM 2023; docs/sources.md, Seed papers) and their baseline, for RadioML 2016.10B's
 10 classes of 2x128 frames (profile "rml2016b").
 
 Layer sizes follow the authors' public getModel.py (read, not copied). The baseline (119,418

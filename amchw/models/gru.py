@@ -1,7 +1,7 @@
 """A quantized GRU from Brevitas primitives, and the GRU-CNN hybrid of the GRU-CNN seed
-(seeds/gru-cnn-pruning-qat.txt) for RadioML 2018's 24 classes of 2x1024 frames.
+(Kassri et al., docs/sources.md, Seed papers) for RadioML 2018's 24 classes of 2x1024 frames.
 
-Brevitas 0.13 has no QuantGRU (reference.md section 2), so QuantGRU is written from quantized
+Brevitas 0.13 has no QuantGRU (docs/sources.md, Recurrent layers): QuantGRU is built from quantized
 parts, one quantizer per intermediate, in the reset-after form of PyTorch's nn.GRU and Keras'
 default (6 bias vectors, so C cells on I inputs hold 3 (C I + C^2 + 2 C) parameters):
 

@@ -1,6 +1,6 @@
-"""The MATLAB-style AMC CNN and its slimmed 7-layer variant (seeds/cnn-compression-quantization,
-Table I), for 11 classes of 2x1024 frames (the MATLAB example's frame length and its classes,
-which are RadioML 2016's: profile "rml2016-1024").
+"""The MATLAB-style AMC CNN and its slimmed 7-layer variant (the compression seed's Table I,
+docs/sources.md), for 11 classes of 2x1024 frames (the MATLAB example's frame length and its
+classes, which are RadioML 2016's: profile "rml2016-1024").
 
 Original: 6 x [conv 1-D 'same' (MATLAB's [1 k] on a 1 x 1024 x 2 image), BN, ReLU, pool];
 filters 16, 24, 32, 48, 64, 96. Table I prints the kernels as [1 4] but its parameter counts

@@ -1,4 +1,4 @@
-"""SBCNN teacher and single-block student of the distillation seed (seeds/kd-sbcnn-slides),
+"""SBCNN teacher and single-block student of the distillation seed (docs/sources.md, Seed papers),
 for RadioML 2018's 24 classes of 2x1024 frames.
 
 The seed gives the layout only: the teacher is [A, B, C, C, global average pool, dense], the

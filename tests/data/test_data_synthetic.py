@@ -17,7 +17,7 @@ from amchw.data.synthetic import (
 
 def test_class_lists():
     assert len(CLASSES_2016) == 11 and list(CLASSES_2016) == sorted(CLASSES_2016)
-    # argmax(Y) order of RML2018.01A (reference.md section 1), not its classes.txt order.
+    # argmax(Y) order of RML2018.01A (docs/sources.md, RadioML 2018.01A), not its classes.txt order.
     assert " ".join(CLASSES_2018) == (
         "OOK 4ASK 8ASK BPSK QPSK 8PSK 16PSK 32PSK 16APSK 32APSK 64APSK 128APSK 16QAM 32QAM "
         "64QAM 128QAM 256QAM AM-SSB-WC AM-SSB-SC AM-DSB-WC AM-DSB-SC FM GMSK OQPSK"

@@ -183,8 +183,8 @@ def test_zoo_macs_agree_with_the_simulator_mapping():
                                                                scales="float")])
 def test_compression_seed_cnns_match_table_one(config):
     """The seed's Table I: per-layer learnable parameters of both models (conv weights and
-    bias); in total with BN and the FC layer 97,395 (reference.md) and 51,155; MACs fall by
-    ~70% as the seed reports."""
+    bias); in total with BN and the FC layer 97,395 (docs/sources.md, Architectures) and
+    51,155; MACs fall by ~70% as the seed reports."""
     want = {"cnn-matlab": [272, 3096, 6176, 12336, 24640, 49248],
             "cnn-slim": [144, 792, 1568, 3120, 6208, 12384, 24704]}
     for name, per_layer in want.items():
@@ -233,7 +233,7 @@ def test_west_oshea_resnet_and_inception_sizes(config):
 
 
 def test_early_exit_networks_match_the_seed():
-    """Baseline 119,418, exit branch 68,010, every version 187,428 (reference.md section 5);
+    """Baseline 119,418, exit branch 68,010, every version 187,428 (docs/sources.md, Architectures);
     the exit branch reads 1024 features at conv1 / conv2 / conv3 / conv5."""
     from amchw.models.early_exit import EXITS
 
