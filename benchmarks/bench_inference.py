@@ -34,12 +34,12 @@ Exactness: while benchmarking, the outputs of "fast" and "numba" (warm-up call a
 call) are compared with the "ref" output on the same batch with np.array_equal; the result is
 printed per model/batch and in --json. The script exits with status 1 if any check fails.
 
-Examples (from the repository root):
-    /work/venv/bin/python benchmarks/bench_inference.py --quick
-    /work/venv/bin/python benchmarks/bench_inference.py --json bench.json
-    /work/venv/bin/python benchmarks/bench_inference.py --models vtcnn2 --batches 1 64 256 \\
+Examples (from the repository root, with the python where amchw is installed):
+    python benchmarks/bench_inference.py --quick
+    python benchmarks/bench_inference.py --json bench.json
+    python benchmarks/bench_inference.py --models vtcnn2 --batches 1 64 256 \\
         --threads 1 --paths fast torch-f32
-    /work/venv/bin/python benchmarks/bench_inference.py --quick --profile   # per-node times
+    python benchmarks/bench_inference.py --quick --profile   # per-node times
 
 This is a benchmark, not a test: it asserts nothing about speed.
 """

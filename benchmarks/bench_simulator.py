@@ -5,8 +5,11 @@ VTCNN2 (batch 1), for the three dataflows, in SCALE-Sim mode (sequential folds) 
 three count the same cycles.
 
     python benchmarks/bench_simulator.py                              # closed form + stepped
-    python benchmarks/bench_simulator.py --scalesim-python /work/scalesim-venv/bin/python \\
+    python benchmarks/bench_simulator.py --scalesim-python PATH \\
         --scalesim-max-cycles 1200000 --json bench_sim.json
+
+PATH is the python of a separate virtual environment holding SCALE-Sim v2; the docstring of
+benchmarks/scalesim/run_scalesim_v2.py says how to build it.
 
 Per case it checks that the stepped array and SCALE-Sim report the closed form's cycle count
 (a mismatch is printed and makes the exit status 1), and reports wall seconds. The closed form
