@@ -5,23 +5,13 @@ Every kernel `<op>_<dtype>[_variant]` has a `<op>_<dtype>_ref` twin written diff
 This package never imports the IR, torch or brevitas.
 """
 
-# Rounding modes (an explicit field of every rounding op in the IR).
-ROUND_HALF_EVEN = 0  # ties to the even neighbour (torch.round, np.round, Brevitas, QONNX ROUND)
-ROUND_HALF_UP = 1    # ties toward +infinity ("add half then floor", FINN thresholds)
-ROUND_HALF_AWAY = 2  # ties away from zero (C round(), gemmlowp's rounding half)
-ROUND_FLOOR = 3      # toward -infinity (arithmetic shift right, QONNX Trunc FLOOR)
+from .modes import (ROUND_FLOOR, ROUND_HALF_AWAY, ROUND_HALF_EVEN, ROUND_HALF_UP,
+                    ROUNDING_NAMES)
 
-ROUNDING_NAMES = {
-    "half_even": ROUND_HALF_EVEN,
-    "half_up": ROUND_HALF_UP,
-    "half_away": ROUND_HALF_AWAY,
-    "floor": ROUND_FLOOR,
-}
-
-# Public kernels (imported after the constants above, which the submodules use).
-from .conv import conv2d_i32, conv2d_i32_gemm, conv2d_i32_ref  # noqa: E402
-from .dense import dense_i32, dense_i32_gemm, dense_i32_ref  # noqa: E402
-from .eltwise import (  # noqa: E402
+# Public kernels
+from .conv import conv2d_i32, conv2d_i32_gemm, conv2d_i32_ref
+from .dense import dense_i32, dense_i32_gemm, dense_i32_ref
+from .eltwise import (
     add_i32,
     add_i32_ref,
     gatemix_i32,
@@ -31,8 +21,8 @@ from .eltwise import (  # noqa: E402
     mul_i32,
     mul_i32_ref,
 )
-from .exit import entropy_exit_i32, entropy_exit_i32_ref  # noqa: E402
-from .pool import (  # noqa: E402
+from .exit import entropy_exit_i32, entropy_exit_i32_ref
+from .pool import (
     avgpool2d_i32,
     avgpool2d_i32_ref,
     maxpool2d_i32,
@@ -40,14 +30,14 @@ from .pool import (  # noqa: E402
     sumpool2d_i32,
     sumpool2d_i32_ref,
 )
-from .quantize import (  # noqa: E402
+from .quantize import (
     dequantize_f64,
     dequantize_f64_ref,
     quantize_f64,
     quantize_f64_ref,
 )
-from .requant import requant_i32, requant_i32_ref  # noqa: E402
-from .rounding import (  # noqa: E402
+from .requant import requant_i32, requant_i32_ref
+from .rounding import (
     round_div,
     round_div_ref,
     round_shift,

@@ -10,7 +10,7 @@ them against the reference interpreter in the tests."""
 import numpy as np
 from numba import njit
 
-from . import ROUND_HALF_AWAY, ROUND_HALF_EVEN, ROUND_HALF_UP
+from .modes import ROUND_HALF_AWAY, ROUND_HALF_EVEN, ROUND_HALF_UP
 from .conv import im2col_fill
 from .pool import maxpool_plane
 

@@ -5,7 +5,8 @@ maps codes back to float64. The rounding decisions are exact float64 comparisons
 import numpy as np
 from numba import njit
 
-from . import ROUND_FLOOR, ROUND_HALF_AWAY, ROUND_HALF_EVEN, ROUND_HALF_UP, _checks
+from . import _checks
+from .modes import ROUND_FLOOR, ROUND_HALF_AWAY, ROUND_HALF_EVEN, ROUND_HALF_UP
 
 
 @njit(cache=True)

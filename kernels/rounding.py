@@ -5,7 +5,7 @@ by one of the ROUND_* modes, exactly, for any int64 t."""
 import numpy as np
 from numba import njit
 
-from . import ROUND_FLOOR, ROUND_HALF_AWAY, ROUND_HALF_EVEN, ROUND_HALF_UP
+from .modes import ROUND_FLOOR, ROUND_HALF_AWAY, ROUND_HALF_EVEN, ROUND_HALF_UP
 
 
 @njit(cache=True)

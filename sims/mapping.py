@@ -4,11 +4,11 @@ Every Conv and Dense becomes a GEMM view O (M x N) = A (M x K) . B (K x N) per g
   Conv:  M = batch * output pixels, K = kernel taps x input channels per group, N = filters per
          group (im2col; a grouped conv is `groups` independent GEMMs, run one after the other);
   Dense: M = batch, K = inputs, N = outputs.
-Everything else (Quantize, Requant, MaxPool, AvgPool, Add, Concat, Lut, Mul, GateMix,
-Dequantize, EntropyExit) runs on the vector unit and is counted in element operations; Reshape
-is free.
-A GRU node becomes the views of its cell graph, named "<gru>/<cell node>", each repeated once
-per time step (`repeat`): the recurrence runs its steps one after the other."""
+Everything else runs on the vector unit and is counted in element operations; Reshape is free.
+Each op states its work itself (`Op.work`: Gemm, Vector, Free or Recur, in ir/ops/); this module
+prices it in bytes for a batch. A GRU node becomes the views of its cell graph, named
+"<gru>/<cell node>", each repeated once per time step (`repeat`): the recurrence runs its steps
+one after the other."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from amchw.ir.graph import Graph
-from amchw.ir.ops import GRU, Add, AvgPool, Conv, Dense, EntropyExit, GateMix, MaxPool, Reshape
+from amchw.ir.ops import Free, Gemm, Recur, Vector
+from amchw.ir.types import IRError
 
 
 @dataclass(frozen=True)
@@ -72,41 +73,23 @@ def _layers(graph: Graph, batch: int, prefix: str, repeat: int) -> list:
     vals = graph.values()
     out = []
     for n in graph.nodes:
-        op = n.op
-        if isinstance(op, GRU):
-            out += _layers(op.cell, batch, f"{prefix}{n.name}/", repeat * n.output.shape[-1])
+        work = n.op.work([vals[i].shape for i in n.inputs], n.output.shape)
+        if isinstance(work, Recur):  # a recurrent cell: its views once per step
+            out += _layers(work.graph, batch, f"{prefix}{n.name}/", repeat * work.steps)
+            continue
+        if isinstance(work, Free):
             continue
         ob = _bytes(n.output, batch)
         ib = sum(_bytes(vals[i], batch) for i in n.inputs)
-        if isinstance(op, (Conv, Dense)):
-            k_ = op.weight.shape[0]
-            if isinstance(op, Conv):
-                g = op.groups
-                kred = int(np.prod(op.weight.shape[1:]))
-                pix = int(np.prod(n.output.shape[1:]))
-                name = f"Conv{op.ndim}d"
-            else:
-                g, kred, pix, name = 1, op.weight.shape[1], 1, "Dense"
-            out.append(GemmView(prefix + n.name, name, batch * pix, kred, k_ // g, g, batch, ib,
-                                -(-op.weight.size * op.w_type.bits // 8), ob, op.w_type.bits,
-                                repeat))
-        elif isinstance(op, Reshape):
-            continue
-        else:
+        if isinstance(work, Gemm):
+            out.append(GemmView(prefix + n.name, work.label, batch * work.pixels, work.K, work.N,
+                                work.groups, batch, ib, -(-work.w_count * work.w_bits // 8), ob,
+                                work.w_bits, repeat))
+        elif isinstance(work, Vector):
             elems = batch * int(np.prod(n.output.shape))
-            if isinstance(op, (MaxPool, AvgPool)):
-                per = int(np.prod(op.kernel))  # one compare/add per window element
-            elif isinstance(op, Add):
-                per = 3  # two rescales and an add
-            elif isinstance(op, GateMix):
-                per = 2  # two multiply-adds
-            elif isinstance(op, EntropyExit):
-                # one flag per frame from n logits: 12 operations per logit (offset, max,
-                # difference, split, two table reads, product and rounding shift, S and A
-                # accumulations) and 16 per frame (leading bit, log interpolation, the two
-                # products and the comparison): EntropyExit.ops_per_frame
-                per = op.ops_per_frame(int(np.prod(vals[n.inputs[0]].shape)))
-            else:  # Requant, Quantize, Dequantize, Concat: one multiply-add-shift-clamp;
-                per = 1  # Lut: one table read; Mul: one multiply
-            out.append(VectorOp(prefix + n.name, op.kind, elems, per, ib, ob, repeat))
+            out.append(VectorOp(prefix + n.name, n.op.kind, elems, work.ops_per_element, ib, ob,
+                                repeat))
+        else:
+            raise IRError(f"node {n.name!r} ({n.op.kind}): cost mapping gave {work!r}, not "
+                          "a Gemm, Vector, Free or Recur")
     return out

@@ -166,7 +166,8 @@ def compare_table(rows: list[dict], target, timing: str) -> str:
     out = [f"{target.name} {target.rows}x{target.cols}, {timing} timing",
            f"{'model':<{w}} {'format':<8} {'df':<3} {'cycles':>12} {'energy uJ':>11} "
            f"{'weights B':>11} {'MACs':>13} {'DRAM B':>11}"]
-    best_c, best_e = {}, {}
+    best_c: dict = {}
+    best_e: dict = {}
     for r in rows:
         m = r["model"]
         if m not in best_c or r["cycles"] < best_c[m]["cycles"]:

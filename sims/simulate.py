@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from amchw.ir.graph import Graph
-from amchw.ir.ops import GRU, Conv, Dense, Requant, Reshape, parse_pq
+from amchw.ir.ops import GRU, Conv, Dense, Requant, Reshape
 
 from .energy import Energy, energy
 from .hardware import DATAFLOW_NAMES, DATAFLOWS, Target, TargetError
@@ -151,7 +151,7 @@ class SimReport:
 
 def _root(graph: Graph) -> dict:
     """Value -> the value it is a view of (Reshape outputs alias their input)."""
-    root = {}
+    root: dict[str, str] = {}
     for n in graph.nodes:
         if isinstance(n.op, Reshape):
             root[n.output.name] = root.get(n.inputs[0], n.inputs[0])
@@ -272,7 +272,7 @@ def simulate(graph: Graph, target: Target, dataflow: str | None = None,
             if sc is not None and sc.handling in ("lookup", "bins"):
                 # PQ: lookup reads a centroid (d values) and its code per input and subspace;
                 # bins reads the codes, then each codebook once per row of the batch
-                P = parse_pq(node.op.w_format)[0]
+                P = node.op.w_format.pq[0]
                 d = g.N // P
                 wb = node.op.w_type.bits
                 bits = (sc.table_reads * (d * wb + sc.index_bits) if sc.handling == "lookup"
@@ -402,7 +402,7 @@ def stepped_check(report: SimReport, graph: Graph, frames: np.ndarray) -> dict:
     for n in graph.nodes:
         if not isinstance(n.op, (Conv, Dense)):
             continue
-        zx = types[n.inputs[0]].dtype.zero_point
+        zx = getattr(types[n.inputs[0]].dtype, "zero_point", 0)  # codes: a Conv/Dense input
         parts, geo = gemm_operands(n, env[n.inputs[0]], zx)
         want = env[n.output.name]
         cycles = 0

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from amchw.ir.ops import Conv, Dense, parse_nm, parse_pq
+from amchw.ir.formats import WeightFormat
+from amchw.ir.ops import Conv, Dense
 from amchw.ir.sparse import index_bits
 
 from .timing import ceil_div, gemm_cycles, spatial_temporal
@@ -75,7 +76,7 @@ def pq_gemm(op, M: int, R: int, C: int, dataflow: str, timing: str = "pipelined"
     (a storage saving only); bin-accumulate adds each input into one of K bins per subspace
     (K_red * P vector adds per row) and multiplies the bins by the centroids: P GEMMs of
     M x K x d on the array. "auto": bins when the inputs outnumber the centroids."""
-    P, K = parse_pq(op.w_format)  # the validator has checked the weights fit it
+    P, K = op.w_format.pq  # the validator has checked the weights fit it
     n_out, k_red = op.weight.shape
     d = n_out // P
     if kernel == "auto":
@@ -103,11 +104,11 @@ def sparse_gemm(op, M: int, R: int, C: int, dataflow: str, timing: str = "pipeli
                 fmt: str | None = None) -> SparseCost:
     """The sparse cost of Conv/Dense `op` as an M x K x N GEMM per group (M = output pixels x
     batch) on an R x C array, for its weight format (or `fmt`)."""
-    if fmt is None and parse_pq(op.w_format) is not None:
+    if fmt is None and op.w_format.pq is not None:
         return pq_gemm(op, M, R, C, dataflow, timing)
     if not isinstance(op, (Conv, Dense)):
         raise TypeError("sparse_gemm takes a Conv or Dense op")
-    fmt = fmt or op.w_format
+    fmt = WeightFormat(fmt or op.w_format)
     B = gemm_weights(op)
     g, K, N = B.shape
     nz = B != op.w_type.zero_point
@@ -116,7 +117,7 @@ def sparse_gemm(op, M: int, R: int, C: int, dataflow: str, timing: str = "pipeli
     actual = M * nnz_total
     wbits = op.w_type.bits
     dense_cycles = g * gemm_cycles(M, K, N, R, C, dataflow, timing).cycles
-    nm = parse_nm(fmt)
+    nm = fmt.nm
     ib = 0
     if fmt == "dense":
         return SparseCost(fmt, "none", algorithmic, actual, 0, 0, algorithmic, dense_cycles,

@@ -13,7 +13,8 @@ import numpy as np
 from .graph import Graph, Node
 from .ops import Dequantize, EntropyExit
 from .types import IRError, QType, Value
-from .validate import EXIT_FLAG, validate
+from .ops import EXIT_FLAG
+from .validate import validate
 
 #: the name of the flag output add_exit_rule appends
 EXIT_OUTPUT = "exit"
@@ -48,7 +49,7 @@ def exit_node(graph: Graph) -> Node | None:
 def _folded_offset(dq: Node, t: QType, n: int) -> np.ndarray | None:
     """The Dequantize's float bias as integer codes: None when it is absent or zero; IRError
     naming the node when it is not an exact multiple of the logit scale."""
-    b = dq.op.bias
+    b = getattr(dq.op, "bias", None)
     if b is None or not np.any(b):
         return None
     b = np.broadcast_to(b, (n,))
@@ -102,25 +103,27 @@ def add_exit_rule(graph: Graph, threshold: float = DEFAULT_THRESHOLD,
 
 def with_threshold(graph: Graph, threshold: float) -> Graph:
     """The graph with its exit decision moved to another threshold (only c_fix changes)."""
-    node = _need_exit(graph)
-    src = graph.values()[node.inputs[0]]
-    op = node.op.with_threshold(threshold, src.dtype.scale[0], src.shape[0])
+    node, op, scale, n = _need_exit(graph)
+    op = op.with_threshold(threshold, scale, n)
     nodes = tuple(replace(n, op=op) if n is node else n for n in graph.nodes)
     return validate(replace(graph, nodes=nodes))
 
 
-def _need_exit(graph: Graph) -> Node:
+def _need_exit(graph: Graph) -> tuple[Node, EntropyExit, float, int]:
+    """The exit node, its op, and its logits' scale and count."""
     node = exit_node(graph)
-    if node is None:
+    if node is None or not isinstance(node.op, EntropyExit):
         raise IRError(f"graph {graph.name!r} has no exit decision (add_exit_rule)")
-    return node
+    src = graph.values()[node.inputs[0]]
+    if not isinstance(src.dtype, QType):
+        raise IRError(f"graph {graph.name!r}: the exit decision reads a float tensor")
+    return node, node.op, src.dtype.scale[0], src.shape[0]
 
 
 def error_bound(graph: Graph) -> float:
     """The margin in base-10 entropy beyond which the graph's integer flag is exact."""
-    node = _need_exit(graph)
-    src = graph.values()[node.inputs[0]]
-    return node.op.error_bound(src.dtype.scale[0], src.shape[0])
+    _, op, scale, n = _need_exit(graph)
+    return op.error_bound(scale, n)
 
 
 def run_early_exit(graph: Graph, x: np.ndarray, backend: str = "fast",
@@ -130,7 +133,7 @@ def run_early_exit(graph: Graph, x: np.ndarray, backend: str = "fast",
     codes, for re-deciding at other thresholds with decide())."""
     from .interp import run
 
-    node = _need_exit(graph)
+    node = _need_exit(graph)[0]
     finals = [o for o in graph.outputs if o not in (exit_output, node.output.name)]
     if len(finals) != 1:
         raise IRError(f"graph {graph.name!r}: expected one final output besides "
@@ -156,7 +159,7 @@ def decide(graph: Graph, codes: np.ndarray, threshold: float | None = None,
     from .interp import eval_node, kernels_for
 
     g = graph if threshold is None else with_threshold(graph, threshold)
-    node = _need_exit(g)
+    node = _need_exit(g)[0]
     t = g.values()[node.inputs[0]].dtype
     return eval_node(node, [np.ascontiguousarray(codes, dtype=np.int32)], [t],
                      kernels_for(backend))

@@ -31,8 +31,10 @@ from threadpoolctl import ThreadpoolController
 from amchw import kernels as K
 from amchw.kernels.fused import dense_acc_small, gemm_epilogue, im2col_chunk
 
+from .backends import check_input, eval_node, kernels_for
 from .graph import Graph
 from .ops import Conv, Dense, MaxPool, Requant
+from .ops.base import pair as _pair
 from .types import QType
 from .validate import value_bounds
 
@@ -98,10 +100,6 @@ def _per_channel(v, k_: int) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(a, (k_,)) if a.size == 1 else a)
 
 
-def _pair(t, fill=1) -> tuple[int, int]:
-    return (fill, t[0]) if len(t) == 1 else (t[0], t[1])
-
-
 def _pads(padding) -> tuple[int, int]:
     """(top, left) of an IR padding (the fused kernels need only the leading pads)."""
     if len(padding) == 1:
@@ -117,7 +115,7 @@ class FastPlan:
         self.threads = int(threads or numba.get_num_threads())
         self._lock = threading.Lock()
         self._local = threading.local()
-        self._pool = None
+        self._pool: ThreadPoolExecutor | None = None
         bounds = value_bounds(graph)
         types = graph.values()
         users: dict[str, list] = {}
@@ -316,8 +314,6 @@ class FastPlan:
     def __call__(self, x: np.ndarray, timings: dict | None = None):
         """Run the graph on x; with a dict `timings`, add each step's seconds to
         timings[label] (labels from step_names)."""
-        from .interp import check_input, eval_node, kernels_for
-
         graph = self.graph
         x = check_input(graph, x)
         impl = kernels_for("fast")
@@ -334,7 +330,7 @@ class FastPlan:
                     env[s.output.name] = eval_node(s, [env[i] for i in s.inputs],
                                                    [types[i].dtype for i in s.inputs], impl)
                     inputs = s.inputs
-                if labels is not None:
+                if labels is not None and timings is not None:
                     timings[labels[k]] = timings.get(labels[k], 0.0) + time.perf_counter() - t0
                 for i in inputs:
                     if self.last_use.get(i) == k and i not in graph.outputs:

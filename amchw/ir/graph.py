@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .ops import Op
-from .types import IRError, Value
+from .ops import Op, infer, type_bounds
+from .types import IRError, QType, Value
 
 
 @dataclass(frozen=True, eq=False)
@@ -29,7 +29,7 @@ class Node:
                 and self.inputs == other.inputs and self.output == other.output
                 and self.source == other.source)
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # equal by value, so unhashable
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,7 +76,7 @@ class Graph:
                 and len(self.nodes) == len(other.nodes)
                 and all(a == b for a, b in zip(self.nodes, other.nodes)))
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # equal by value, so unhashable
 
 
 class GraphBuilder:
@@ -103,7 +103,12 @@ class GraphBuilder:
     def bound(self, name: str) -> int:
         """Largest |int - zero point| value `name` can hold (validator's worst case)."""
         b = self._bounds.get(name)
-        return b if b is not None else self._values[name].dtype.max_abs_centered()
+        if b is not None:
+            return b
+        t = self._values[name].dtype
+        if not isinstance(t, QType):
+            raise IRError(f"value {name!r} is {t.short()}: it has no code bound")
+        return t.max_abs_centered()
 
     def unique(self, base: str) -> str:
         name, k = base, 1
@@ -114,13 +119,11 @@ class GraphBuilder:
         return name
 
     def add(self, name: str, op: Op, inputs, source: str = "") -> Value:
-        from .validate import _bounds, infer, out_bound
-
         name = self.unique(name)
         ins = [self._values[i] for i in inputs]
         in_b = [self._bounds.get(i) for i in inputs]
         shape, dtype = infer(name, op, ins, in_b)
-        self._bounds[name] = out_bound(op, ins, _bounds(ins, in_b))
+        self._bounds[name] = op.out_bound(ins, type_bounds(ins, in_b))
         out = Value(name, shape, dtype)
         self.nodes.append(Node(name, op, tuple(inputs), out, source))
         self._values[name] = out

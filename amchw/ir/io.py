@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +48,7 @@ def _encode(graph: Graph, arrays: dict[str, np.ndarray], prefix: str) -> dict:
     nodes = []
     for i, n in enumerate(graph.nodes):
         params, arr_names = {}, {}
-        for f in fields(n.op):
+        for f in n.op.fields():
             val = getattr(n.op, f.name)
             if isinstance(val, np.ndarray):
                 key = f"{prefix}a{i}_{f.name}"
@@ -74,7 +73,7 @@ def save(graph: Graph, path: str | os.PathLike) -> Path:
     arrays["__graph__"] = np.frombuffer(json.dumps(doc).encode(), dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path) as f:
-        np.savez(f, **arrays)
+        np.savez(f, **arrays)  # type: ignore[arg-type]
     return path
 
 

@@ -22,8 +22,8 @@ from dataclasses import replace
 import numpy as np
 
 from .graph import Graph, GraphBuilder
-from .ops import AvgPool, Concat, Conv, MaxPool
-from .types import IRError, Value
+from .ops import AvgPool, Concat, Conv, MaxPool, acc_type
+from .types import IRError, QType, Value
 
 #: tie rules by consumer: what each one builds from a round-half-to-even quantizer
 TIES = {"brevitas": "half_even", "qonnx": "half_even", "finn": "half_up"}
@@ -35,7 +35,7 @@ def with_ties(graph: Graph, rounding: str) -> Graph:
     for n in graph.nodes:
         op = n.op
         if getattr(op, "rounding", None) == "half_even":
-            op = replace(op, rounding=rounding)
+            op = replace(op, rounding=rounding)  # type: ignore[type-var]
         nodes.append(replace(n, op=op))
     meta = dict(graph.meta)
     meta["ties"] = rounding
@@ -95,10 +95,6 @@ def unit_height(graph: Graph) -> Graph:
 
 def avgpool_as_depthwise(graph: Graph) -> Graph:
     """Every AvgPool in "sum" mode as Conv(groups = channels, unit weights, scale 1/N)."""
-    from .ops import Conv as _Conv
-    from .types import QType
-    from .validate import acc_type
-
     if not any(isinstance(n.op, AvgPool) for n in graph.nodes):
         return graph
     b = GraphBuilder(graph.name)
@@ -110,10 +106,12 @@ def avgpool_as_depthwise(graph: Graph) -> Graph:
             if op.mode != "sum" or any(any(p) for p in op.padding):
                 raise IRError(f"avgpool_as_depthwise: node {n.name!r} is not an unpadded sum")
             xt = b.value(n.inputs[0]).dtype
+            if not isinstance(xt, QType):
+                raise IRError(f"avgpool_as_depthwise: node {n.name!r} reads a float tensor")
             C = b.value(n.inputs[0]).shape[0]
             win = int(np.prod(op.kernel))
             wt = QType(2, True, True, (float(np.float32(1.0 / win)),), 0, None)
-            op = _Conv(np.ones((C, 1) + tuple(op.kernel), np.int32), None, wt, op.stride,
+            op = Conv(np.ones((C, 1) + tuple(op.kernel), np.int32), None, wt, op.stride,
                        op.padding, (1,) * len(op.kernel), C, acc_type(xt, wt))
         out = b.add(n.name, op, n.inputs, n.source)
         if out.name != n.output.name:

@@ -28,7 +28,7 @@ def sample_inputs(graph: Graph, n: int, seed: int = 0) -> tuple[np.ndarray, str]
     if q is None:
         x = rng.standard_normal(shape).astype(np.float32)
         return x, f"seeded standard-normal values (no input quantizer), seed {seed}"
-    t = q.op.out
+    t = q.op.out  # type: ignore[attr-defined]  # a Quantize
     scale = t.scale_array()
     if t.per_channel and len(shape) > 2:
         scale = scale.reshape((1, -1) + (1,) * (len(shape) - 2))

@@ -7,7 +7,7 @@ with the code confined to the range that bits/signed/narrow allow. Batch is neve
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 import numpy as np
@@ -71,10 +71,7 @@ class QType:
         return max(abs(self.hi - self.zero_point), abs(self.lo - self.zero_point))
 
     def with_(self, **changes) -> "QType":
-        fields = dict(bits=self.bits, signed=self.signed, narrow=self.narrow, scale=self.scale,
-                      zero_point=self.zero_point, axis=self.axis)
-        fields.update(changes)
-        return QType(**fields)
+        return replace(self, **changes)
 
     def short(self) -> str:
         """Compact spelling: i8, u8, i8n (narrow), i32, with scale and zero point."""

@@ -20,14 +20,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from amchw.ir import Conv, Dense, Quantize, Requant
 from amchw.ir.interp import eval_node, kernels_for
-from amchw.ir.types import is_pow2
-from amchw.ir.validate import out_bound
+from amchw.ir.ops import defines
 from amchw.lower.brevitas import Point, lower_with_points
 from amchw.verify import TIE_TOL
 
-F32_EXACT = 2**24
 
 
 @dataclass
@@ -69,40 +66,13 @@ class VerifyReport:
         return d
 
 
-def _tie_distance(node, x_in: np.ndarray, in_type, idx: tuple) -> float | None:
-    """|frac - 1/2| of the exact value a rounding node rounded at element idx."""
-    op = node.op
-    if isinstance(op, Quantize):
-        s = op.out.scale[idx[1] if op.out.per_channel else 0]
-        v = float(np.float64(x_in[idx]) / s)
-    elif isinstance(op, Requant):
-        c = idx[1] if len(op.multiplier) > 1 else 0
-        t = (int(x_in[idx]) - in_type.zero_point) * int(op.multiplier[c]) + int(op.offset[c])
-        v = t / 2.0 ** int(op.shift[c])
-    else:
-        return None
-    return abs(v - np.floor(v) - 0.5)
-
-
 def _exact_value(node, vals, exact_val) -> bool:
-    """Does float32 Brevitas hold this node's output exactly (given the IR's integers)?
-    Codes leaving a quantizer are exact by construction unless the rounding saw a float32
-    error; accumulators are exact for power-of-two scales while |acc| < 2^24."""
-    op = node.op
+    """Does float32 Brevitas hold this node's output exactly (given the IR's integers)? The op
+    says (Op.f32_exact): codes leaving a quantizer are exact by construction unless the
+    rounding saw a float32 error; accumulators are exact for power-of-two scales while
+    |acc| < 2^24."""
     ins_exact = all(exact_val.get(i, True) for i in node.inputs)
-    if isinstance(op, (Conv, Dense)):
-        return ins_exact and _exact_acc(node, vals)
-    if isinstance(op, Quantize):
-        return all(is_pow2(s) for s in op.out.scale)
-    if isinstance(op, Requant):
-        return (ins_exact and bool(np.all(op.offset == 0))
-                and all(m != 0 and is_pow2(float(abs(int(m)))) for m in op.multiplier))
-    if op.kind in ("Add", "Concat"):
-        scales = [s for i in node.inputs for s in vals[i].dtype.scale] + list(op.out.scale)
-        return ins_exact and all(is_pow2(s) for s in scales)
-    if op.kind == "AvgPool":
-        return ins_exact and is_pow2(float(op.window))
-    return ins_exact
+    return node.op.f32_exact([vals[i].dtype for i in node.inputs], ins_exact)
 
 
 class _Recorder:
@@ -212,19 +182,6 @@ def verify_model(model, frames: np.ndarray, reference: str = "float64", batch_si
     return rep
 
 
-def _exact_acc(node, vals) -> bool:
-    """Is this node's output computed exactly by float32 Brevitas (given exact inputs)?"""
-    op = node.op
-    if isinstance(op, (Conv, Dense)):
-        xt = vals[node.inputs[0]].dtype
-        if not (all(is_pow2(s) for s in xt.scale) and all(is_pow2(s) for s in op.w_type.scale)):
-            return False
-        return out_bound(op, [vals[node.inputs[0]]], [xt.max_abs_centered()]) < F32_EXACT
-    if isinstance(op, Quantize):
-        return all(is_pow2(s) for s in op.out.scale)
-    return True
-
-
 def _count(r: LayerReport, a: np.ndarray, b: np.ndarray, forbidden_all: bool,
            allowed=None) -> np.ndarray:
     a = np.asarray(a)
@@ -272,27 +229,21 @@ def _compare_point(rows, node, p: Point, ir, ref, args, in_types, strict: bool, 
     allowed = np.zeros_like(diff_mask)
     if diff_mask.any():
         if p.kind == "codes":
-            for idx in map(tuple, np.argwhere(diff_mask)):
-                td = _tie_distance(node, args[0], in_types[0], idx)
-                if td is None:
-                    continue
-                r.max_tie_distance = td if r.max_tie_distance is None else max(
-                    r.max_tie_distance, td)
-                allowed[idx] = abs(int(ir[idx]) - int(ref[idx])) == 1 and td <= TIE_TOL
+            if defines(type(node.op), "tie_distance"):  # the op rounds: how near a tie?
+                td = node.op.tie_distance(np.asarray(args[0]), in_types[0])[diff_mask]
+                r.max_tie_distance = float(td.max()) if r.max_tie_distance is None else max(
+                    r.max_tie_distance, float(td.max()))
+                one = np.abs(np.asarray(ir, np.int64) - ref)[diff_mask] == 1
+                allowed[diff_mask] = one & (td <= TIE_TOL)
         else:
             allowed = np.abs(np.asarray(ir, np.int64) - ref) <= _f32_acc_tol(node, vals, ir)
     _count(r, ir, ref, forbidden_all=False, allowed=allowed)
 
 
 def _f32_acc_tol(node, vals, ir) -> np.ndarray:
-    """float32 summation error bound, in accumulator LSBs: (K + 2) * 2^-24 * worst |acc| + 1."""
-    op = node.op
-    if isinstance(op, (Conv, Dense)):
-        xt = vals[node.inputs[0]].dtype
-        w = op.weight.reshape(op.weight.shape[0], -1).astype(np.int64)
-        k = w.shape[1]
-        bound = np.abs(w - op.w_type.zero_point).sum(axis=1) * xt.max_abs_centered()
-        shape = [1] * np.ndim(ir)
-        shape[1] = -1
-        return np.ceil((k + 2) * 2.0**-24 * bound.reshape(shape)) + 1
+    """float32 summation error bound, in accumulator LSBs: the op's own (Conv/Dense: (K + 2) *
+    2^-24 * worst |acc| + 1), else 2^-20 of the value plus one."""
+    tol = getattr(node.op, "f32_tolerance", None)
+    if tol is not None:
+        return tol([vals[i].dtype for i in node.inputs], ir)
     return np.ceil(np.abs(np.asarray(ir, np.float64)) * 2.0**-20) + 1

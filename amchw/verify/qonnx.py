@@ -14,9 +14,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from amchw.ir import Quantize, Requant
 from amchw.ir.interp import check_input, eval_node, kernels_for, run
-from amchw.ir.types import is_pow2
+from amchw.ir.ops import defines
 from amchw.verify import TIE_TOL
 
 
@@ -58,34 +57,13 @@ class QonnxReport:
         return d
 
 
-def _tie_distance(node, x_in: np.ndarray, in_zp: int) -> np.ndarray:
-    """|frac - 1/2| of the exact value the node rounds, per element of its output."""
-    op = node.op
-    if isinstance(op, Requant):
-        C = x_in.shape[1] if x_in.ndim > 1 else 1
-        shape = (1, -1) + (1,) * (x_in.ndim - 2)
-        mult = np.broadcast_to(op.multiplier, (C,)).reshape(shape).astype(object)
-        shift = np.broadcast_to(op.shift, (C,)).reshape(shape)
-        off = np.broadcast_to(op.offset, (C,)).reshape(shape).astype(object)
-        t = (x_in.astype(object) - in_zp) * mult + off
-        den = np.vectorize(lambda s: 1 << int(s), otypes=[object])(shift)
-        frac = (t % den) / den
-        return np.abs(frac.astype(np.float64) - 0.5)
-    if isinstance(op, Quantize):
-        v = x_in.astype(np.float64) / op.out.scale_array().reshape(
-            (1, -1) + (1,) * (x_in.ndim - 2) if op.out.per_channel else ())
-        return np.abs(v - np.floor(v) - 0.5)
-    return np.full(x_in.shape, np.inf)
-
-
 def _exact_point(node) -> bool:
+    """Is another tool's float32 evaluation exact at this quantizer (Op.f32_exact with exact
+    inputs)? Only ops that round their input (a tie_distance of their own) can be."""
     op = node.op
-    if isinstance(op, Requant):
-        return bool(np.all(op.offset == 0) and all(
-            is_pow2(float(m) / 2.0 ** int(s)) for m, s in zip(op.multiplier, op.shift)))
-    if isinstance(op, Quantize):
-        return all(is_pow2(s) for s in op.out.scale)
-    return False
+    if not defines(type(op), "tie_distance"):
+        return False
+    return op.f32_exact([None] * len(node.inputs), True)
 
 
 def classify_difference(node, x_in: np.ndarray, in_type, ours: np.ndarray,
@@ -101,7 +79,7 @@ def classify_difference(node, x_in: np.ndarray, in_type, ours: np.ndarray,
     out = {"mismatches": int(bad.sum()), "forbidden": 0, "max_diff_lsb": 0,
            "max_tie_distance": None, "exact": _exact_point(node)}
     if bad.any():
-        tie = _tie_distance(node, x_in, getattr(in_type, "zero_point", 0))[bad]
+        tie = node.op.tie_distance(np.asarray(x_in), in_type)[bad]
         out["max_diff_lsb"] = int(diff.max())
         out["max_tie_distance"] = float(tie.max())
         out["forbidden"] = int(bad.sum()) if out["exact"] else \
