@@ -1,20 +1,13 @@
-"""Net-Trim: the returned weights always meet ||relu(X U^T + b) - Y||_F <= epsilon ||Y||_F
-(recomputed here in float64 from the returned arrays), the counts are the arrays' counts,
-sparsity grows with epsilon, the N x N and P x P solves agree, and on a Brevitas model only the
-chosen layer changes."""
-
-from collections import OrderedDict
+"""Net-Trim on arrays: the returned weights always meet ||relu(X U^T + b) - Y||_F <= epsilon
+||Y||_F (recomputed here in float64 from the returned arrays), the counts are the arrays'
+counts, sparsity grows with epsilon, and the N x N and P x P solves agree. On a Brevitas model:
+tests/models/test_nettrim_model.py."""
 
 import numpy as np
 import pytest
-import torch
-from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
-from torch import nn
 
-from amchw.compress import NetTrimResult, PruneError, net_trim, net_trim_layer
-from amchw.compress.nettrim import _Solver, collect_activations, first_fc
-from amchw.models import build
-from amchw.models.quant import QuantConfig, input_kwargs, relu_kwargs, weight_kwargs
+from amchw.compress import NetTrimResult, net_trim
+from amchw.compress.nettrim import _Solver
 
 
 def _layer(seed=0, n=200, p=30, m=8, noise=0.02, density=0.3, dead=0):
@@ -126,66 +119,6 @@ def test_the_n_by_n_and_p_by_p_solves_agree(n, p):
     assert ra.iterations == rc.iterations and abs(ra.n_after - rc.n_after) <= 1
 
 
-def _tiny_model():
-    torch.manual_seed(0)
-    cfg = QuantConfig()
-    return nn.Sequential(OrderedDict([
-        ("inp", QuantIdentity(**input_kwargs(cfg))),
-        ("fc1", QuantLinear(16, 12, bias=True, **weight_kwargs(cfg))),
-        ("act", QuantReLU(**relu_kwargs(cfg))),
-        ("fc2", QuantLinear(12, 4, bias=True, **weight_kwargs(cfg))),
-    ]))
-
-
-def test_net_trim_layer_on_a_brevitas_model():
-    model = _tiny_model()
-    frames = torch.randn(300, 16, generator=torch.Generator().manual_seed(1))
-    assert first_fc(model) == "fc1" and first_fc(build("vtcnn2")) == "fc3"
-    X = collect_activations(model, "fc1", frames, batch_size=64)
-    with torch.no_grad():
-        model.eval()
-        assert np.array_equal(X, model.inp(frames).value.double().numpy())
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    W0 = model.fc1.weight.detach().double().numpy().copy()
-    b = model.fc1.bias.detach().double().numpy()
-    model.train()
-    model.act.eval()
-    res = net_trim_layer(model, "fc1", frames, 0.1)
-    assert model.training and model.fc1.training and not model.act.training  # modes restored
-    _check(res, X, W0, b, 0.1)
-    after = model.state_dict()
-    assert [k for k in before if not torch.equal(before[k], after[k])] == ["fc1.weight"]
-    w = model.fc1.weight.detach()
-    assert w.dtype == torch.float32 and np.array_equal(w.double().numpy(), res.weight)
-    assert int((w == 0).sum()) == res.n_total - res.n_after > 0
-    with torch.no_grad():
-        assert torch.all(model.fc1.quant_weight().value[w == 0] == 0)
-    X2 = collect_activations(model, "fc1", frames)
-    assert np.array_equal(X2, X)
-    assert _gap(X2, w.double().numpy(), b, W0) <= 0.1
-
-
-class _Skip(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.used, self.unused = nn.Linear(3, 2), nn.Linear(3, 2)
-
-    def forward(self, x):
-        return self.used(x)
-
-
-def test_errors_name_the_layer():
-    model = _tiny_model()
-    frames = torch.randn(10, 16)
-    with pytest.raises(PruneError, match="'fc9'.*fc1, fc2"):
-        net_trim_layer(model, "fc9", frames, 0.05)
-    with pytest.raises(PruneError, match="act: Net-Trim needs a Linear layer, got QuantReLU"):
-        net_trim_layer(model, "act", frames, 0.05)
-    with pytest.raises(PruneError, match="fc2: Net-Trim needs at least 2 frames, got 1"):
-        net_trim_layer(model, "fc2", frames[:1], 0.05)
-    with pytest.raises(PruneError, match="unused: the forward pass never reached"):
-        net_trim_layer(_Skip(), "unused", torch.randn(4, 3), 0.05)
-    with pytest.raises(PruneError, match="no Linear layer"):
-        first_fc(nn.Sequential(nn.ReLU()))
+def test_a_negative_epsilon_is_refused():
     with pytest.raises(ValueError, match="epsilon"):
         net_trim(np.ones((3, 2)), np.ones((1, 2)), None, -0.1)
