@@ -31,7 +31,8 @@ class H5Frames:
     """Lazy frames of an HDF5 file in the RadioML 2018.01A layout (real or amchw-written).
 
     frames(idx) -> float32 (k, 2, L) for any index array (read in sorted order, returned in
-    the order asked); labels and SNRs are read once (small: N int64 each).
+    the order asked); labels and SNRs are read once (small: N int64 each). A context manager
+    (or call close()); a file that fails to open as a RadioML file is closed before the error.
     """
 
     def __init__(self, path, validate: str = "sample"):
@@ -44,10 +45,17 @@ class H5Frames:
             self._f = h5py.File(self.path, "r")
         except OSError as e:
             raise DatasetError(f"{self.path}: not a readable HDF5 file ({e})") from None
+        try:
+            self._open(validate)
+        except BaseException:  # a malformed file, or anything else: never leave it open
+            self.close()
+            raise
+
+    def _open(self, validate: str) -> None:
+        """Check the layout and read the labels and SNRs (the file is open)."""
         f = self._f
         missing = [k for k in ("X", "Y", "Z") if k not in f]
         if missing:
-            self.close()
             raise DatasetError(f"{self.path}: missing dataset(s) {missing}; a RadioML 2018 "
                                "file has X (N, L, 2), Y (N, classes) one-hot and Z (N, 1)")
         X, Y, Z = f["X"], f["Y"], f["Z"]
@@ -75,7 +83,6 @@ class H5Frames:
         self.snrs = np.asarray(Z[...], dtype=np.int64).reshape(-1)
 
     def _bad(self, msg):
-        self.close()
         raise DatasetError(f"{self.path}: {msg}")
 
     def _read_labels(self, Y, validate: str) -> np.ndarray:

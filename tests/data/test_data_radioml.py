@@ -93,6 +93,37 @@ def test_labels_must_be_one_hot_and_files_must_be_hdf5(tmp_path):
         H5Frames(tmp_path / "none.hdf5")
 
 
+def test_a_file_that_fails_to_open_is_closed(tmp_path, monkeypatch):
+    """Every error while checking the layout closes the HDF5 file: a DatasetError, and an
+    error the checks do not anticipate (SNRs stored as text); a good file stays open until
+    the with-block ends."""
+    bad, text, good = tmp_path / "bad.hdf5", tmp_path / "text.hdf5", tmp_path / "good.hdf5"
+    for p in (bad, text, good):
+        _rml2018_file(p)
+    with h5py.File(bad, "a") as f:
+        del f["Z"]
+    with h5py.File(text, "a") as f:
+        n = f["Z"].shape[0]
+        del f["Z"]
+        f["Z"] = np.array([[b"high"]] * n)
+    opened = []
+    real = h5py.File
+
+    def recording(*a, **k):
+        opened.append(real(*a, **k))
+        return opened[-1]
+
+    monkeypatch.setattr(h5py, "File", recording)
+    with pytest.raises(DatasetError, match="missing dataset"):
+        H5Frames(bad)
+    with pytest.raises(ValueError):
+        H5Frames(text)
+    assert len(opened) == 2 and not any(opened)   # an h5py File is false once closed
+    with H5Frames(good):
+        assert opened[-1]
+    assert not opened[-1]
+
+
 def _rml2016_dict(mods, per=5, keys="str"):
     rng = np.random.default_rng(1)
     d = {}
