@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from amchw.ir.interp import eval_node, kernels_for
-from amchw.ir.ops import defines
+from amchw.ir.ops import defines, ties_at
 from amchw.lower.brevitas import Point, lower_with_points
 from amchw.verify import TIE_TOL
 
@@ -230,7 +230,7 @@ def _compare_point(rows, node, p: Point, ir, ref, args, in_types, strict: bool, 
     if diff_mask.any():
         if p.kind == "codes":
             if defines(type(node.op), "tie_distance"):  # the op rounds: how near a tie?
-                td = node.op.tie_distance(np.asarray(args[0]), in_types[0])[diff_mask]
+                td = ties_at(node.op, args[0], in_types[0], diff_mask)
                 r.max_tie_distance = float(td.max()) if r.max_tie_distance is None else max(
                     r.max_tie_distance, float(td.max()))
                 one = np.abs(np.asarray(ir, np.int64) - ref)[diff_mask] == 1

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from amchw.ir.interp import check_input, eval_node, kernels_for, run
-from amchw.ir.ops import defines
+from amchw.ir.ops import defines, ties_at
 from amchw.verify import TIE_TOL
 
 
@@ -79,7 +79,7 @@ def classify_difference(node, x_in: np.ndarray, in_type, ours: np.ndarray,
     out = {"mismatches": int(bad.sum()), "forbidden": 0, "max_diff_lsb": 0,
            "max_tie_distance": None, "exact": _exact_point(node)}
     if bad.any():
-        tie = node.op.tie_distance(np.asarray(x_in), in_type)[bad]
+        tie = ties_at(node.op, x_in, in_type, bad)
         out["max_diff_lsb"] = int(diff.max())
         out["max_tie_distance"] = float(tie.max())
         out["forbidden"] = int(bad.sum()) if out["exact"] else \

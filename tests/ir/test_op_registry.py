@@ -107,3 +107,28 @@ def test_float_values_need_no_bounds():
     with pytest.raises(IRError, match="node 'q' \\(Requant\\)"):
         ir.ops.infer("q", ir.Requant(1, 0, 0, QType(8, True, False, (1.0,), 0), -128, 127),
                      [x])
+
+
+def test_tie_distance_of_the_rounding_ops_is_the_exact_fraction():
+    """Requant's and Quantize's tie distance at chosen elements, against Fraction arithmetic:
+    |frac(v) - 1/2| of the value each rounds."""
+    from fractions import Fraction
+
+    from amchw.ir.ops import ties_at
+
+    rng = np.random.default_rng(3)
+    t8 = QType(8, True, False, (0.5, 0.25, 0.125), 0, 1)
+    rq = ir.Requant([3, 5, 7], [4, 2, 0], [1, -3, 0], t8, -128, 127)
+    x = rng.integers(-2**20, 2**20, size=(2, 3, 5)).astype(np.int32)
+    xt = QType(32, True, False, (1.0,), 0)
+    mask = rng.random(x.shape) < 0.5
+    got = ties_at(rq, x, xt, mask)
+    want = [abs(Fraction((int(x[n, c, i]) * [3, 5, 7][c] + [1, -3, 0][c]), 2 ** [4, 2, 0][c])
+                % 1 - Fraction(1, 2)) for n, c, i in zip(*np.nonzero(mask))]
+    assert got.tolist() == [float(w) for w in want]
+    q = ir.Quantize(t8)
+    xf = rng.standard_normal((2, 3, 5))
+    got = ties_at(q, xf, FloatType(64), mask)
+    want = [abs((xf[n, c, i] / t8.scale[c]) % 1 - 0.5) for n, c, i in zip(*np.nonzero(mask))]
+    assert np.array_equal(got, np.array(want))
+    assert np.all(np.isinf(ties_at(ir.Mul(), x, xt, mask)))  # Mul rounds nothing

@@ -10,8 +10,8 @@ Shapes exclude the batch; channel axis is 1 counting the batch.
 from ..fixedpoint import fixed_multiplier, fixed_offset
 from ..formats import WEIGHT_FORMATS, WeightFormat, format_error, parse_nm, parse_pq
 from .base import (BACKENDS, INT32_MAX, INT64_MAX, OPS, ROUNDINGS, Free, Gemm, Op, Recur,
-                   Vector, acc_type, check_nodes, defines, infer, register, type_bounds,
-                   window_out)
+                   Vector, acc_type, check_nodes, defines, infer, register, ties_at,
+                   type_bounds, window_out)
 from .eltwise import Add, Concat, GateMix, Lut, Mul, Reshape
 from .exit import (EXIT_FLAG, EXIT_MAX_FRAC_BITS, EXIT_MAX_G_BITS, EXIT_MAX_SHIFT,
                    EXIT_MAX_TABLE, EXIT_MIN_FRAC_BITS, EntropyExit, exit_c_fix,
@@ -25,7 +25,7 @@ from .recurrent import GRU, run_node
 __all__ = [
     "OPS", "Op", "register", "defines", "infer", "check_nodes", "type_bounds", "acc_type",
     "window_out", "BACKENDS", "ROUNDINGS", "INT32_MAX", "INT64_MAX", "Gemm", "Vector", "Free",
-    "Recur", "F32_EXACT", "run_node",
+    "Recur", "F32_EXACT", "run_node", "ties_at",
     "Quantize", "Requant", "Dequantize", "Conv", "Dense", "MaxPool", "AvgPool", "Add", "Concat",
     "Reshape", "Lut", "Mul", "GateMix", "GRU", "EntropyExit", "EXIT_FLAG",
     "WEIGHT_FORMATS", "WeightFormat", "format_error", "parse_nm", "parse_pq",

@@ -128,15 +128,25 @@ class Op:
         the output type's range."""
         return None
 
-    def tie_distance(self, x_in: np.ndarray, in_type) -> np.ndarray:
-        """|frac - 1/2| of the exact value the op rounds, per output element (inf: the op does
-        not round its first input to its output elementwise)."""
-        return np.full(np.shape(x_in), np.inf)
+    def tie_distance(self, x: np.ndarray, in_type, channel: np.ndarray) -> np.ndarray:
+        """|frac - 1/2| of the exact value the op rounds at some output elements, given their
+        inputs `x` (1-D) and channels `channel` (axis 1; 0 for a 1-D tensor); inf where the op
+        does not round its input elementwise. See `ties_at`."""
+        return np.full(np.shape(x), np.inf)
 
     def f32_exact(self, in_types: list, ins_exact: bool) -> bool:
         """Does a float32 evaluation (Brevitas, qonnx) give this op's output exactly, given
         inputs it holds exactly (`ins_exact`)?"""
         return ins_exact
+
+
+def ties_at(op: Op, x_in: np.ndarray, in_type, mask: np.ndarray) -> np.ndarray:
+    """op.tie_distance at the elements where `mask` is true (e.g. where two tools differ), in
+    the order of x_in[mask]; only those elements are computed (exact arithmetic is slow)."""
+    x_in = np.asarray(x_in)
+    idx = np.nonzero(mask)
+    channel = idx[1] if x_in.ndim > 1 else np.zeros(len(idx[0]), np.intp)
+    return op.tie_distance(x_in[idx], in_type, channel)
 
 
 def defines(cls, role: str) -> bool:

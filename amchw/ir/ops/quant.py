@@ -10,8 +10,7 @@ import numpy as np
 from amchw import kernels as K
 
 from ..types import FloatType, IRError, QType, is_pow2
-from .base import (INT64_MAX, Op, Vector, channels_ok, check_rounding, i64, per_channel, qtype,
-                   register)
+from .base import INT64_MAX, Op, Vector, channels_ok, check_rounding, i64, qtype, register
 
 
 @register
@@ -48,10 +47,9 @@ class Quantize(Op):
     def work(self, in_shapes, out_shape):
         return Vector(1)  # one multiply-add-shift-clamp per element
 
-    def tie_distance(self, x_in, in_type):
+    def tie_distance(self, x, in_type, channel):
         s = self.out.scale_array()
-        v = np.asarray(x_in, np.float64) / (per_channel(s, x_in.ndim) if self.out.per_channel
-                                            else s[0])
+        v = np.asarray(x, np.float64) / (s[channel] if self.out.per_channel else s[0])
         return np.abs(v - np.floor(v) - 0.5)
 
     def f32_exact(self, in_types, ins_exact):
@@ -122,17 +120,19 @@ class Requant(Op):
     def work(self, in_shapes, out_shape):
         return Vector(1)  # one multiply-add-shift-clamp per element
 
-    def tie_distance(self, x_in, in_type):
+    def tie_distance(self, x, in_type, channel):
         # exact: t = (x - zx) m + offset in Python integers, its fraction below 2^shift
-        C = x_in.shape[1] if x_in.ndim > 1 else 1
-        shape = (1, -1) + (1,) * (x_in.ndim - 2)
-        mult = np.broadcast_to(self.multiplier, (C,)).reshape(shape).astype(object)
-        shift = np.broadcast_to(self.shift, (C,)).reshape(shape)
-        off = np.broadcast_to(self.offset, (C,)).reshape(shape).astype(object)
-        t = (x_in.astype(object) - int(getattr(in_type, "zero_point", 0))) * mult + off
-        den = np.vectorize(lambda s: 1 << int(s), otypes=[object])(shift)
-        frac = (t % den) / den
-        return np.abs(frac.astype(np.float64) - 0.5)
+        zx = int(getattr(in_type, "zero_point", 0))
+
+        def at(a: np.ndarray, c: int) -> int:
+            return int(a[c if len(a) > 1 else 0])
+
+        out = np.empty(len(x), np.float64)
+        for i, (v, c) in enumerate(zip(np.asarray(x).tolist(), np.asarray(channel).tolist())):
+            t = (int(v) - zx) * at(self.multiplier, c) + at(self.offset, c)
+            den = 1 << at(self.shift, c)
+            out[i] = abs((t % den) / den - 0.5)
+        return out
 
     def f32_exact(self, in_types, ins_exact):
         # a power-of-two multiplier without offset scales exactly
