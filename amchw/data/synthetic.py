@@ -12,6 +12,8 @@ from typing import Callable
 
 import numpy as np
 
+from .model_inputs import MODEL_INPUTS
+
 __all__ = [
     "CLASSES_2016",
     "CLASSES_2018",
@@ -519,8 +521,8 @@ def frames_for(
     """n float32 frames spread over every class and SNRs from -10 dB up, shuffled.
 
     A profile name ("rml2016", "rml2018") gives (n, 2, L); a zoo model name (e.g. "vgg10",
-    "vtcnn2") gives frames of that model's profile reshaped to its input shape (the zoo is
-    imported lazily, only in that case).
+    "vtcnn2") gives frames of that model's profile reshaped to its input shape (from
+    amchw.data.model_inputs; the torch zoo is not imported).
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
@@ -528,15 +530,13 @@ def frames_for(
     if model_name_or_profile in PROFILES:
         prof = PROFILES[model_name_or_profile]
     else:
-        from amchw.models import ZOO  # lazy: the zoo imports torch
-
-        if model_name_or_profile not in ZOO:
+        if model_name_or_profile not in MODEL_INPUTS:
             raise ValueError(
                 f"{model_name_or_profile!r} is neither a profile ({', '.join(PROFILES)}) "
-                f"nor a zoo model ({', '.join(sorted(ZOO))})"
+                f"nor a zoo model ({', '.join(sorted(MODEL_INPUTS))})"
             )
-        entry = ZOO[model_name_or_profile]
-        prof, shape = PROFILES[entry.profile], tuple(entry.input_shape)
+        entry = MODEL_INPUTS[model_name_or_profile]
+        prof, shape = PROFILES[entry.profile], entry.input_shape
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     snrs = _calibration_snrs(prof)
     per = -(-n // (len(prof.classes) * len(snrs)))

@@ -13,6 +13,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from amchw.data.model_inputs import MODEL_INPUTS, add_model_input
+
 from .quant import QuantConfig
 from .matlab_cnn import cnn_matlab, cnn_slim
 from .vgg10 import vgg10
@@ -54,20 +56,27 @@ ZOO: dict[str, ZooEntry] = {}
 
 
 def register(entry: ZooEntry) -> ZooEntry:
-    """Add a model to ZOO (names are unique)."""
+    """Add a model to ZOO (names are unique); its input is recorded on the data side
+    (amchw.data.model_inputs), where frames_for finds it."""
     if entry.name in ZOO:
         raise ValueError(f"zoo model {entry.name!r} is already registered")
+    add_model_input(entry.name, entry.profile, entry.input_shape)
     ZOO[entry.name] = entry
     return entry
+
+
+def _reads(name: str) -> dict:
+    """The input_shape and profile fields of a built-in model, from amchw.data.model_inputs."""
+    inp = MODEL_INPUTS[name]
+    return {"input_shape": inp.input_shape, "profile": inp.profile}
 
 
 register(
     ZooEntry(
         name="vgg10",
         builder=vgg10,
-        input_shape=(2, 1024),
         num_classes=24,
-        profile="rml2018",
+        **_reads("vgg10"),
         description="VGG10 of the AMC challenge: 7 x [conv k3 64, BN, ReLU, maxpool 2], "
         "FC 512-128-128-24; 160,536 parameters",
     )
@@ -76,9 +85,8 @@ register(
     ZooEntry(
         name="vtcnn2",
         builder=vtcnn2,
-        input_shape=(1, 2, 128),
         num_classes=11,
-        profile="rml2016",
+        **_reads("vtcnn2"),
         description="VTCNN2 (O'Shea 2016): conv 256 (1,3), conv 80 (2,3), FC 10560-256-11, "
         "dropout 0.5; 2,830,427 parameters",
     )
@@ -103,9 +111,8 @@ register(
     ZooEntry(
         name="cnn-matlab",
         builder=cnn_matlab,
-        input_shape=(2, 1024),
         num_classes=11,
-        profile="rml2016-1024",
+        **_reads("cnn-matlab"),
         description="MATLAB-style CNN (compression seed, Table I original): 6 x [conv k8 "
         "'same' 16-24-32-48-64-96, BN, ReLU, pool], GAP, FC 96-11; 97,395 parameters",
     )
@@ -114,9 +121,8 @@ register(
     ZooEntry(
         name="cnn-slim",
         builder=cnn_slim,
-        input_shape=(2, 1024),
         num_classes=11,
-        profile="rml2016-1024",
+        **_reads("cnn-slim"),
         description="slimmed 7-layer CNN (compression seed, Table I optimized): conv k4 then "
         "k2, 16-...-128 filters, BN, ReLU, pool, GAP, FC 128-11; 51,155 parameters",
     )
@@ -127,9 +133,8 @@ register(
     ZooEntry(
         name="resnet",
         builder=resnet,
-        input_shape=(1, 2, 128),
         num_classes=11,
-        profile="rml2016",
+        **_reads("resnet"),
         description="ResNet after West & O'Shea 2017 (edge-efficient seed): stem conv 50, 4 "
         "residual units, conv 50, FC 13200-256-11; 3,450,933 parameters",
     )
@@ -138,9 +143,8 @@ register(
     ZooEntry(
         name="inception",
         builder=inception,
-        input_shape=(1, 2, 128),
         num_classes=11,
-        profile="rml2016",
+        **_reads("inception"),
         description="InceptionNet after West & O'Shea 2017 (edge-efficient seed): stem conv "
         "50 (1,31), 3 Inception modules of 4 x 50, FC 39200-256-11; 10,136,821 parameters",
     )
@@ -150,9 +154,8 @@ register(
     ZooEntry(
         name="sbcnn-teacher",
         builder=sbcnn_teacher,
-        input_shape=(1, 2, 1024),
         num_classes=24,
-        profile="rml2018",
+        **_reads("sbcnn-teacher"),
         description="SBCNN teacher (distillation seed): blocks A (stem), B (two-scale), 2 x C "
         "(residual), GAP, dense 24; 62,936 parameters",
     )
@@ -161,9 +164,8 @@ register(
     ZooEntry(
         name="sbcnn-student",
         builder=sbcnn_student,
-        input_shape=(1, 2, 1024),
         num_classes=24,
-        profile="rml2018",
+        **_reads("sbcnn-student"),
         description="SBCNN single-block student (distillation seed): block A, GAP, dense 24; "
         "4,184 parameters",
     )
@@ -173,9 +175,8 @@ register(
     ZooEntry(
         name="gru-cnn",
         builder=gru_cnn,
-        input_shape=(2, 1024),
         num_classes=24,
-        profile="rml2018",
+        **_reads("gru-cnn"),
         description="GRU-CNN hybrid (GRU-CNN seed): quantized GRU of 80 cells (table sigmoid/"
         "tanh), conv 16 k3, avg pool, conv 24 k3, GAP, BN; 25,480 parameters",
     )
@@ -184,9 +185,8 @@ register(
     ZooEntry(
         name="ee-baseline",
         builder=ee_baseline,
-        input_shape=(2, 128),
         num_classes=10,
-        profile="rml2016b",
+        **_reads("ee-baseline"),
         description="early-exit seed's baseline: 6 x [conv k3 64-64-64-32-32-16, BN, ReLU] with "
         "3 pools, FC 256-256-64-10; 119,418 parameters",
     )
@@ -196,9 +196,8 @@ for _v, _b in EARLY_EXIT_BUILDERS.items():
         ZooEntry(
             name=f"ee-{_v}",
             builder=_b,
-            input_shape=(2, 128),
             num_classes=10,
-            profile="rml2016b",
+            **_reads(f"ee-{_v}"),
             description=f"early-exit {_v.upper()} (early-exit seed): the baseline plus an exit "
             "branch FC 1024-64-32-10 (68,010) after "
             + {"v0": "conv1", "v1": "conv2", "v2": "conv3", "v3": "conv5"}[_v]

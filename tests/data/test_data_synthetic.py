@@ -1,4 +1,7 @@
 """Synthetic generator: layout, determinism, true SNR and physical properties of modulations."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -245,3 +248,14 @@ def test_frames_for():
         frames_for("nomodel", 3)
     with pytest.raises(ValueError):
         frames_for("rml2016", 0)
+
+
+def test_frames_for_a_zoo_model_imports_neither_the_zoo_nor_torch():
+    """data never imports models: a model's profile and input shape come from
+    amchw.data.model_inputs."""
+    code = ("import sys; from amchw.data import frames_for; "
+            "assert frames_for('ee-v1', 2).shape == (2, 2, 128); "
+            "print([m for m in ('amchw.models', 'torch', 'brevitas') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

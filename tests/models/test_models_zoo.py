@@ -1,11 +1,15 @@
 """The zoo: exact parameter counts, modules the lowering handles, quantizer wiring, registry."""
+from dataclasses import replace
+
 import pytest
 import torch
 from brevitas.nn import QuantConv1d, QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
 from brevitas.quant_tensor import QuantTensor
 
+from amchw.data.model_inputs import MODEL_INPUTS, add_model_input
+from amchw.data.synthetic import frames_for
 from amchw.lower.brevitas import supported_modules
-from amchw.models import ZOO, QuantConfig, UnknownModelError, build, count_params
+from amchw.models import ZOO, QuantConfig, UnknownModelError, build, count_params, register
 
 # VGG10: conv 2*64*3 + 6 * 64*64*3, 7 BN x 128, FC 512*128 + 128*128 + 128*24 + 24, 2 BN x 256.
 VGG10_PARAMS = (
@@ -120,6 +124,21 @@ def test_registry_entries():
     assert ZOO["vtcnn2"].input_shape == (1, 2, 128) and ZOO["vtcnn2"].num_classes == 11
     assert ZOO["vtcnn2"].profile == "rml2016"
     assert all(e.description for e in ZOO.values())
+    # every model's input is the one the data side lists (frames_for reads that list)
+    assert {n: (e.profile, e.input_shape) for n, e in ZOO.items()} == \
+        {n: (i.profile, i.input_shape) for n, i in MODEL_INPUTS.items()}
+
+
+def test_a_registered_model_gets_frames_from_the_data_side():
+    entry = replace(ZOO["vtcnn2"], name="vtcnn2-copy")
+    try:
+        register(entry)
+        assert frames_for("vtcnn2-copy", 2, seed=0).shape == (2, 1, 2, 128)
+        with pytest.raises(ValueError, match="vtcnn2-copy"):
+            add_model_input("vtcnn2-copy", "rml2018", (2, 1024))
+    finally:
+        ZOO.pop("vtcnn2-copy", None)
+        MODEL_INPUTS.pop("vtcnn2-copy", None)
 
 
 def test_unknown_name_lists_known():
