@@ -15,7 +15,7 @@ export_model():
     reports those problems;
  5. re-imports the file (lower.qonnx) and runs sample frames through it and through the
     Brevitas lowering (put through the same layout and tie passes, ir.passes): every integer
-    value must be equal, and the IR text identical;
+    value must be equal, and the IR text identical (the self-check, verify.roundtrip);
  6. only then writes the file, atomically.
 """
 
@@ -193,12 +193,11 @@ def export_model(model, frames: np.ndarray, path, name: str, dynamo: bool = Fals
     from qonnx.util.cleanup import cleanup_model
 
     from amchw.fileio import atomic_open
-    from amchw.ir.interp import run
     from amchw.ir.passes import TIES, unit_height, with_ties
     from amchw.ir.passes import avgpool_as_depthwise as ir_avgpool_as_depthwise
     from amchw.ir.passes import pools_per_branch as ir_pools_per_branch
-    from amchw.ir.printer import to_text
     from amchw.lower.brevitas import lower
+    from amchw.verify.roundtrip import check_roundtrip
 
     from .compat import cap_model, capped_ir_version
     from .finn_form import (FinnFormError, avgpool_as_depthwise, pools_per_branch,
@@ -249,36 +248,19 @@ def export_model(model, frames: np.ndarray, path, name: str, dynamo: bool = Fals
     if problems and form == "finn":
         raise ExportError(f"{name}: FINN would not build this graph (nothing was written; "
                           "form 'qonnx' writes it as plain QONNX):\n  " + "\n  ".join(problems))
-    t1 = time.perf_counter()
-    from amchw.lower.qonnx import load_qonnx
-
-    g_file = load_qonnx(proto, name=name, where=str(path))
-    in_shape = tuple(g_file.inputs[0].shape)
-    x = np.asarray(frames[:check_frames], np.float32)
-    x = x.reshape((len(x),) + in_shape)
-    a = run(g_brev, x, "ref", keep=True)
-    b = run(g_file, x, "ref", keep=True)
-    compared = mism = 0
-    for k, v in a.items():
-        if k not in b or b[k].shape != v.shape:
-            mism += v.size
-            compared += v.size
-            continue
-        compared += v.size
-        mism += int(np.count_nonzero(v != b[k]))
-    text_eq = to_text(g_brev) == to_text(g_file)
-    check_s = time.perf_counter() - t1
-    if mism or not text_eq:
+    chk = check_roundtrip(proto, g_brev, frames[:check_frames], name, str(path))
+    if not chk.ok:
         raise ExportError(f"{name}: the exported file does not reproduce the model: "
-                          f"{mism} of {compared} integer values differ, IR text "
-                          f"{'equal' if text_eq else 'differs'}; nothing was written")
+                          f"{chk.mismatches} of {chk.values_compared} integer values differ, "
+                          f"IR text {'equal' if chk.ir_text_equal else 'differs'}; nothing "
+                          "was written")
     with atomic_open(path) as f:
         f.write(proto.SerializeToString())
     ops: dict = {}
     for n in proto.graph.node:
         ops[n.op_type] = ops.get(n.op_type, 0) + 1
     return ExportReport(str(path), name, "dynamo" if dynamo else "torchscript", export_s,
-                        check_s, proto.ir_version,
+                        chk.seconds, proto.ir_version,
                         {o.domain or "ai.onnx": o.version for o in proto.opset_import}, ops,
-                        int(x.shape[0]), compared, mism, text_eq, form, in_shape,
-                        TIES[form], problems, len(forks))
+                        chk.frames, chk.values_compared, chk.mismatches, chk.ir_text_equal,
+                        form, chk.input_shape, TIES[form], problems, len(forks))
