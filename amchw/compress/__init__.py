@@ -1,13 +1,20 @@
 """Model compression: magnitude pruning (unstructured and N:M) and product quantization of a
 fully connected layer without training; Net-Trim (convex layer-wise pruning by ADMM);
-knowledge-distillation losses."""
+knowledge-distillation losses.
 
-from .distill import kd_loss
-from .nettrim import NetTrimResult, net_trim, net_trim_layer
-from .pq import product_quantize
-from .prune import PruneError, magnitude_prune
+The names below load their module (and torch) on first use, so that the command line can read
+amchw.compress.defaults without importing torch."""
 
-__all__ = [
-    "NetTrimResult", "PruneError", "kd_loss", "magnitude_prune", "net_trim", "net_trim_layer",
-    "product_quantize",
-]
+from importlib import import_module
+
+_HOME = {"kd_loss": "distill", "NetTrimResult": "nettrim", "net_trim": "nettrim",
+         "net_trim_layer": "nettrim", "product_quantize": "pq", "PruneError": "prune",
+         "magnitude_prune": "prune"}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        return getattr(import_module(f".{_HOME[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
