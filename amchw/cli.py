@@ -84,7 +84,7 @@ def targets_cmd(target_file, as_json: bool) -> None:
 
 def checkpoint_model_name(spec: str) -> str:
     """The zoo architecture a checkpoint file was saved from."""
-    import torch
+    from amchw.checkpoint import load
 
     path = Path(spec)
     if not path.is_file():
@@ -93,7 +93,7 @@ def checkpoint_model_name(spec: str) -> str:
         raise click.BadParameter(f"{spec!r} is neither a zoo model ({', '.join(ZOO)}) nor a file",
                                  param_hint="--model")
     try:
-        return str(torch.load(path, map_location="cpu", weights_only=False)["model"])
+        return str(load(path)["model"])
     except Exception as e:  # any unreadable file is a user error naming the file
         _fail(f"{path}: not an amchw checkpoint ({type(e).__name__}: {e})")
 
@@ -115,7 +115,7 @@ def load_model(spec: str, scales: str, weight_bits: int, act_bits: int, frames, 
 def checkpoint_model(spec: str):
     """(model in eval mode, checkpoint dict) of an amchw checkpoint file, read once."""
     from amchw.models import ZOO
-    from amchw.train import model_from_checkpoint
+    from amchw.checkpoint import model_from_checkpoint
 
     path = Path(spec)
     if not path.exists():
@@ -467,15 +467,13 @@ def _with_exit_rule(spec, graph, threshold):
 
 def _early_exit_frames(spec, shape, data_path, max_frames, seed):
     """(frames, labels, SNRs, class count, which frames) of the data file: a checkpoint's test
-    split, all frames otherwise (amchw.train.split_frames)."""
+    split, all frames otherwise (amchw.checkpoint.split_frames)."""
     from amchw.models import ZOO
-    from amchw.train import split_frames
+    from amchw.checkpoint import load, split_frames
 
     ck = None
     if spec not in ZOO and Path(spec).suffix.lower() not in (".npz", ".qonnx", ".onnx"):
-        import torch
-
-        ck = torch.load(spec, map_location="cpu", weights_only=False)
+        ck = load(spec)
         ck = ck if isinstance(ck, dict) else None
     x, y, snr, classes, which = split_frames(data_path, shape, ck, "test", max_frames, seed)
     return x, y, snr, len(classes), which
@@ -592,7 +590,7 @@ def _compression_source(spec, scales, weight_bits, act_bits, seed, prepare=None)
 
 def _save_checkpoint(output, ck: dict, model, **extra) -> None:
     """Write `ck` with the model's state and `extra` entries to `output` atomically."""
-    from amchw.train import save_checkpoint
+    from amchw.checkpoint import save_checkpoint
 
     try:
         save_checkpoint(output, ck, model, **extra)
@@ -874,7 +872,7 @@ def train_cmd(model_name, data, per_class_snr, out_path, epochs, batch_size, lr,
 
     try:
         from amchw.data.radioml import H5Frames
-        from amchw.train import split_indices
+        from amchw.checkpoint import split_indices
 
         with H5Frames(data) as r:
             n_train = split_indices(r, seed, cfg.val_fraction)[0].size
@@ -908,7 +906,7 @@ def eval_cmd(checkpoints, data, split, max_frames, show_confusion, confusion_snr
     """Accuracy of checkpoints, float (Brevitas) and integer (IR), overall, per SNR and as
     confusion matrices."""
     from amchw.data.radioml import DatasetError
-    from amchw.train import evaluate_checkpoint
+    from amchw.evaluate import evaluate_checkpoint
 
     results = []
     for ck in checkpoints:

@@ -156,7 +156,7 @@ def imp_cmd(start, schedule, prune_epochs, initial_sparsity, frequency, power, l
 
     from amchw.compress.imp import imp_schedule
     from amchw.compress.pipeline import _config, _data
-    from amchw.train import model_from_checkpoint
+    from amchw.checkpoint import model_from_checkpoint
 
     targets = _floats(schedule, "--schedule")
     _, ck = _run(model_from_checkpoint, start)

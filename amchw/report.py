@@ -174,17 +174,18 @@ def _train_kw(e: dict) -> dict:
 
 
 def _ck_info(path: str, key: str) -> dict:
-    import torch
+    from amchw.checkpoint import load
 
-    return dict(torch.load(path, map_location="cpu", weights_only=False).get(key) or {})
+    return dict(load(path).get(key) or {})
 
 
 def run_experiments(recipe: dict, out: Path, log=print) -> list[Checkpoint]:
     """Run (or reuse) every experiment's checkpoints; no evaluation yet."""
-    from amchw.compress import pipeline
+    from amchw.checkpoint import model_from_checkpoint
+    from amchw.compress import defaults, pipeline
     from amchw.compress.imp import imp_schedule
     from amchw.compress.multibranch import MultiBranch
-    from amchw.train import TrainConfig, model_from_checkpoint, train
+    from amchw.train import TrainConfig, train
 
     files = _data_files(recipe, out, log)
     ckdir = out / "checkpoints"
@@ -214,8 +215,9 @@ def run_experiments(recipe: dict, out: Path, log=print) -> list[Checkpoint]:
         elif kind == "net-trim":
             src = done[e["start"]]
             if not exists:
-                pipeline.net_trim(src.path, path, e.get("layer"), e.get("epsilon", 0.08),
-                                  e.get("frames", 20000), src.data,
+                pipeline.net_trim(src.path, path, e.get("layer"),
+                                  e.get("epsilon", defaults.NET_TRIM_EPSILON),
+                                  e.get("frames", defaults.NET_TRIM_FRAMES), src.data,
                                   **{k: e[k] for k in ("rho", "max_iter") if k in e})
             ck = Checkpoint(name, kind, label, path, src.data, _ck_info(path, "net_trim"))
         elif kind == "pq":
@@ -240,14 +242,15 @@ def run_experiments(recipe: dict, out: Path, log=print) -> list[Checkpoint]:
         else:  # imp
             src = done[e["start"]]
             _, sck = model_from_checkpoint(src.path)
-            kw = {"epochs": e.get("prune_epochs", 5) + 15, "batch_size": 128, "lr": 1e-4,
-                  "patience": 12}
+            prune_epochs = e.get("prune_epochs", defaults.IMP_PRUNE_EPOCHS)
+            kw = defaults.imp_training(prune_epochs)
             kw.update(_train_kw(e))
             base = pipeline._config(sck, src.data, "unused", **kw)
-            stages = imp_schedule(base, src.path, e.get("schedule", [0.5, 0.7, 0.8, 0.85]),
-                                  str(ckdir / name), e.get("prune_epochs", 5),
-                                  e.get("initial_sparsity", 0.2), e.get("frequency", 100),
-                                  e.get("power", 3.0), e.get("layers"), log=quiet)
+            stages = imp_schedule(base, src.path, e.get("schedule", list(defaults.IMP_SCHEDULE)),
+                                  str(ckdir / name), prune_epochs,
+                                  e.get("initial_sparsity", defaults.IMP_INITIAL_SPARSITY),
+                                  e.get("frequency", defaults.IMP_FREQUENCY),
+                                  e.get("power", defaults.IMP_POWER), e.get("layers"), log=quiet)
             prev = src.label
             for st in stages:
                 c = Checkpoint(name, kind, f"{label} s={st.target:g}", st.checkpoint, src.data,
@@ -295,12 +298,13 @@ def measure(cks: list[Checkpoint], recipe: dict, log=print) -> None:
     """Evaluate and simulate every checkpoint (in place)."""
     import torch
 
+    from amchw.checkpoint import model_from_checkpoint, split_frames
     from amchw.compress.imp import footprint
+    from amchw.evaluate import evaluate_checkpoint
     from amchw.ir.early_exit import add_exit_rule, decide, error_bound, run_early_exit
     from amchw.lower.brevitas import lower
     from amchw.sims.early_exit import early_exit, split_layers, sweep
     from amchw.sims.simulate import simulate
-    from amchw.train import evaluate_checkpoint, model_from_checkpoint, split_frames
 
     targets = _targets(recipe)
     fmt = recipe.get("sparse_format", "csr")

@@ -1,4 +1,5 @@
-"""Quantization-aware training and evaluation of zoo models on RadioML-layout data.
+"""Quantization-aware training of zoo models on RadioML-layout data (evaluation of a trained
+checkpoint, float and integer: amchw.evaluate).
 
 train(): the data file is split (the AMC challenge's split when frames are stored in equal
 (class, SNR) groups, else a seeded random 10% test split) and a seeded 10% of the training
@@ -23,7 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from amchw.data.radioml import DatasetError, H5Frames, challenge_split
+from amchw.checkpoint import (DEFAULT_SEED, DEFAULT_VAL_FRACTION, atomic_save, load,
+                              model_from_checkpoint, split_indices)
+from amchw.data.radioml import DatasetError, H5Frames
 from amchw.data.torch_dataset import FrameDataset
 
 
@@ -37,8 +40,8 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     patience: int = 3
-    seed: int = 0
-    val_fraction: float = 0.1
+    seed: int = DEFAULT_SEED
+    val_fraction: float = DEFAULT_VAL_FRACTION
     max_train: int | None = None        # cap on training frames (quick runs)
     train_fraction: float = 1.0         # a seeded fraction of the training frames
     quant: dict = field(default_factory=dict)   # QuantConfig fields
@@ -54,20 +57,6 @@ class EpochLog:
     val_loss: float
     val_acc: float
     seconds: float
-
-
-def split_indices(reader: H5Frames, seed: int, val_fraction: float):
-    """(train, val, test) row indices; see the module docstring."""
-    try:
-        train, test = challenge_split(reader)
-    except DatasetError:
-        perm = np.random.default_rng(seed).permutation(reader.n)
-        k = int(math.ceil(0.1 * reader.n))
-        test, train = np.sort(perm[:k]), np.sort(perm[k:])
-    rng = np.random.default_rng([seed, 1])
-    perm = rng.permutation(train.size)
-    k = int(math.ceil(val_fraction * train.size))
-    return np.sort(train[perm[k:]]), np.sort(train[perm[:k]]), np.sort(test)
 
 
 def _batches(n: int, size: int, gen: torch.Generator | None):
@@ -188,13 +177,6 @@ def _set_quant_state(model: nn.Module, state: dict) -> None:
 _LINEAGE = ("method", "pruning", "pq", "net_trim", "init")
 
 
-def _atomic_save(obj, path: str) -> None:
-    from amchw.fileio import atomic_open
-
-    with atomic_open(path) as f:
-        torch.save(obj, f)
-
-
 def train(cfg: TrainConfig, progress=None, log=print, objective: Objective | None = None,
           constraints=()) -> dict:
     """Train per `cfg`; returns the final checkpoint dict. progress(kind, n) is called with
@@ -206,30 +188,10 @@ def train(cfg: TrainConfig, progress=None, log=print, objective: Objective | Non
         return _train(cfg, progress, log, objective or Objective(), list(constraints))
 
 
-def model_from_checkpoint(path) -> tuple[nn.Module, dict]:
-    """(model in eval mode, checkpoint dict) of an amchw checkpoint; ValueError naming the file
-    when it is not one. Loading a trained state marks Brevitas' statistics-initialised scales
-    as initialised, so training it further continues from the learned scales."""
-    from amchw.models import QuantConfig, build
-
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-        model = build(ck["model"], QuantConfig(**ck["config"]))
-        model.load_state_dict(ck["state_dict"])
-    except Exception as e:  # any unreadable file (unpickling errors included) names the file
-        raise ValueError(f"{path}: not an amchw checkpoint ({type(e).__name__}: {e})") from None
-    return model.eval(), ck
-
-
-def save_checkpoint(path, ck: dict, model: nn.Module, **extra) -> None:
-    """Write `ck` with `model`'s state and `extra` entries to `path` atomically."""
-    _atomic_save(dict(ck, state_dict=model.state_dict(), **extra), str(path))
-
-
 def _train(cfg: TrainConfig, progress, log, objective: Objective, constraints: list) -> dict:
-    from amchw.models import ZOO, QuantConfig, build
+    from amchw.models import ZOO
 
-    start_ck = None
+    init_model = start_ck = None
     if cfg.init is not None:
         init_model, start_ck = model_from_checkpoint(cfg.init)
         if cfg.model != start_ck["model"]:
@@ -237,8 +199,17 @@ def _train(cfg: TrainConfig, progress, log, objective: Objective, constraints: l
         cfg.quant = dict(start_ck["config"])
     if cfg.model not in ZOO:
         raise ValueError(f"unknown zoo model {cfg.model!r}; choose from {sorted(ZOO)}")
-    entry = ZOO[cfg.model]
-    reader = H5Frames(cfg.data)
+    with H5Frames(cfg.data) as reader:
+        _fit(cfg, reader, ZOO[cfg.model], init_model, start_ck, progress, log, objective,
+             constraints)
+    return load(cfg.out)
+
+
+def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progress, log,
+         objective: Objective, constraints: list) -> None:
+    """_train's epochs on the open data file; the checkpoint is written after each."""
+    from amchw.models import QuantConfig, build
+
     if reader.length * 2 != int(np.prod(entry.input_shape)):
         raise DatasetError(f"{cfg.data}: frames of 2 x {reader.length} do not fit {cfg.model}'s "
                            f"input {entry.input_shape}")
@@ -265,7 +236,7 @@ def _train(cfg: TrainConfig, progress, log, objective: Objective, constraints: l
               "constraints": [c.describe() for c in constraints]}
     ck = None
     if resume:
-        ck = torch.load(out, map_location="cpu", weights_only=False)
+        ck = load(out)
         if ck.get("model") != cfg.model or ck.get("config") != asdict(qcfg):
             raise ValueError(f"{out}: holds a different model or configuration; remove it or "
                              "choose another --out")
@@ -350,102 +321,12 @@ def _train(cfg: TrainConfig, progress, log, objective: Objective, constraints: l
         if start_ck is not None:
             ck["init"] = {"path": str(cfg.init),
                           **{k: start_ck[k] for k in start_ck if k in _LINEAGE}}
-        _atomic_save(ck, str(out))
-    reader.close()
-    return torch.load(out, map_location="cpu", weights_only=False)
+        atomic_save(ck, out)
 
 
-def accuracy_by_snr(pred: np.ndarray, y: np.ndarray, snr: np.ndarray) -> dict:
-    return {int(s): float(np.mean(pred[snr == s] == y[snr == s])) for s in np.unique(snr)}
-
-
-def confusion(pred: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
-    """k x k counts: row = true class, column = predicted class."""
-    return np.bincount(np.asarray(y, np.int64) * k + np.asarray(pred, np.int64),
-                       minlength=k * k).reshape(k, k)
-
-
-def split_frames(data: str, input_shape, ck: dict | None = None, split: str = "test",
-                 max_frames: int | None = None, seed=0):
-    """(frames (N, *input_shape) float32, labels, SNRs, class names, which) of a data file:
-    a checkpoint's `split` (its training seed and validation fraction) or, without a
-    checkpoint, every frame; at most max_frames, a random subset (sorted) drawn with
-    numpy's default_rng(seed) (an int or a sequence of ints)."""
-    reader = H5Frames(data)
-    try:
-        if ck is None:
-            idx, which = np.arange(reader.n), "all frames"
-        else:
-            tcfg = ck.get("train_config", {})
-            parts = split_indices(reader, tcfg.get("seed", 0), tcfg.get("val_fraction", 0.1))
-            idx = {"train": parts[0], "val": parts[1], "test": parts[2],
-                   "all": np.arange(reader.n)}[split]
-            which = f"{split} split" if split != "all" else "all frames"
-        if max_frames is not None and idx.size > max_frames:
-            idx = np.sort(np.random.default_rng(seed).permutation(idx)[:max_frames])
-            which += f", {max_frames} drawn at random"
-        x = FrameDataset(reader, idx, tuple(input_shape)).batch(np.arange(idx.size))[0]
-        return (x.numpy(), reader.labels[idx], reader.snrs[idx], list(reader.classes), which)
-    finally:
-        reader.close()
-
-
-def evaluate_checkpoint(path: str, data: str, split: str = "test", max_frames: int | None = None,
-                        seed: int = 0, confusion_snrs=()) -> dict:
-    """Accuracy of a checkpoint on a data file: the float (Brevitas fake-quant) model and the
-    integer IR (lowered, run by the fused executor), overall and per SNR, with confusion
-    matrices (lists of rows: true class, predicted class) overall and at `confusion_snrs`."""
-    from amchw.ir.interp import run
-    from amchw.lower.brevitas import lower
-    from amchw.models import ZOO, QuantConfig, build
-
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    model = build(ck["model"], QuantConfig(**ck["config"]))
-    model.load_state_dict(ck["state_dict"])
-    model.eval()
-    reader = H5Frames(data)
-    tcfg = ck.get("train_config", {})
-    train_i, val_i, test_i = split_indices(reader, tcfg.get("seed", seed),
-                                           tcfg.get("val_fraction", 0.1))
-    idx = {"test": test_i, "val": val_i, "all": np.arange(reader.n)}[split]
-    if max_frames is not None and idx.size > max_frames:
-        idx = np.sort(np.random.default_rng(seed).permutation(idx)[:max_frames])
-    shape = tuple(ZOO[ck["model"]].input_shape)
-    ds = FrameDataset(reader, idx, shape)
-    t0 = time.perf_counter()
-    _, pf = evaluate_float(model, ds)
-    t_float = time.perf_counter() - t0
-    x = ds.batch(np.arange(min(len(ds), 8)))[0]
-    graph = lower(model, x, name=ck["model"])
-    pi = []
-    t0 = time.perf_counter()
-    for pos in _batches(len(ds), 512, None):
-        xb = ds.batch(pos)[0].numpy()
-        out = run(graph, xb, "fast")
-        out = out[-1] if isinstance(out, tuple) else out  # the final classifier
-        pi.append(np.asarray(out).argmax(1))
-    t_int = time.perf_counter() - t0
-    pi = np.concatenate(pi)
-    y, snr = reader.labels[idx], reader.snrs[idx]
-    classes = list(ck.get("classes") or reader.classes)
-    reader.close()
-    k = len(classes)
-    missing = sorted(set(confusion_snrs) - set(np.unique(snr).tolist()))
-    if missing:
-        raise ValueError(f"{data}: no {split} frames at SNR {', '.join(map(str, missing))} dB")
-    by = {int(s): {"float": confusion(pf[snr == s], y[snr == s], k).tolist(),
-                   "int": confusion(pi[snr == s], y[snr == s], k).tolist()}
-          for s in sorted(set(confusion_snrs))}
-    return {
-        "classes": classes,
-        "confusion_float": confusion(pf, y, k).tolist(),
-        "confusion_int": confusion(pi, y, k).tolist(),
-        "confusion_by_snr": by,
-        "model": ck["model"], "config": ck["config"], "frames": int(idx.size), "split": split,
-        "float_acc": float(np.mean(pf == y)), "int_acc": float(np.mean(pi == y)),
-        "agreement": float(np.mean(pf == pi)),
-        "float_by_snr": accuracy_by_snr(pf, y, snr), "int_by_snr": accuracy_by_snr(pi, y, snr),
-        "float_seconds": t_float, "int_seconds": t_int,
-        "train_seconds": float(sum(h["seconds"] for h in ck.get("history", []))),
-        "epochs": len(ck.get("history", [])), "best_epoch": ck.get("best_epoch", -1) + 1,
-    }
+def batches_per_epoch(cfg: TrainConfig) -> int:
+    """Batches in one epoch of `cfg` as a progress bar counts them: the data file's training
+    split, at most max_train frames, in batches of batch_size."""
+    with H5Frames(cfg.data) as reader:
+        n_train = split_indices(reader, cfg.seed, cfg.val_fraction)[0].size
+    return math.ceil(min(n_train, cfg.max_train or n_train) / cfg.batch_size)

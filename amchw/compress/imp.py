@@ -32,6 +32,7 @@ from torch import nn
 
 from amchw.train import Constraint, TrainConfig
 
+from .defaults import IMP_FREQUENCY, IMP_INITIAL_SPARSITY, IMP_POWER, IMP_PRUNE_EPOCHS
 from .prune import PruneError, magnitude_prune, prunable
 
 
@@ -124,14 +125,16 @@ def footprint(model: nn.Module, weight_bits: int, layers=None) -> dict:
             "footprint_bytes": math.ceil(nz * weight_bits / 8)}
 
 
-def imp_schedule(base: TrainConfig, start: str, targets, out_dir: str, prune_epochs: int = 5,
-                 initial: float = 0.2, frequency: int = 100, power: float = 3.0, layers=None,
+def imp_schedule(base: TrainConfig, start: str, targets, out_dir: str,
+                 prune_epochs: int = IMP_PRUNE_EPOCHS, initial: float = IMP_INITIAL_SPARSITY,
+                 frequency: int = IMP_FREQUENCY, power: float = IMP_POWER, layers=None,
                  log=print, progress=None) -> list[StageResult]:
     """Run the stages; stage k trains `base` (epochs = prune_epochs + retraining epochs,
     patience for the retraining) from the previous checkpoint (the first from `start`), writing
     out_dir/stage{k}-sparsity{s}.pt. Returns one StageResult per stage."""
+    from amchw.checkpoint import model_from_checkpoint, split_indices
     from amchw.data.radioml import H5Frames
-    from amchw.train import model_from_checkpoint, split_indices, train
+    from amchw.train import train
 
     targets = [float(t) for t in targets]
     if any(b <= a for a, b in zip(targets, targets[1:])):
@@ -139,9 +142,8 @@ def imp_schedule(base: TrainConfig, start: str, targets, out_dir: str, prune_epo
     if base.epochs <= prune_epochs:
         raise PruneError(f"{base.epochs} epochs leave no retraining after {prune_epochs} "
                          "pruning epochs")
-    reader = H5Frames(base.data)
-    train_i = split_indices(reader, base.seed, base.val_fraction)[0]
-    reader.close()
+    with H5Frames(base.data) as reader:
+        train_i = split_indices(reader, base.seed, base.val_fraction)[0]
     n_train = math.ceil(base.train_fraction * train_i.size)
     if base.max_train is not None:
         n_train = min(n_train, base.max_train)

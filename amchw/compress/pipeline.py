@@ -1,21 +1,25 @@
 """The compression methods as runs that read and write checkpoints (the Python API behind
 `amchw compress` and `amchw report`). Every run writes an amchw checkpoint (atomically) that
 lowers, verifies and simulates like a trained one, carrying what was done under its method key
-("net_trim", "pq", "method", "imp", "init"), and returns a summary dict.
+("net_trim", "pq", "pruning", "method", "init"), and returns a summary dict (imp: one
+result per stage).
 
 Data: a run that needs frames reads the data file the start checkpoint was trained on unless
 another is given, and uses that checkpoint's split, so the test frames stay unseen."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from amchw.train import (Frozen, TrainConfig, model_from_checkpoint, save_checkpoint,
-                         split_frames, train)
+from amchw.checkpoint import model_from_checkpoint, save_checkpoint, split_frames
+from amchw.train import Frozen, TrainConfig, train
 
+from .defaults import (IMP_FREQUENCY, IMP_INITIAL_SPARSITY, IMP_POWER, IMP_PRUNE_EPOCHS,
+                       NET_TRIM_EPSILON, NET_TRIM_FRAMES, imp_training)
 from .prune import PruneError
 
 
@@ -45,8 +49,9 @@ def _config(ck_or_model, data, out, **kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
-def net_trim(start: str, out: str, layer: str | None = None, epsilon: float = 0.08,
-             frames: int = 20000, data: str | None = None, seed: int = 0, **admm) -> dict:
+def net_trim(start: str, out: str, layer: str | None = None, epsilon: float = NET_TRIM_EPSILON,
+             frames: int = NET_TRIM_FRAMES, data: str | None = None, seed: int = 0,
+             **admm) -> dict:
     """The edge-efficient seed's Algorithm 1 on one FC layer (default: the first) of a trained
     checkpoint, with activations of `frames` training frames; no retraining (as the seed)."""
     from .nettrim import first_fc, net_trim_layer
@@ -63,22 +68,47 @@ def net_trim(start: str, out: str, layer: str | None = None, epsilon: float = 0.
     return info
 
 
+def prune(start: str, out: str, sparsity: float | None = None, pattern: str = "unstructured",
+          layers=None, quant: dict | None = None, seed: int = 0) -> dict:
+    """Magnitude pruning without training (amchw.compress.prune) of a checkpoint, which keeps
+    its trained scales, or of a zoo name (built with `quant`, QuantConfig's scales,
+    weight_bits and act_bits, pruned, then calibrated on synthetic frames); writes `out`."""
+    from amchw.resolve import compression_source
+
+    from .prune import magnitude_prune
+
+    model, ck, done = compression_source(
+        start, seed=seed, **(quant or {}),
+        prepare=lambda m: magnitude_prune(m, sparsity, pattern, layers))
+    info = {"pattern": pattern, "sparsity": sparsity, "layers": done}
+    save_checkpoint(out, ck, model, pruning=info)
+    return dict(info, model=ck["model"])
+
+
 def product_quantization(start: str, out: str, layer: str | None, subspaces: int,
                          centroids: int = 256, retrain_epochs: int = 0,
                          train_fraction: float = 0.1, data: str | None = None, seed: int = 0,
-                         log=print, **train_kw) -> dict:
+                         log=print, quant: dict | None = None, **train_kw) -> dict:
     """Algorithm 2 on one FC layer, then (retrain_epochs > 0) the seed's retraining: the rest
     of the network trained on a fraction of the training frames with the PQ layer frozen, so
     its weights stay the codebook's. Without retraining `out` is the quantized checkpoint;
-    with it, the one-shot result is kept beside it as <out stem>.noretrain.pt."""
+    with it, the one-shot result is kept beside it as <out stem>.noretrain.pt. `start`: a
+    checkpoint, or a zoo name (built with `quant`, QuantConfig's scales, weight_bits and
+    act_bits, and calibrated on synthetic frames; retraining it needs `data`)."""
+    from amchw.models import ZOO
+    from amchw.resolve import compression_source
+
     from .nettrim import first_fc
     from .pq import product_quantize
 
-    model, ck = model_from_checkpoint(start)
+    if start in ZOO or not Path(start).exists():   # (neither: resolve's RequestError)
+        model, ck, _ = compression_source(start, seed=seed, **(quant or {}))
+    else:
+        model, ck = model_from_checkpoint(start)
     layer = layer or first_fc(model)
     mods = dict(model.named_modules())
     if layer not in mods:
-        raise PruneError(f"no layer {layer!r} in {ck['model']}")
+        raise PruneError(f"no layer {layer!r} in {ck['model']}", option="--layer")
     info = product_quantize(mods[layer], layer, subspaces, centroids, seed)
     codes, books = info.pop("codes"), info.pop("codebooks")
     info["start"] = str(start)
@@ -87,7 +117,7 @@ def product_quantization(start: str, out: str, layer: str | None, subspaces: int
     if retrain_epochs > 0:
         if Path(out).exists():
             raise PruneError(f"{out} exists: remove it or choose another output")
-        cfg = _config(ck, _data(ck, data), out, epochs=retrain_epochs,
+        cfg = _config(ck, _data(ck, data), out, model=ck["model"], epochs=retrain_epochs,
                       train_fraction=train_fraction, init=one_shot, **train_kw)
         train(cfg, log=log, constraints=[Frozen([layer])])
         m2, ck2 = model_from_checkpoint(out)
@@ -133,3 +163,33 @@ def fine_tune(cfg: TrainConfig, objective=None, constraints=(), log=print) -> di
     ck = train(cfg, log=log, objective=objective, constraints=constraints)
     return {"model": cfg.model, "out": cfg.out, "epochs": len(ck["history"]),
             "method": ck.get("method")}
+
+
+def early_exit(model: str, data: str, out: str, epochs: int = 10, batch_size: int = 256,
+               lr: float = 1e-3, patience: int = 3, max_train: int | None = None,
+               joint: bool = False, seed: int = 0, log=print) -> dict:
+    """Train an early-exit network (ee-v*) with the early-exit seed's multi-branch rule (the
+    exit loss updates the trunk and the exit branch, the final loss only the long branch), or
+    with both losses summed into every parameter (`joint`)."""
+    from .multibranch import MultiBranch
+
+    cfg = TrainConfig(model=model, data=data, out=out, epochs=epochs, batch_size=batch_size,
+                      lr=lr, patience=patience, seed=seed, max_train=max_train)
+    return fine_tune(cfg, None if joint else MultiBranch(), log=log)
+
+
+def imp(start: str, targets, out_dir: str, prune_epochs: int = IMP_PRUNE_EPOCHS,
+        initial: float = IMP_INITIAL_SPARSITY, frequency: int = IMP_FREQUENCY,
+        power: float = IMP_POWER, layers=None, data: str | None = None, log=print,
+        **train_kw) -> list:
+    """IMP with QAT (GRU-CNN seed) from a trained checkpoint: imp.imp_schedule's stages, each
+    trained as the seed did (defaults.imp_training, overridden by `train_kw`) on the
+    checkpoint's data (or `data`) and split; one imp.StageResult per stage."""
+    from .imp import imp_schedule
+
+    _, ck = model_from_checkpoint(start)
+    kw = imp_training(prune_epochs)
+    kw.update(train_kw)
+    base = replace(_config(ck, _data(ck, data), "unused", **kw), quant={})
+    return imp_schedule(base, start, targets, out_dir, prune_epochs, initial, frequency, power,
+                        layers, log=log)

@@ -119,12 +119,12 @@ def test_report_files_and_sections(report):
 
 
 def test_report_figures_match_independent_computations(report):
+    from amchw.checkpoint import model_from_checkpoint
     from amchw.ir.sparse import set_format
     from amchw.kernels.pq import compression_rate
     from amchw.lower.brevitas import lower
     from amchw.sims.hardware import get_target
     from amchw.sims.simulate import simulate
-    from amchw.train import model_from_checkpoint
 
     _, rep = report
     nt = _ck(rep, "nt")

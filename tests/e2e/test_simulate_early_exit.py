@@ -53,11 +53,11 @@ def test_zoo_model_json_rows_sweep_and_costs(h5):
 def test_checkpoint_uses_its_test_split_and_prints_both_tables(h5, tmp_path):
     import torch
 
+    from amchw.checkpoint import split_indices
     from amchw.data.radioml import H5Frames
     from amchw.data.synthetic import frames_for
     from amchw.models import QuantConfig, build
     from amchw.models.calibrate import calibrate
-    from amchw.train import split_indices
 
     cfg = QuantConfig()
     m = calibrate(build("ee-v3", cfg, seed=0), torch.as_tensor(frames_for("ee-v3", 64)), seed=0)

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from amchw.checkpoint import model_from_checkpoint
 from amchw.compress.distill import Distillation, kd_loss
 from amchw.compress.imp import (GradualPruning, footprint, imp_schedule,
                                 polynomial_sparsity)
@@ -18,7 +19,7 @@ from amchw.compress.pipeline import distill, product_quantization
 from amchw.compress.prune import PruneError, prunable
 from amchw.data.radioml import synth_to_h5
 from amchw.models import QuantConfig, build
-from amchw.train import Frozen, TrainConfig, model_from_checkpoint, train
+from amchw.train import Frozen, TrainConfig, train
 
 
 def _quiet(*a):

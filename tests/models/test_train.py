@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from amchw.data.radioml import DatasetError, synth_to_h5
-from amchw.train import TrainConfig, evaluate_checkpoint, train
+from amchw.evaluate import evaluate_checkpoint
+from amchw.train import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
@@ -119,9 +120,9 @@ def test_an_early_exit_model_trains_on_both_exits_and_evaluates_the_final(tmp_pa
     synth_to_h5(data, "rml2016b", 3, (10, 18), seed=2)   # 10 classes x 2 SNRs x 3 = 60
     out = tmp_path / "ee.pt"
     ck = train(_cfg(str(data), out, model="ee-v2", epochs=1, batch_size=20), log=_quiet)
+    from amchw.checkpoint import split_indices
     from amchw.data.radioml import H5Frames
     from amchw.models import QuantConfig, build
-    from amchw.train import split_indices
 
     m = build("ee-v2", QuantConfig(**ck["config"]))
     m.load_state_dict(ck["state_dict"])

@@ -1,0 +1,117 @@
+"""amchw checkpoints: the only module that reads or writes them (torch.load / torch.save), and
+the one definition of a checkpoint's train/val/test split of a data file, so training,
+evaluation, compression and the early-exit run all see the frames training saw.
+
+A checkpoint is a dict: model (zoo name), config (QuantConfig fields), state_dict, and what
+training or compression adds (classes, train_config, history, method keys...)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from amchw.data.radioml import DatasetError, H5Frames, challenge_split
+
+#: the training seed and validation fraction of a checkpoint that records none
+#: (amchw.train.TrainConfig's defaults)
+DEFAULT_SEED = 0
+DEFAULT_VAL_FRACTION = 0.1
+
+SPLITS = ("train", "val", "test", "all")
+
+
+def load(path) -> dict:
+    """The raw checkpoint dict of `path` (torch.load on the CPU; exceptions as torch raises)."""
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def atomic_save(obj, path) -> None:
+    """torch.save `obj` to `path` atomically (a reader never sees a partial file)."""
+    from amchw.fileio import atomic_open
+
+    with atomic_open(str(path)) as f:
+        torch.save(obj, f)
+
+
+def model_from_checkpoint(path) -> tuple[nn.Module, dict]:
+    """(model in eval mode, checkpoint dict) of an amchw checkpoint; ValueError naming the file
+    when it is not one. Loading a trained state marks Brevitas' statistics-initialised scales
+    as initialised, so training it further continues from the learned scales."""
+    try:
+        ck = load(path)
+        model = model_of(ck)
+    except Exception as e:  # any unreadable file (unpickling errors included) names the file
+        raise ValueError(f"{path}: not an amchw checkpoint ({type(e).__name__}: {e})") from None
+    return model, ck
+
+
+def model_of(ck: dict) -> nn.Module:
+    """The model of a checkpoint dict, in eval mode (exceptions as building and loading raise)."""
+    from amchw.models import QuantConfig, build
+
+    model = build(ck["model"], QuantConfig(**ck["config"]))
+    model.load_state_dict(ck["state_dict"])
+    return model.eval()
+
+
+def save_checkpoint(path, ck: dict, model: nn.Module, **extra) -> None:
+    """Write `ck` with `model`'s state and `extra` entries to `path` atomically."""
+    atomic_save(dict(ck, state_dict=model.state_dict(), **extra), path)
+
+
+def split_indices(reader: H5Frames, seed: int, val_fraction: float):
+    """(train, val, test) row indices of a data file: the AMC challenge's split when frames are
+    stored in equal (class, SNR) groups, else a seeded random 10% test split; a seeded
+    `val_fraction` of the training rows is held out for validation."""
+    try:
+        train, test = challenge_split(reader)
+    except DatasetError:
+        perm = np.random.default_rng(seed).permutation(reader.n)
+        k = int(math.ceil(0.1 * reader.n))
+        test, train = np.sort(perm[:k]), np.sort(perm[k:])
+    rng = np.random.default_rng([seed, 1])
+    perm = rng.permutation(train.size)
+    k = int(math.ceil(val_fraction * train.size))
+    return np.sort(train[perm[k:]]), np.sort(train[perm[:k]]), np.sort(test)
+
+
+def checkpoint_split(reader: H5Frames, ck: dict):
+    """(train, val, test) row indices of `reader` as training split them for checkpoint `ck`:
+    its recorded training seed and validation fraction (the defaults when it records none)."""
+    tcfg = ck.get("train_config", {})
+    return split_indices(reader, tcfg.get("seed", DEFAULT_SEED),
+                         tcfg.get("val_fraction", DEFAULT_VAL_FRACTION))
+
+
+def split_rows(reader: H5Frames, ck: dict | None, split: str = "test",
+               max_frames: int | None = None, seed=0):
+    """(row indices, which) of a data file: checkpoint `ck`'s `split` (train, val, test or
+    all) or, without a checkpoint, every frame; at most max_frames, a random subset (sorted)
+    drawn with numpy's default_rng(seed) (an int or a sequence of ints)."""
+    if ck is None:
+        idx, which = np.arange(reader.n), "all frames"
+    else:
+        if split not in SPLITS:
+            raise KeyError(split)
+        idx = np.arange(reader.n) if split == "all" else \
+            checkpoint_split(reader, ck)[SPLITS.index(split)]
+        which = f"{split} split" if split != "all" else "all frames"
+    if max_frames is not None and idx.size > max_frames:
+        idx = np.sort(np.random.default_rng(seed).permutation(idx)[:max_frames])
+        which += f", {max_frames} drawn at random"
+    return idx, which
+
+
+def split_frames(data: str, input_shape, ck: dict | None = None, split: str = "test",
+                 max_frames: int | None = None, seed=0):
+    """(frames (N, *input_shape) float32, labels, SNRs, class names, which) of a data file's
+    rows per split_rows."""
+    from amchw.data.torch_dataset import FrameDataset
+
+    with H5Frames(data) as reader:
+        idx, which = split_rows(reader, ck, split, max_frames, seed)
+        x = FrameDataset(reader, idx, tuple(input_shape)).batch(np.arange(idx.size))[0]
+        return x.numpy(), reader.labels[idx], reader.snrs[idx], list(reader.classes), which

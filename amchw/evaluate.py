@@ -1,0 +1,78 @@
+"""Accuracy of a trained checkpoint on a data file, float (Brevitas fake-quant) and integer
+(the lowered IR run by the fused executor), on the split training used (amchw.checkpoint)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from amchw.checkpoint import load, model_of, split_rows
+from amchw.data.radioml import H5Frames
+
+
+def accuracy_by_snr(pred: np.ndarray, y: np.ndarray, snr: np.ndarray) -> dict:
+    return {int(s): float(np.mean(pred[snr == s] == y[snr == s])) for s in np.unique(snr)}
+
+
+def confusion(pred: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+    """k x k counts: row = true class, column = predicted class."""
+    return np.bincount(np.asarray(y, np.int64) * k + np.asarray(pred, np.int64),
+                       minlength=k * k).reshape(k, k)
+
+
+def evaluate_checkpoint(path: str, data: str, split: str = "test", max_frames: int | None = None,
+                        seed: int = 0, confusion_snrs=()) -> dict:
+    """Accuracy of a checkpoint on a data file: the float (Brevitas fake-quant) model and the
+    integer IR (lowered, run by the fused executor), overall and per SNR, with confusion
+    matrices (lists of rows: true class, predicted class) overall and at `confusion_snrs`.
+    The frames: the checkpoint's `split` (amchw.checkpoint.split_rows; at most max_frames,
+    drawn with `seed`)."""
+    from amchw.data.torch_dataset import FrameDataset
+    from amchw.ir.interp import run
+    from amchw.lower.brevitas import lower
+    from amchw.models import ZOO
+    from amchw.train import _batches, evaluate_float
+
+    ck = load(path)
+    model = model_of(ck)
+    with H5Frames(data) as reader:
+        idx, _ = split_rows(reader, ck, split, max_frames, seed)
+        shape = tuple(ZOO[ck["model"]].input_shape)
+        ds = FrameDataset(reader, idx, shape)
+        t0 = time.perf_counter()
+        _, pf = evaluate_float(model, ds)
+        t_float = time.perf_counter() - t0
+        x = ds.batch(np.arange(min(len(ds), 8)))[0]
+        graph = lower(model, x, name=ck["model"])
+        pi = []
+        t0 = time.perf_counter()
+        for pos in _batches(len(ds), 512, None):
+            xb = ds.batch(pos)[0].numpy()
+            out = run(graph, xb, "fast")
+            out = out[-1] if isinstance(out, tuple) else out  # the final classifier
+            pi.append(np.asarray(out).argmax(1))
+        t_int = time.perf_counter() - t0
+        pi = np.concatenate(pi)
+        y, snr = reader.labels[idx], reader.snrs[idx]
+        classes = list(ck.get("classes") or reader.classes)
+    k = len(classes)
+    missing = sorted(set(confusion_snrs) - set(np.unique(snr).tolist()))
+    if missing:
+        raise ValueError(f"{data}: no {split} frames at SNR {', '.join(map(str, missing))} dB")
+    by = {int(s): {"float": confusion(pf[snr == s], y[snr == s], k).tolist(),
+                   "int": confusion(pi[snr == s], y[snr == s], k).tolist()}
+          for s in sorted(set(confusion_snrs))}
+    return {
+        "classes": classes,
+        "confusion_float": confusion(pf, y, k).tolist(),
+        "confusion_int": confusion(pi, y, k).tolist(),
+        "confusion_by_snr": by,
+        "model": ck["model"], "config": ck["config"], "frames": int(idx.size), "split": split,
+        "float_acc": float(np.mean(pf == y)), "int_acc": float(np.mean(pi == y)),
+        "agreement": float(np.mean(pf == pi)),
+        "float_by_snr": accuracy_by_snr(pf, y, snr), "int_by_snr": accuracy_by_snr(pi, y, snr),
+        "float_seconds": t_float, "int_seconds": t_int,
+        "train_seconds": float(sum(h["seconds"] for h in ck.get("history", []))),
+        "epochs": len(ck.get("history", [])), "best_epoch": ck.get("best_epoch", -1) + 1,
+    }

@@ -1,0 +1,179 @@
+"""Any model spec -> model, IR graph and sample frames. A spec is a zoo name (random weights
+calibrated on synthetic frames), an amchw checkpoint (.pt), an IR graph saved by amchw (.npz)
+or a QONNX file (.qonnx/.onnx); every command reads its MODEL here, so a spec means the same
+to all of them, and one that cannot be read is a RequestError naming it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+QONNX_SUFFIXES = (".qonnx", ".onnx")
+
+
+class RequestError(Exception):
+    """What a command asked for cannot be done; the message names the model, file or option.
+    `usage`: the request itself is wrong (the command line exits 2, naming `option` when
+    given); otherwise it failed on what it read (exit 1)."""
+
+    def __init__(self, message: str, usage: bool = False, option: str | None = None):
+        super().__init__(message)
+        self.usage = usage
+        self.option = option
+
+
+def _unknown(spec: str) -> RequestError:
+    from amchw.models import ZOO
+
+    return RequestError(f"{spec!r} is neither a zoo model ({', '.join(ZOO)}) nor a file",
+                        usage=True, option="--model")
+
+
+def is_qonnx_file(spec: str) -> bool:
+    """Whether `spec` names a QONNX file (not a zoo model)."""
+    from amchw.models import ZOO
+
+    return spec not in ZOO and Path(spec).suffix.lower() in QONNX_SUFFIXES
+
+
+def checkpoint_model_name(spec: str) -> str:
+    """The zoo architecture a checkpoint file was saved from."""
+    from amchw.checkpoint import load
+
+    path = Path(spec)
+    if not path.is_file():
+        raise _unknown(spec)
+    try:
+        return str(load(path)["model"])
+    except Exception as e:  # any unreadable file is a user error naming the file
+        raise RequestError(f"{path}: not an amchw checkpoint ({type(e).__name__}: {e})") from None
+
+
+def model_name(spec: str) -> str:
+    """The zoo architecture of a zoo name or a checkpoint file."""
+    from amchw.models import ZOO
+
+    return spec if spec in ZOO else checkpoint_model_name(spec)
+
+
+def load_model(spec: str, scales: str, weight_bits: int, act_bits: int, frames, seed: int):
+    """A zoo name (random weights, calibrated on `frames`) or a checkpoint file."""
+    import torch
+
+    from amchw.models import ZOO, QuantConfig, build
+    from amchw.models.calibrate import calibrate
+
+    if spec in ZOO:
+        cfg = QuantConfig(weight_bits=weight_bits, act_bits=act_bits, scales=scales)
+        model = build(spec, cfg, seed=seed)
+        return calibrate(model, torch.as_tensor(frames), seed=seed)
+    return checkpoint_model(spec)[0]
+
+
+def checkpoint_model(spec: str):
+    """(model in eval mode, checkpoint dict) of an amchw checkpoint file, read once."""
+    from amchw.checkpoint import model_from_checkpoint
+
+    path = Path(spec)
+    if not path.exists():
+        raise _unknown(spec)
+    try:
+        return model_from_checkpoint(path)
+    except ValueError as e:
+        raise RequestError(str(e)) from None
+
+
+def model_and_frames(spec: str, scales: str, weight_bits: int, act_bits: int, n_frames: int,
+                     seed: int):
+    """(zoo name, model, n_frames synthetic frames of its profile) of a zoo name or checkpoint;
+    a zoo model is calibrated on those frames."""
+    from amchw.data.synthetic import frames_for
+
+    name = model_name(spec)
+    frames = frames_for(name, n_frames, seed=seed)
+    return name, load_model(spec, scales, weight_bits, act_bits, frames, seed), frames
+
+
+def frames_for_shape(graph, n: int, seed: int):
+    """(sample inputs, what they are) for a graph read from a file: synthetic RadioML frames
+    of the profile with that many samples per frame, else seeded values over the input
+    quantizer's range (any input shape: a single layer, an image CNN, an MLP)."""
+    import numpy as np
+
+    from amchw.data.synthetic import PROFILES, frames_for
+    from amchw.ir.samples import sample_inputs
+    from amchw.ir.types import QType
+
+    shape = graph.inputs[0].shape
+    size = int(np.prod(shape))
+    if not isinstance(graph.inputs[0].dtype, QType):
+        for prof in PROFILES:
+            f = frames_for(prof, n, seed=seed)
+            if f[0].size == size:
+                return f.reshape((n, *shape)), f"synthetic {prof} frames, seed {seed}"
+    return sample_inputs(graph, n, seed)
+
+
+def load_qonnx_file(path):
+    """The IR graph of a QONNX file (RequestError with the importer's reason)."""
+    from amchw.lower.qonnx import QonnxImportError, load_qonnx
+
+    try:
+        return load_qonnx(path)
+    except QonnxImportError as e:
+        raise RequestError(str(e)) from None
+
+
+def graph_and_frames(spec: str, scales: str, weight_bits: int, act_bits: int, n_frames: int,
+                     seed: int):
+    """MODEL -> (IR graph, sample frames, what the frames are). MODEL: a zoo name, an amchw
+    checkpoint (.pt), an IR graph saved by amchw (.npz) or a QONNX file (.qonnx/.onnx)."""
+    import torch
+
+    from amchw.ir.io import load as load_ir
+    from amchw.ir.types import IRError
+    from amchw.lower.brevitas import LoweringError, lower
+    from amchw.models import ZOO
+
+    path = Path(spec)
+    if is_qonnx_file(spec):
+        graph = load_qonnx_file(path)
+        return (graph, *frames_for_shape(graph, n_frames, seed))
+    if spec not in ZOO and path.suffix.lower() == ".npz":
+        if not path.is_file():
+            raise RequestError(f"{spec}: no such file")
+        try:
+            graph = load_ir(path)
+        except (IRError, OSError, ValueError, KeyError) as e:
+            raise RequestError(f"{spec}: {e}") from None
+        return (graph, *frames_for_shape(graph, n_frames, seed))
+    name, model, frames = model_and_frames(spec, scales, weight_bits, act_bits,
+                                           max(n_frames, 16), seed)
+    try:
+        graph = lower(model, torch.as_tensor(frames[:4]), name=name)
+    except (LoweringError, IRError) as e:
+        raise RequestError(f"{spec}: cannot lower to the IR: {e}") from None
+    return graph, frames[:n_frames], f"synthetic {name} frames, seed {seed}"
+
+
+def compression_source(spec: str, scales: str = "po2", weight_bits: int = 8, act_bits: int = 8,
+                       seed: int = 0, prepare=None):
+    """(model, checkpoint dict, prepare's result) for the compression commands. A zoo name is
+    built, `prepare`d (e.g. pruned), then calibrated on synthetic frames; a checkpoint is loaded
+    and `prepare`d, keeping its trained scales."""
+    from dataclasses import asdict
+
+    import torch
+
+    from amchw.data.synthetic import PROFILES, frames_for
+    from amchw.models import ZOO, QuantConfig, build
+    from amchw.models.calibrate import calibrate
+
+    if spec in ZOO:
+        cfg = QuantConfig(weight_bits=weight_bits, act_bits=act_bits, scales=scales)
+        model = build(spec, cfg, seed=seed)
+        done = prepare(model) if prepare else None
+        model = calibrate(model, torch.as_tensor(frames_for(spec, 256, seed=seed)), seed=seed)
+        return model, {"model": spec, "config": asdict(cfg),
+                       "classes": list(PROFILES[ZOO[spec].profile].classes)}, done
+    model, ck = checkpoint_model(spec)
+    return model, ck, prepare(model) if prepare else None
