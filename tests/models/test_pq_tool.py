@@ -1,6 +1,6 @@
-"""amchw pq: k-means product quantization of one FC layer; the written checkpoint's layer is
-stored pqP:K in the IR (its codes decompose exactly), verifies and simulates; bad requests
-name the option."""
+"""amchw compress pq on a zoo model: k-means product quantization of one FC layer; the written
+checkpoint's layer is stored pqP:K in the IR (its codes decompose exactly), verifies and
+simulates; bad requests name the option."""
 
 import json
 
@@ -8,13 +8,14 @@ import numpy as np
 import torch
 from click.testing import CliRunner
 
-from amchw.cli import load_model, main
+from amchw.cli import main
 from amchw.compress import product_quantize
 from amchw.data.synthetic import frames_for
 from amchw.ir.sparse import fits, pq_codebooks, set_format
 from amchw.kernels.pq import compression_rate, pq_reconstruct
 from amchw.lower.brevitas import lower
 from amchw.models import build
+from amchw.resolve import load_model
 
 
 def test_product_quantize_rewrites_the_layer_exactly():
@@ -28,10 +29,10 @@ def test_product_quantize_rewrites_the_layer_exactly():
 
 def test_pq_command_end_to_end(tmp_path):
     out = tmp_path / "pq.pt"
-    r = CliRunner().invoke(main, ["pq", "vgg10", "--layer", "fc8", "--subspaces", "2",
-                                  "--centroids", "16", "-o", str(out)])
+    r = CliRunner().invoke(main, ["compress", "pq", "vgg10", "--layer", "fc8", "--subspaces",
+                                  "2", "--centroids", "16", "-o", str(out)])
     assert r.exit_code == 0, r.output
-    assert "fc8: 512 x 128 -> 2 subspaces x 16 centroids" in r.output
+    assert "PQ fc8: 512 x 128, P=2 K_s=16" in r.output and "fc8 stored pq2:16" in r.output
     m = load_model(str(out), "po2", 8, 8, None, 0)
     fr = frames_for("vgg10", 8, seed=0)
     g = lower(m, torch.as_tensor(fr[:2]), name="vgg10")
@@ -53,6 +54,6 @@ def test_pq_command_end_to_end(tmp_path):
     for bad, msg in ((["--layer", "conv1"], "takes a QuantLinear"),
                      (["--layer", "fc99"], "no layer 'fc99'"),
                      (["--layer", "fc10", "--centroids", "256"], "more inputs")):
-        args = ["pq", "vgg10", "--subspaces", "2", "-o", str(tmp_path / "x.pt")] + bad
+        args = ["compress", "pq", "vgg10", "--subspaces", "2", "-o", str(tmp_path / "x.pt")] + bad
         r = CliRunner().invoke(main, args)
         assert r.exit_code == 2 and msg in r.output, r.output

@@ -74,7 +74,7 @@ def test_prune_command_writes_a_checkpoint_that_verifies_and_simulates(tmp_path)
     assert r.exit_code == 2 and "N:M fixes it" in r.output
     assert not (tmp_path / "q.pt").exists()
     # the IR of the checkpoint sees fc3's zeros
-    from amchw.cli import load_model
+    from amchw.resolve import load_model
 
     m = load_model(str(out), "po2", 8, 8, None, 0)
     g = lower(m, torch.as_tensor(frames_for("vtcnn2", 2, seed=0)), name="vtcnn2")

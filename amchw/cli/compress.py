@@ -1,5 +1,6 @@
 """`amchw compress METHOD ...`: the seeds' compression methods, each writing a checkpoint that
-lowers, verifies and simulates (registered on amchw.cli.main)."""
+lowers, verifies and simulates (amchw.compress.pipeline); and `amchw prune`, magnitude pruning
+without training."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ from pathlib import Path
 
 import click
 
-from amchw.cli import _fail, pq_options
+from amchw.compress.defaults import (IMP_FREQUENCY, IMP_INITIAL_SPARSITY, IMP_POWER,
+                                     IMP_PRUNE_EPOCHS, IMP_SCHEDULE, NET_TRIM_EPSILON,
+                                     NET_TRIM_FRAMES)
+
+from .common import command, fail, group, log, quant_options
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -49,10 +54,6 @@ def _train_kw(epochs, batch_size, lr, patience, max_train) -> dict:
             if v is not None}
 
 
-def _log(msg):
-    click.echo(msg, err=True)
-
-
 def _run(fn, *a, **kw):
     """Call a compression run; its user errors end the command with their message."""
     from amchw.compress.prune import PruneError
@@ -61,7 +62,7 @@ def _run(fn, *a, **kw):
     try:
         return fn(*a, **kw)
     except (PruneError, DatasetError, ValueError, OSError) as e:
-        _fail(str(e))
+        fail(str(e))
 
 
 def _kd_options(f):
@@ -83,6 +84,14 @@ def _kd_options(f):
     return f
 
 
+def _pq_options(f):
+    """PQ's P and K_s."""
+    f = click.option("--centroids", "K", type=click.IntRange(2), default=256, show_default=True,
+                     help="K_s: centroids per subspace (a power of two).")(f)
+    return click.option("--subspaces", "P", type=click.IntRange(1), required=True,
+                        help="P: the outputs split into P subspaces.")(f)
+
+
 def _print_net_trim(info: dict) -> None:
     click.echo(f"Net-Trim {info['layer']} (epsilon {info['epsilon']:g}, {info['frames']} "
                f"frames, {info['iterations']} ADMM iterations"
@@ -98,7 +107,39 @@ def _print_pq(info: dict) -> None:
                f"K_s={info['centroids']}: C_Q {cq}")
 
 
-@click.group("compress")
+@command("prune")
+@click.argument("model_spec", metavar="MODEL")
+@click.option("--sparsity", type=float, default=None,
+              help="Fraction of each layer's weights to zero (unstructured).")
+@click.option("--pattern", default="unstructured", show_default=True,
+              help="unstructured, or N:M (keep the N largest of every M consecutive weights).")
+@click.option("--layers", default=None,
+              help="Comma-separated layer paths to prune (default: every Conv/Linear).")
+@click.option("-o", "--output", required=True, help="The checkpoint to write.")
+@quant_options
+def prune_cmd(model_spec, sparsity, pattern, layers, output, scales, weight_bits, act_bits, seed):
+    """Magnitude-prune MODEL (zoo name or checkpoint) and write a checkpoint that lowers,
+    verifies and simulates. A zoo model is pruned, then calibrated on synthetic frames; a
+    checkpoint keeps its trained scales."""
+    from amchw.compress.pipeline import prune
+    from amchw.compress.prune import PruneError
+
+    names = [v.strip() for v in layers.split(",")] if layers else None
+    try:
+        info = prune(model_spec, output, sparsity, pattern, names,
+                     dict(scales=scales, weight_bits=weight_bits, act_bits=act_bits), seed)
+    except PruneError as e:
+        raise click.BadParameter(str(e)) from None
+    except OSError as e:
+        fail(f"{output}: {e}")
+    done = info["layers"]
+    w = max(len(n) for n in done) if done else 5
+    for n, sp in done.items():
+        click.echo(f"{n:<{w}}  {sp:7.2%} zero")
+    click.echo(f"wrote {output}: {info['model']}, {pattern} pruning of {len(done)} layers")
+
+
+@group("compress")
 def compress_group() -> None:
     """The seeds' compression methods, each writing a checkpoint that verifies and simulates:
     net-trim, imp, pq, kd, dp, dq, early-exit."""
@@ -107,11 +148,11 @@ def compress_group() -> None:
 @compress_group.command("net-trim")
 @click.argument("start", metavar="CHECKPOINT")
 @click.option("--layer", default=None, help="The FC layer (default: the first).")
-@click.option("--epsilon", type=click.FloatRange(min=0, min_open=True), default=0.08,
+@click.option("--epsilon", type=click.FloatRange(min=0, min_open=True), default=NET_TRIM_EPSILON,
               show_default=True,
               help="Relative bound on the layer's ReLU output change, ||Y^ - Y||_F <= "
                    "epsilon ||Y||_F.")
-@click.option("--frames", type=click.IntRange(2), default=20000, show_default=True,
+@click.option("--frames", type=click.IntRange(2), default=NET_TRIM_FRAMES, show_default=True,
               help="Training frames whose activations form X.")
 @click.option("--data", default=None, help="Data file (default: the checkpoint's).")
 @click.option("--rho", type=click.FloatRange(min=0, min_open=True), default=1.0,
@@ -132,15 +173,16 @@ def net_trim_cmd(start, layer, epsilon, frames, data, rho, max_iter, seed, outpu
 
 @compress_group.command("imp")
 @click.argument("start", metavar="CHECKPOINT")
-@click.option("--schedule", default="0.5,0.7,0.8,0.85", show_default=True,
+@click.option("--schedule", default=",".join(f"{t:g}" for t in IMP_SCHEDULE), show_default=True,
               help="Target sparsities of the successive stages.")
-@click.option("--prune-epochs", type=click.IntRange(1), default=5, show_default=True,
+@click.option("--prune-epochs", type=click.IntRange(1), default=IMP_PRUNE_EPOCHS,
+              show_default=True,
               help="Epochs of each stage over which the sparsity rises to its target.")
-@click.option("--initial-sparsity", type=click.FloatRange(0, 1), default=0.2,
+@click.option("--initial-sparsity", type=click.FloatRange(0, 1), default=IMP_INITIAL_SPARSITY,
               show_default=True, help="Where the first stage's schedule starts.")
-@click.option("--frequency", type=click.IntRange(1), default=100, show_default=True,
+@click.option("--frequency", type=click.IntRange(1), default=IMP_FREQUENCY, show_default=True,
               help="Optimizer steps between pruning steps.")
-@click.option("--power", type=float, default=3.0, show_default=True,
+@click.option("--power", type=float, default=IMP_POWER, show_default=True,
               help="Exponent of the polynomial schedule.")
 @click.option("--layers", default=None, help="Comma-separated layers (default: every "
                                              "Conv/Linear/GRU weight).")
@@ -152,21 +194,12 @@ def imp_cmd(start, schedule, prune_epochs, initial_sparsity, frequency, power, l
     """Iterative magnitude pruning with QAT (GRU-CNN seed): each stage prunes the previous
     stage's model to its target over --prune-epochs and retrains it (early stopping); prints
     the seed's Table 3 (parameters, sparsity, memory footprint at the weight bit width)."""
-    from dataclasses import replace
-
-    from amchw.compress.imp import imp_schedule
-    from amchw.compress.pipeline import _config, _data
-    from amchw.checkpoint import model_from_checkpoint
+    from amchw.compress.pipeline import imp
 
     targets = _floats(schedule, "--schedule")
-    _, ck = _run(model_from_checkpoint, start)
-    kw = {"epochs": prune_epochs + 15, "batch_size": 128, "lr": 1e-4, "patience": 12}
-    kw.update(_train_kw(epochs, batch_size, lr, patience, max_train))
-    base = _config(ck, _run(_data, ck, data), "unused", **kw)
-    base = replace(base, quant={})
     names = [v.strip() for v in layers.split(",")] if layers else None
-    res = _run(imp_schedule, base, start, targets, out_dir, prune_epochs, initial_sparsity,
-               frequency, power, names, log=_log)
+    res = _run(imp, start, targets, out_dir, prune_epochs, initial_sparsity, frequency, power,
+               names, data, log=log, **_train_kw(epochs, batch_size, lr, patience, max_train))
     click.echo(f"{'stage':<6} {'target':>7} {'sparsity':>9} {'parameters':>11} "
                f"{'footprint kB':>13}  checkpoint")
     for k, r in enumerate(res, 1):
@@ -175,38 +208,48 @@ def imp_cmd(start, schedule, prune_epochs, initial_sparsity, frequency, power, l
 
 
 @compress_group.command("pq")
-@click.argument("start", metavar="CHECKPOINT")
-@click.option("--layer", default=None, help="The FC layer (default: the first).")
-@pq_options
+@click.argument("start", metavar="MODEL")
+@click.option("--layer", default=None, help="The FC layer, a QuantLinear (default: the first).")
+@_pq_options
 @click.option("--retrain-epochs", type=click.IntRange(0), default=0, show_default=True,
               help="Retrain the rest of the network with the PQ layer frozen (seed: 20).")
 @click.option("--train-fraction", type=click.FloatRange(0, 1, min_open=True), default=0.1,
               show_default=True, help="Fraction of the training frames for retraining.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@quant_options
 @_train_options
 @click.option("-o", "--output", required=True, help="The checkpoint to write.")
-def pq_cmd(start, layer, P, K, retrain_epochs, train_fraction, seed, data, epochs, batch_size,
-           lr, patience, max_train, output):
-    """Product quantization (edge-efficient seed, Algorithm 2) of one FC layer, optionally
-    with the seed's retraining; prints C_Q."""
+def pq_cmd(start, layer, P, K, retrain_epochs, train_fraction, scales, weight_bits, act_bits,
+           seed, data, epochs, batch_size, lr, patience, max_train, output):
+    """Product quantization (edge-efficient seed, Algorithm 2) of one FC layer of MODEL, a
+    checkpoint or a zoo name (random weights calibrated on synthetic frames; --scales,
+    --weight-bits, --act-bits), with k-means per subspace, optionally with the seed's
+    retraining; prints C_Q. The checkpoint written stores the layer pqP:K in the IR."""
     from amchw.compress.pipeline import product_quantization
+    from amchw.compress.prune import PruneError
+    from amchw.data.radioml import DatasetError
 
     if epochs is not None:
         raise click.UsageError("give --retrain-epochs, not --epochs")
-    info = _run(product_quantization, start, output, layer, P, K, retrain_epochs,
-                train_fraction, data, seed, log=_log,
-                **_train_kw(None, batch_size, lr, patience, max_train))
+    try:
+        info = product_quantization(
+            start, output, layer, P, K, retrain_epochs, train_fraction, data, seed, log=log,
+            quant=dict(scales=scales, weight_bits=weight_bits, act_bits=act_bits),
+            **_train_kw(None, batch_size, lr, patience, max_train))
+    except PruneError as e:   # the layer, P or K_s does not fit the model
+        raise click.BadParameter(str(e), param_hint=e.option) from None
+    except (DatasetError, ValueError, OSError) as e:
+        fail(str(e))
     _print_pq(info)
     if retrain_epochs:
         click.echo(f"without retraining: {info['no_retrain']}")
-    click.echo(f"wrote {output}")
+    click.echo(f"wrote {output}: {info['layer']} stored pq{P}:{K}")
 
 
 def _distil(teacher, student, output, data, temperature, alpha, convention, train_kw):
     from amchw.compress.pipeline import distill
 
     info = _run(distill, teacher, student, output, data, temperature, alpha, convention,
-                log=_log, **train_kw)
+                log=log, **train_kw)
     click.echo(f"KD: {info['student']} <- {info['teacher_model']} (T={temperature:g}, "
                f"alpha={alpha:g}, {convention}), {info['epochs']} epochs: {output}")
     return info
@@ -230,9 +273,9 @@ def _stage_path(output: str, tag: str) -> str:
 
 @compress_group.command("dp")
 @_kd_options
-@click.option("--epsilon", type=click.FloatRange(min=0, min_open=True), default=0.08,
+@click.option("--epsilon", type=click.FloatRange(min=0, min_open=True), default=NET_TRIM_EPSILON,
               show_default=True, help="Net-Trim's relative epsilon.")
-@click.option("--frames", type=click.IntRange(2), default=20000, show_default=True,
+@click.option("--frames", type=click.IntRange(2), default=NET_TRIM_FRAMES, show_default=True,
               help="Net-Trim's training frames.")
 @click.option("--layer", default=None, help="The FC layer to prune (default: the first).")
 @_train_options
@@ -292,33 +335,9 @@ def early_exit_cmd(model_name, data, epochs, batch_size, lr, patience, max_train
                    output):
     """Train an early-exit network with the early-exit seed's multi-branch rule: the exit loss
     updates the trunk and the exit branch, the final loss only the long branch."""
-    from amchw.compress.multibranch import MultiBranch
-    from amchw.compress.pipeline import fine_tune
-    from amchw.train import TrainConfig
+    from amchw.compress.pipeline import early_exit
 
-    cfg = TrainConfig(model=model_name, data=data, out=output, epochs=epochs,
-                      batch_size=batch_size, lr=lr, patience=patience, seed=seed,
-                      max_train=max_train)
-    info = _run(fine_tune, cfg, None if joint else MultiBranch(), log=_log)
+    info = _run(early_exit, model_name, data, output, epochs, batch_size, lr, patience,
+                max_train, joint, seed, log=log)
     click.echo(f"wrote {output}: {model_name}, {info['epochs']} epochs, "
                f"{info['method']['objective']['name']}")
-
-
-@click.command("report")
-@click.argument("recipe", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", "out_dir", required=True,
-              help="Directory for report.md, report.html, report.json, the plots, the data "
-                   "and the checkpoints (re-running reuses what is there).")
-def report_cmd(recipe, out_dir):
-    """Run the experiments of a TOML RECIPE (training, compression, early exits) and write a
-    page comparing accuracy, the seeds' tables and cycles/energy on hardware targets."""
-    from amchw.report import RecipeError, run_report
-
-    try:
-        data = run_report(recipe, out_dir, log=_log)
-    except RecipeError as e:
-        raise click.BadParameter(str(e), param_hint="RECIPE") from None
-    except (ValueError, OSError) as e:
-        _fail(str(e))
-    click.echo(f"wrote {Path(out_dir) / 'report.md'} and report.html "
-               f"({len(data['checkpoints'])} checkpoints, {data['seconds'] / 60:.1f} min)")

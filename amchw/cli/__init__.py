@@ -1,0 +1,34 @@
+"""The `amchw` command line: thin commands that parse options, call the library and print,
+one module per command group. Heavy imports (torch, brevitas, numba) happen inside the
+commands, so `amchw --help` starts fast.
+Exit codes: 0 ok, 1 a failed check or runtime error, 2 usage."""
+
+from __future__ import annotations
+
+import click
+
+from .common import Group, fail
+from .compress import compress_group, prune_cmd
+from .data import PROFILE_NAMES, data_group
+from .export import cost_cmd, export_cmd
+from .info import targets_cmd, zoo_cmd
+from .report import report_cmd
+from .simulate import simulate_cmd
+from .train import eval_cmd, train_cmd
+from .verify import verify_cmd
+
+__all__ = ["PROFILE_NAMES", "fail", "main"]
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="amchw")
+def main() -> None:
+    """amchw: quantized AMC networks lowered to an integer IR, verified bit-exact, costed on hardware."""
+
+
+for _cmd in (zoo_cmd, targets_cmd, verify_cmd, simulate_cmd, prune_cmd, export_cmd, cost_cmd,
+             data_group, train_cmd, eval_cmd, compress_group, report_cmd):
+    main.add_command(_cmd)
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

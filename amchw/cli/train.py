@@ -1,0 +1,161 @@
+"""`amchw train` (quantization-aware training, resumable) and `amchw eval` (float and integer
+accuracy of checkpoints)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .common import command, fail, quant_options
+
+
+@command("train")
+@click.option("--model", "model_name", required=True, help="Zoo model to train.")
+@click.option("--data", default=None,
+              help="RadioML-layout HDF5 file (default: a synthetic file of the model's "
+                   "profile, written beside --out).")
+@click.option("--per-class-snr", type=click.IntRange(1), default=None,
+              help="Frames per (class, SNR) of the default synthetic file "
+                   "(default 200 for rml2016, 40 for rml2018).")
+@click.option("-o", "--out", "out_path", required=True,
+              help="Checkpoint to write (and to resume from if it exists).")
+@click.option("--epochs", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(2), default=256, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option("--patience", type=click.IntRange(1), default=3, show_default=True,
+              help="Stop after this many epochs without a better validation loss.")
+@click.option("--max-train", type=click.IntRange(2), default=None,
+              help="Use at most this many training frames.")
+@click.option("--per-channel", is_flag=True, help="Per-output-channel weight scales.")
+@quant_options
+def train_cmd(model_name, data, per_class_snr, out_path, epochs, batch_size, lr, weight_decay,
+              patience, max_train, per_channel, scales, weight_bits, act_bits, seed):
+    """Quantization-aware training of a zoo model; resumes from --out if it exists."""
+    from amchw.data.radioml import DatasetError, synth_to_h5
+    from amchw.data.synthetic import PROFILES
+    from amchw.models import ZOO
+    from amchw.train import TrainConfig, batches_per_epoch, train
+
+    if model_name not in ZOO:
+        raise click.BadParameter(f"unknown zoo model {model_name!r}; choose from "
+                                 f"{', '.join(sorted(ZOO))}", param_hint="--model")
+    if data is None:
+        prof = ZOO[model_name].profile
+        per = per_class_snr or (200 if PROFILES[prof].length <= 128 else 40)
+        data = f"{out_path}.{prof}-{per}-seed{seed}.h5"
+        if not Path(data).exists():
+            click.echo(f"writing synthetic {prof} data ({per} frames per class and SNR) to "
+                       f"{data}", err=True)
+            synth_to_h5(data, prof, per, PROFILES[prof].snrs, seed=seed)
+    cfg = TrainConfig(model=model_name, data=data, out=out_path, epochs=epochs,
+                      batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                      patience=patience, seed=seed, max_train=max_train,
+                      quant={"weight_bits": weight_bits, "act_bits": act_bits,
+                             "scales": scales, "per_channel": per_channel})
+    bar = {"b": None}   # the current epoch's progress bar, opened by its first batch
+
+    def progress(kind, n):
+        if bar["b"] is None:
+            bar["b"] = click.progressbar(length=per_epoch, label="epoch", file=sys.stderr)
+            bar["b"].__enter__()
+        bar["b"].update(n)
+
+    def log(msg):
+        if bar["b"] is not None:
+            bar["b"].__exit__(None, None, None)
+            bar["b"] = None
+        click.echo(msg, err=True)
+
+    try:
+        per_epoch = batches_per_epoch(cfg)
+        ck = train(cfg, progress=progress, log=log)
+    except (DatasetError, ValueError, OSError) as e:
+        fail(str(e))
+    best = ck["history"][ck["best_epoch"]] if ck["history"] else None
+    click.echo(f"wrote {out_path}: {model_name}, {len(ck['history'])} epochs, best epoch "
+               f"{ck['best_epoch'] + 1}" + (f" (val acc {best['val_acc']:.4f})" if best else ""))
+
+
+@command("eval")
+@click.argument("checkpoints", nargs=-1, required=True)
+@click.option("--data", required=True, help="RadioML-layout HDF5 file.")
+@click.option("--split", type=click.Choice(["test", "val", "all"]), default="test",
+              show_default=True)
+@click.option("--max-frames", type=click.IntRange(1), default=None)
+@click.option("--confusion", "show_confusion", is_flag=True,
+              help="Print the confusion matrices (integer model) as well.")
+@click.option("--confusion-snr", "confusion_snrs", type=int, multiple=True,
+              help="Also a confusion matrix at this SNR in dB (repeatable).")
+@click.option("--plot-accuracy", default=None,
+              help="PNG: accuracy vs SNR, one line per checkpoint, float and integer.")
+@click.option("--plot-confusion", default=None,
+              help="PNG: the first checkpoint's integer confusion matrix as a heat map; each "
+                   "--confusion-snr S adds FILE with .snrS before the suffix.")
+@click.option("--json", "as_json", is_flag=True)
+def eval_cmd(checkpoints, data, split, max_frames, show_confusion, confusion_snrs,
+             plot_accuracy, plot_confusion, as_json):
+    """Accuracy of checkpoints, float (Brevitas) and integer (IR), overall, per SNR and as
+    confusion matrices."""
+    from amchw.data.radioml import DatasetError
+    from amchw.evaluate import evaluate_checkpoint
+
+    results = []
+    for ck in checkpoints:
+        try:
+            r = evaluate_checkpoint(ck, data, split, max_frames,
+                                    confusion_snrs=tuple(confusion_snrs))
+        except (DatasetError, ValueError, OSError, KeyError) as e:
+            fail(f"{ck}: {e}")
+        r["label"] = Path(ck).stem
+        results.append(r)
+    written = []
+    try:
+        if plot_accuracy:
+            from amchw.plots import accuracy_vs_snr
+
+            written.append(accuracy_vs_snr(results, plot_accuracy))
+        if plot_confusion:
+            from amchw.plots import confusion_heatmap
+
+            r = results[0]
+            written.append(confusion_heatmap(
+                r["confusion_int"], r["classes"], plot_confusion,
+                f"{r['label']} integer, all SNRs ({r['frames']:,} frames)"))
+            p = Path(plot_confusion)
+            for snr, m in r["confusion_by_snr"].items():
+                written.append(confusion_heatmap(
+                    m["int"], r["classes"], p.with_name(f"{p.stem}.snr{snr}{p.suffix}"),
+                    f"{r['label']} integer, SNR {snr} dB"))
+    except (RuntimeError, OSError) as e:
+        fail(str(e))
+    if as_json:
+        click.echo(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+        return
+    for r in results:
+        click.echo(f"{r['model']} ({r['label']}) on {data} ({r['split']}, {r['frames']:,} "
+                   f"frames): float {r['float_acc']:.4f}, integer {r['int_acc']:.4f}, "
+                   f"float/integer agreement {r['agreement']:.4f}; trained {r['epochs']} "
+                   f"epochs in {r['train_seconds']:.0f} s")
+        click.echo(f"{'SNR dB':>7} {'float':>7} {'integer':>8}")
+        for snr in sorted(r["float_by_snr"]):
+            click.echo(f"{snr:>7} {r['float_by_snr'][snr]:>7.4f} {r['int_by_snr'][snr]:>8.4f}")
+        if show_confusion:
+            click.echo(format_confusion(r["confusion_int"], r["classes"], "all SNRs"))
+            for snr, m in r["confusion_by_snr"].items():
+                click.echo(format_confusion(m["int"], r["classes"], f"SNR {snr} dB"))
+    for w in written:
+        click.echo(f"wrote {w}")
+
+
+def format_confusion(m, classes, where: str) -> str:
+    """An integer model's confusion matrix as text (rows true, columns predicted)."""
+    w = max(5, max(len(c) for c in classes))
+    lines = [f"confusion matrix, integer model, {where} (rows true, columns predicted)",
+             " " * (w + 1) + " ".join(f"{i:>5}" for i in range(len(classes)))]
+    for i, (c, row) in enumerate(zip(classes, m)):
+        lines.append(f"{c:>{w}} " + " ".join(f"{v:>5}" for v in row) + f"   {i}")
+    return "\n".join(lines)
