@@ -54,6 +54,12 @@ def exported(tmp_path_factory):
             warnings.simplefilter("ignore")
             rep = export_model(m, fr, path, name, dynamo=dyn, form="qonnx")
         assert rep.ok and rep.mismatches == 0 and rep.ir_text_equal
+        # the export's self-check ran the file and the Brevitas lowering on these 16 frames
+        # and compared every value of every node (test_brevitas_and_qonnx_paths_... relies
+        # on it)
+        assert rep.frames == len(fr)
+        assert rep.values_compared >= len(fr) * sum(int(np.prod(n.output.shape))
+                                                    for n in g.nodes)
         assert rep.ir_version <= 10 and rep.finn_problems == finn_problems(onnx.load(str(path)))
         out[(name, cfg, dyn)] = (g, path, fr)
     return out
@@ -61,13 +67,12 @@ def exported(tmp_path_factory):
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{c[1]}-{'dyn' if c[2] else 'ts'}")
 def test_brevitas_and_qonnx_paths_give_the_same_ir(exported, case):
-    g, path, fr = exported[case]
-    g2 = load_qonnx(path)
-    assert to_text(g2) == to_text(g)
-    a, b = run(g, fr, "ref", keep=True), run(g2, fr, "ref", keep=True)
-    assert a.keys() == b.keys()
-    for k in a:
-        assert np.array_equal(a[k], b[k]), k
+    """The file as written reads back as the Brevitas lowering's IR, text for text. The
+    integers are compared once, by the export's self-check in the fixture (every value of
+    every node on the same 16 frames, asserted there); equal text means equal graphs, so
+    running both graphs again here would repeat that comparison."""
+    g, path, _ = exported[case]
+    assert to_text(load_qonnx(path)) == to_text(g)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if not c[2]],
