@@ -137,9 +137,9 @@ def _energy(static_mw: float, sources: dict) -> EnergyTable:
 
 
 def _fpga_sources(static_note: str) -> dict:
-    """FPGA presets: DSP-slice MAC and BRAM energies are not in the reference, so they reuse the
-    45 nm per-action figures as a stated proxy; the device's static power is added."""
-    s = {k: f"proxy: {v} (no FPGA per-action figure in the reference)"
+    """FPGA presets: none of the 45 nm sources gives a DSP-slice MAC or BRAM energy, so they
+    reuse the 45 nm per-action figures as a stated proxy; the device's static power is added."""
+    s = {k: f"proxy: {v} (no FPGA per-action figure in these sources: docs/sources.md, Energy)"
          for k, v in _ASIC_SOURCES.items() if k != "static_mw"}
     s["static_mw"] = static_note
     return s
