@@ -8,7 +8,7 @@ amchw.compress.defaults without importing torch."""
 from importlib import import_module
 
 _HOME = {"kd_loss": "distill", "NetTrimResult": "nettrim", "net_trim": "nettrim",
-         "net_trim_layer": "nettrim", "product_quantize": "pq", "PruneError": "prune",
+         "net_trim_layer": "nettrim", "product_quantize": "pq", "PruneError": "errors",
          "magnitude_prune": "prune"}
 
 __all__ = sorted(_HOME)

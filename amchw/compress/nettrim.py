@@ -88,10 +88,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
-import torch
-from torch import nn
 
-from .prune import PruneError
+from .errors import PruneError
 
 
 @dataclass
@@ -370,7 +368,9 @@ class _Stop(Exception):
     pass
 
 
-def _linear(model: nn.Module, layer_name: str) -> nn.Linear:
+def _linear(model, layer_name: str):
+    from torch import nn
+
     mods = dict(model.named_modules())
     if layer_name not in mods:
         linears = [k for k, v in mods.items() if isinstance(v, nn.Linear)]
@@ -382,11 +382,19 @@ def _linear(model: nn.Module, layer_name: str) -> nn.Linear:
     return layer
 
 
-@torch.no_grad()
-def collect_activations(model, layer_name, frames: torch.Tensor, batch_size=512) -> np.ndarray:
+def collect_activations(model, layer_name, frames, batch_size=512) -> np.ndarray:
     """The float64 input X (N, P) that reaches `layer_name` when `model` (eval mode, no grad)
     runs on `frames`; a QuantTensor input contributes its `.value`. The forward pass is cut
     short at the layer."""
+    import torch
+
+    with torch.no_grad():
+        return _collect(model, layer_name, frames, batch_size)
+
+
+def _collect(model, layer_name, frames, batch_size) -> np.ndarray:
+    import torch
+
     layer = _linear(model, layer_name)
     p = layer.in_features
     chunks = []
@@ -425,11 +433,19 @@ def collect_activations(model, layer_name, frames: torch.Tensor, batch_size=512)
     return out[:row]
 
 
-@torch.no_grad()
 def net_trim_layer(model, layer_name, frames, epsilon, **admm) -> NetTrimResult:
     """Net-Trim the Linear layer `layer_name` of `model` in place on the activations of
     `frames`: its float weight (for a QuantLinear the trained `weight` parameter, not
     quant_weight) is replaced by the pruned one, the bias kept. Returns the result."""
+    import torch
+
+    with torch.no_grad():
+        return _trim_layer(model, layer_name, frames, epsilon, admm)
+
+
+def _trim_layer(model, layer_name, frames, epsilon, admm) -> NetTrimResult:
+    import torch
+
     layer = _linear(model, layer_name)
     if frames.shape[0] < 2:
         raise PruneError(f"{layer_name}: Net-Trim needs at least 2 frames, got "
@@ -446,6 +462,8 @@ def net_trim_layer(model, layer_name, frames, epsilon, **admm) -> NetTrimResult:
 
 def first_fc(model) -> str:
     """The name of the first nn.Linear in named_modules() order (the seed's default layer)."""
+    from torch import nn
+
     for name, mod in model.named_modules():
         if isinstance(mod, nn.Linear):
             return name

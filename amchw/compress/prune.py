@@ -10,16 +10,9 @@ import re
 import torch
 from torch import nn
 
+from .errors import PruneError
+
 _LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
-
-
-class PruneError(ValueError):
-    """A pruning request that cannot be met (names the layer or option); `option`: the
-    command-line option it is about, where one is."""
-
-    def __init__(self, message: str, option: str | None = None):
-        super().__init__(message)
-        self.option = option
 
 
 def parse_pattern(pattern: str) -> tuple[int, int] | None:

@@ -29,3 +29,23 @@ def test_the_check_sees_imports(tmp_path):
     p = tmp_path / "t.py"
     p.write_text("import os\ndef f():\n    from torch import nn\n    import brevitas.nn\n")
     assert _imports(p) & set(FORBIDDEN) == {"torch", "brevitas"}
+
+
+def test_what_the_unit_tests_import_loads_no_torch():
+    """Not only the test files: the amchw modules they import load no torch either."""
+    import subprocess
+    import sys
+
+    mods = set()
+    for f in Path(__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and \
+                    node.module.startswith("amchw"):
+                mods.add(node.module)
+    assert "amchw.compress.nettrim" in mods
+    code = ("import importlib, sys\n"
+            f"for m in {sorted(mods)!r}: importlib.import_module(m)\n"
+            "print(sorted(k for k in ('torch', 'brevitas') if k in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]", out
