@@ -29,6 +29,3 @@ def main() -> None:
 for _cmd in (zoo_cmd, targets_cmd, verify_cmd, simulate_cmd, prune_cmd, export_cmd, cost_cmd,
              data_group, train_cmd, eval_cmd, compress_group, report_cmd):
     main.add_command(_cmd)
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
