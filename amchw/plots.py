@@ -39,7 +39,8 @@ def accuracy_vs_snr(results: list[dict], path) -> Path:
             acc = r[f"{kind}_by_snr"]
             snrs = sorted(acc, key=int)
             ax.plot([int(s) for s in snrs], [100 * acc[s] for s in snrs], style, color=c,
-                    marker="o", ms=3, label=f"{label} ({'float' if kind == 'float' else 'integer'})")
+                    marker="o", ms=3,
+                    label=f"{label} ({'float' if kind == 'float' else 'integer'})")
     ax.set_xlabel("SNR (dB)")
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)

@@ -120,7 +120,8 @@ def main() -> int:
     rng = np.random.default_rng(0)
     from amchw.sims.stepped import stepped_gemm
 
-    stepped_gemm(np.ones((2, 2), int), np.ones((2, 2), int), 0, 2, 2, "os")  # compile outside the timing
+    # compile outside the timing
+    stepped_gemm(np.ones((2, 2), int), np.ones((2, 2), int), 0, 2, 2, "os")
     stepped_gemm(np.ones((2, 2), int), np.ones((2, 2), int), 0, 2, 2, "ws")
     rows, bad = [], 0
     t_all = time.perf_counter()

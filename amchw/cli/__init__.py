@@ -23,7 +23,8 @@ __all__ = ["PROFILE_NAMES", "fail", "main"]
 @click.group(cls=Group)
 @click.version_option(package_name="amchw")
 def main() -> None:
-    """amchw: quantized AMC networks lowered to an integer IR, verified bit-exact, costed on hardware."""
+    """amchw: quantized AMC networks lowered to an integer IR, verified bit-exact, costed on
+    hardware."""
 
 
 for _cmd in (zoo_cmd, targets_cmd, verify_cmd, simulate_cmd, prune_cmd, export_cmd, cost_cmd,

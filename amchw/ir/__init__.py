@@ -10,5 +10,6 @@ from .types import FloatType, IRError, QType, Value
 from .validate import validate
 
 __all__ = ["Graph", "GraphBuilder", "Node", "OPS", "Add", "AvgPool", "Concat", "Conv", "Dense",
-           "Dequantize", "EntropyExit", "GRU", "GateMix", "Lut", "MaxPool", "Mul", "Op", "Quantize", "Requant", "Reshape", "fixed_multiplier",
-           "fixed_offset", "WeightFormat", "FloatType", "IRError", "QType", "Value", "acc_type", "validate"]
+           "Dequantize", "EntropyExit", "GRU", "GateMix", "Lut", "MaxPool", "Mul", "Op",
+           "Quantize", "Requant", "Reshape", "fixed_multiplier", "fixed_offset", "WeightFormat",
+           "FloatType", "IRError", "QType", "Value", "acc_type", "validate"]

@@ -26,7 +26,8 @@ def fixed_multiplier(m: Fraction, max_shift: int = 62, strip: bool = True,
     shift = bits - 1 - _floor_log2(mag)
     shift = min(shift, max_shift)
     if shift < 0:
-        raise IRError(f"multiplier {float(m):.6g} too large for a {bits}-bit mantissa with shift >= 0")
+        raise IRError(f"multiplier {float(m):.6g} too large for a {bits}-bit mantissa with "
+                      "shift >= 0")
     mant = _round_half_even(m * (1 << shift))
     if abs(mant) >= 2**bits:  # rounding carried into the next bit
         shift -= 1

@@ -72,7 +72,7 @@ def to_text(g: Graph) -> str:
         ins = ", ".join("%" + i for i in n.inputs)
         src = f"  # {n.source}" if n.source else ""
         lines.append(f"  %{n.output.name} = {fmt_op(n.op)} ({ins}) -> {fmt_value(n.output)}{src}")
-        for k, v in n.op.params().items():
+        for v in n.op.params().values():
             if isinstance(v, Graph):  # e.g. a GRU's cell, indented under its node
                 lines += ["    " + ln for ln in to_text(v).splitlines()]
     lines.append("  output " + ", ".join("%" + o for o in g.outputs))

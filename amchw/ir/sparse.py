@@ -46,8 +46,8 @@ def set_format(graph: Graph, fmt: str, min_sparsity: float = 0.0, index_bits: in
             elif not fits(op, fmt):
                 skipped[n.name] = f"its weights do not fit {fmt}"
             else:
-                op = replace(op, w_format=WeightFormat(fmt), index_bits=index_bits if fmt in ("csr", "csc")
-                             else 0)
+                bits = index_bits if fmt in ("csr", "csc") else 0
+                op = replace(op, w_format=WeightFormat(fmt), index_bits=bits)
         nodes.append(Node(n.name, op, n.inputs, n.output, n.source) if op is not n.op else n)
     if wanted is not None:
         missing = wanted - {n.name for n in graph.nodes if isinstance(n.op, (Conv, Dense))}

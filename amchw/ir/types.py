@@ -45,7 +45,8 @@ class QType:
         if len(scale) > 1 and self.axis is None:
             object.__setattr__(self, "axis", 1)
         if not (self.lo <= self.zero_point <= self.hi):
-            raise IRError(f"zero point {self.zero_point} outside the code range [{self.lo}, {self.hi}]")
+            raise IRError(f"zero point {self.zero_point} outside the code range "
+                          f"[{self.lo}, {self.hi}]")
 
     @property
     def lo(self) -> int:

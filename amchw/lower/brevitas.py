@@ -127,7 +127,8 @@ def _h_quant_act(L: _Lowerer, path, module, args, out):
     name = path.replace(".", "_")
     if isinstance(h, FloatIn):
         if (lo, hi) != (t.lo, t.hi) and not (lo == t.zero_point == 0 and not t.signed):
-            raise LoweringError(f"{path}: a clamping activation on the float input is not supported")
+            raise LoweringError(f"{path}: a clamping activation on the float input is not "
+                                "supported")
         v = L.b.add(name, Quantize(t, "half_even"), [h.name], path)
         return Codes(v.name)
     return L.requant(name, L.affine_of(h, path), t, lo, hi, path)
@@ -519,7 +520,8 @@ def lower_with_points(model: nn.Module, sample: torch.Tensor, name: str | None =
         elif isinstance(h, Affine):
             points.append(Point(path, h.name, "affine", k, np.array([float(v) for v in h.S]),
                                 np.array([float(v) for v in h.B])))
-    if isinstance(y, (tuple, list)) and not isinstance(y, QuantTensor):  # several outputs (e.g. an early exit and the final)
+    # several outputs (e.g. an early exit and the final)
+    if isinstance(y, (tuple, list)) and not isinstance(y, QuantTensor):
         final = [L.get(v, f"model output {i}") for i, v in enumerate(y)]
     else:
         final = L.get(y, "model output")

@@ -133,10 +133,12 @@ def verify_model(model, frames: np.ndarray, reference: str = "float64", batch_si
         refs: dict[str, list[tuple[Point, np.ndarray]]] = {}
         for p in points:
             zx = vals[p.value].dtype.zero_point
-            refs.setdefault(p.value, []).append((p, _reference_ints(p, rec.out[p.path][p.call], zx)))
+            ref_ints = _reference_ints(p, rec.out[p.path][p.call], zx)
+            refs.setdefault(p.value, []).append((p, ref_ints))
         # 1) layer-wise: each node on Brevitas' inputs, against Brevitas' output
         impl = impls[backends[0]]
-        env = {graph.inputs[0].name: xb.astype(np.float32 if dtype == torch.float32 else np.float64)}
+        xin = xb.astype(np.float32 if dtype == torch.float32 else np.float64)
+        env = {graph.inputs[0].name: xin}
         for node in graph.nodes:
             args = []
             for i in node.inputs:  # Brevitas' own codes where it has them (exact integers)

@@ -131,7 +131,8 @@ def test_cell_validation_names_the_problem(tmp_path):
     with pytest.raises(IRError, match="Lut.*10 table entries"):
         b.add("l", Lut(np.zeros(10), QType(8, False, False, (2.0**-8,))), ["x"])
     b2 = GraphBuilder("bad2")
-    for nm, t in (("z", QType(8, False, False, (2.0**-7,))), ("n", QType(8, True, False, (2.0**-7,))),
+    for nm, t in (("z", QType(8, False, False, (2.0**-7,))),
+                  ("n", QType(8, True, False, (2.0**-7,))),
                   ("h", QType(8, True, False, (2.0**-7,)))):
         b2.input(nm, (4,), t)
     with pytest.raises(IRError, match="gate scale .* is not 1/256"):

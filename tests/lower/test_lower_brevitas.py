@@ -6,7 +6,8 @@ import brevitas.nn as qnn
 import numpy as np
 import pytest
 import torch
-from brevitas.quant import Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint, Uint8ActPerTensorFixedPoint
+from brevitas.quant import (Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint,
+                            Uint8ActPerTensorFixedPoint)
 from torch import nn
 
 from amchw.data.synthetic import frames_for
@@ -92,7 +93,8 @@ def _residual_model():
         def __init__(self):
             super().__init__()
             kw = dict(weight_quant=Int8WeightPerTensorFixedPoint, bias=False)
-            self.inp = qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, return_quant_tensor=True)
+            self.inp = qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint,
+                                         return_quant_tensor=True)
             self.c1 = qnn.QuantConv1d(2, 4, 3, padding=1, **kw)
             self.r1 = qnn.QuantReLU(act_quant=Uint8ActPerTensorFixedPoint, return_quant_tensor=True)
             self.c2 = qnn.QuantConv1d(4, 4, 3, padding=1, **kw)
@@ -104,7 +106,8 @@ def _residual_model():
             self.r3 = qnn.QuantIdentity(**input_kwargs(QuantConfig()))
             self.cat = Cat(dim=1)
             self.pool = nn.AvgPool1d(2)
-            self.q = qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, return_quant_tensor=True)
+            self.q = qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint,
+                                       return_quant_tensor=True)
 
         def forward(self, x):
             a = self.r1(self.c1(self.inp(x)))

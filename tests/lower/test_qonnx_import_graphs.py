@@ -184,7 +184,8 @@ def good_bytes(tmp_path_factory):
     return p.read_bytes()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_fuzz_corrupted_files_end_in_typed_errors(tmp_path, good_bytes, data):
     b = bytearray(good_bytes)

@@ -194,7 +194,7 @@ def test_multi_branch_sends_each_loss_where_the_seed_says():
         ref[which] = {n: p.grad for n, p in m.named_parameters()}
     short, long_ = branch_parameters(model)
     assert {id(p) for p in short}.isdisjoint({id(p) for p in long_})
-    for n, p in model.named_parameters():
+    for n, _ in model.named_parameters():
         want = ref[1][n] if n.startswith("rest.") else ref[0][n]
         if want is None:
             assert got[n] is None or not got[n].any(), n

@@ -56,7 +56,9 @@ def test_config_validation(kwargs, match):
 
 
 def test_config_is_frozen():
-    with pytest.raises(Exception):
+    from dataclasses import FrozenInstanceError
+
+    with pytest.raises(FrozenInstanceError):
         QuantConfig().weight_bits = 4
 
 

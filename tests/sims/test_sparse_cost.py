@@ -182,9 +182,11 @@ def test_stepped_zero_skipping_reaches_the_closed_form(seed, M, K, N, density, a
     sc = sparse_gemm(_dense(w, "csc"), M, R, C, "os", timing)
     assert res.cycles == sc.cycles
     assert np.array_equal(res.out, a.astype(np.int64) @ w.T.astype(np.int64) + bias)
-    assert res.counts["macs"] == sc.slots == sum(1 for m in range(M) for k in range(K) for n in range(N)
-                                     if w[n, k] != 0 or any(w[n2, k] != 0 for n2 in
-                                     range((n // C) * C, min(N, (n // C) * C + C))))
+    # a slot per (row, reduction step, column) where the column's fold has a nonzero weight
+    slots = sum(1 for m in range(M) for k in range(K) for n in range(N)
+                if w[n, k] != 0 or any(w[n2, k] != 0 for n2 in
+                                       range((n // C) * C, min(N, (n // C) * C + C))))
+    assert res.counts["macs"] == sc.slots == slots
     dense = stepped_gemm(a, w.T, bias, R, C, "os", timing)
     assert dense.cycles == gemm_cycles(M, K, N, R, C, "os", timing).cycles
     assert np.array_equal(dense.out, res.out)

@@ -24,7 +24,8 @@ def _pow2_scales(in_types, out: QType) -> bool:
 @register
 @dataclass(frozen=True, eq=False)
 class Add(Op):
-    """q = clamp(round_shift((a - za) * ma + (b - zb) * mb + offset, shift) + zo, clamp_lo, clamp_hi)
+    """q = clamp(round_shift((a - za) * ma + (b - zb) * mb + offset, shift) + zo,
+                 clamp_lo, clamp_hi)
 
     Residual add with both inputs requantized to the output scale in one rounding:
     ma = s_a / s_o * 2^shift, mb = s_b / s_o * 2^shift (the lowering uses 31-bit mantissas; the
@@ -146,7 +147,8 @@ class Concat(Op):
 @register
 @dataclass(frozen=True, eq=False)
 class Reshape(Op):
-    """Row-major reshape of the non-batch dims (Flatten is Reshape to (prod(shape),)); codes unchanged."""
+    """Row-major reshape of the non-batch dims (Flatten is Reshape to (prod(shape),)); codes
+    unchanged."""
 
     shape: tuple[int, ...]
     kind = "Reshape"

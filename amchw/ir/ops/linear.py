@@ -122,7 +122,8 @@ class _MacLayer(Op):
 @register
 @dataclass(frozen=True, eq=False)
 class Conv(_MacLayer):
-    """acc[n,k,p] = bias[k] + sum_{c in group, r} (xp[n,c,p*stride + r*dilation] - zx) * (w[k,c,r] - zw)
+    """acc[n,k,p] = bias[k]
+                 + sum_{c in group, r} (xp[n,c,p*stride + r*dilation] - zx) * (w[k,c,r] - zw)
 
     1-D (weight (K, C/g, KL)) or 2-D (weight (K, C/g, KH, KW)); xp is x padded with the code zx,
     so padding contributes exactly 0. int32 accumulation, wrap modulo 2^32 (never reached in a

@@ -60,7 +60,8 @@ class Quantize(Op):
 @register
 @dataclass(frozen=True, eq=False)
 class Requant(Op):
-    """q = clamp(round_shift((x - zx) * multiplier[c] + offset[c], shift[c]) + zo, clamp_lo, clamp_hi)
+    """q = clamp(round_shift((x - zx) * multiplier[c] + offset[c], shift[c]) + zo,
+                 clamp_lo, clamp_hi)
 
     int64 intermediate, exact; round_shift(t, s) = t / 2^s rounded by `rounding`.
     multiplier: integer mantissa, |m| < 2^62 (an int32 hardware requantizer uses |m| < 2^31:
