@@ -11,40 +11,14 @@ from .modes import (ROUND_FLOOR, ROUND_HALF_AWAY, ROUND_HALF_EVEN, ROUND_HALF_UP
 # Public kernels
 from .conv import conv2d_i32, conv2d_i32_gemm, conv2d_i32_ref
 from .dense import dense_i32, dense_i32_gemm, dense_i32_ref
-from .eltwise import (
-    add_i32,
-    add_i32_ref,
-    gatemix_i32,
-    gatemix_i32_ref,
-    lut_i32,
-    lut_i32_ref,
-    mul_i32,
-    mul_i32_ref,
-)
+from .eltwise import (add_i32, add_i32_ref, gatemix_i32, gatemix_i32_ref, lut_i32, lut_i32_ref,
+                      mul_i32, mul_i32_ref)
 from .exit import entropy_exit_i32, entropy_exit_i32_ref
-from .pool import (
-    avgpool2d_i32,
-    avgpool2d_i32_ref,
-    maxpool2d_i32,
-    maxpool2d_i32_ref,
-    sumpool2d_i32,
-    sumpool2d_i32_ref,
-)
-from .quantize import (
-    dequantize_f64,
-    dequantize_f64_ref,
-    quantize_f64,
-    quantize_f64_ref,
-)
+from .pool import (avgpool2d_i32, avgpool2d_i32_ref, maxpool2d_i32, maxpool2d_i32_ref,
+                   sumpool2d_i32, sumpool2d_i32_ref)
+from .quantize import dequantize_f64, dequantize_f64_ref, quantize_f64, quantize_f64_ref
 from .requant import requant_i32, requant_i32_ref
-from .rounding import (
-    round_div,
-    round_div_ref,
-    round_shift,
-    round_shift_ref,
-    wrap_i32,
-    wrap_i32_ref,
-)
+from .rounding import round_div, round_div_ref, round_shift, round_shift_ref, wrap_i32, wrap_i32_ref
 
 __all__ = [
     "ROUND_HALF_EVEN", "ROUND_HALF_UP", "ROUND_HALF_AWAY", "ROUND_FLOOR", "ROUNDING_NAMES",

@@ -15,7 +15,7 @@ forbidden mismatch follows docs/verification.md:
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ import torch
 from amchw.ir.interp import eval_node, kernels_for
 from amchw.ir.ops import defines, ties_at
 from amchw.lower.brevitas import Point, lower_with_points
-from amchw.verify import TIE_TOL
+from amchw.verify import TIE_TOL, Verdict
 
 
 
@@ -43,7 +43,7 @@ class LayerReport:
 
 
 @dataclass
-class VerifyReport:
+class VerifyReport(Verdict):
     model: str
     reference: str
     frames: int
@@ -55,15 +55,6 @@ class VerifyReport:
     def forbidden(self) -> int:
         return sum(r.forbidden for r in self.layers) + sum(r.forbidden for r in self.kernels)
 
-    @property
-    def ok(self) -> bool:
-        return self.forbidden == 0
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["forbidden"] = self.forbidden
-        d["ok"] = self.ok
-        return d
 
 
 def _exact_value(node, vals, exact_val) -> bool:

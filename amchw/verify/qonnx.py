@@ -10,13 +10,13 @@ rounds (|frac - 1/2| <= TIE_TOL), and counted. The float output is compared as n
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from amchw.ir.interp import check_input, eval_node, kernels_for, run
 from amchw.ir.ops import defines, ties_at
-from amchw.verify import TIE_TOL
+from amchw.verify import TIE_TOL, Verdict
 
 
 
@@ -34,7 +34,7 @@ class PointReport:
 
 
 @dataclass
-class QonnxReport:
+class QonnxReport(Verdict):
     file: str
     frames: int
     points: list[PointReport] = field(default_factory=list)
@@ -46,15 +46,6 @@ class QonnxReport:
     def forbidden(self) -> int:
         return sum(p.forbidden for p in self.points)
 
-    @property
-    def ok(self) -> bool:
-        return self.forbidden == 0
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["forbidden"] = self.forbidden
-        d["ok"] = self.ok
-        return d
 
 
 def _exact_point(node) -> bool:

@@ -11,32 +11,13 @@ import torch
 from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
 from torch import nn
 
-from amchw.compress import NetTrimResult, PruneError, net_trim_layer
+from amchw.compress import PruneError, net_trim_layer
 from amchw.compress.nettrim import collect_activations, first_fc
 from amchw.models import build
 from amchw.models.quant import QuantConfig, input_kwargs, relu_kwargs, weight_kwargs
+from nettrim_checks import check_result, gap
 
 
-def _gap(X, U, b, W0):
-    """||relu(X U^T + b) - Y||_F / ||Y||_F, Y from the original weights, all float64."""
-    X, U, W0 = (np.asarray(a, dtype=np.float64) for a in (X, U, W0))
-    Y = np.maximum(X @ W0.T + b, 0.0)
-    return np.linalg.norm(np.maximum(X @ U.T + b, 0.0) - Y) / np.linalg.norm(Y)
-
-
-def _check(res, X, W, b, eps):
-    """The result's constraint and counts, from the arrays (as tests/unit/test_nettrim.py)."""
-    assert isinstance(res, NetTrimResult)
-    assert res.weight.shape == W.shape and res.weight.dtype == np.float64
-    gap = _gap(X, res.weight, b, W)
-    assert gap <= eps
-    assert res.discrepancy == pytest.approx(gap, rel=1e-9, abs=1e-15)
-    assert res.n_total == W.size
-    assert res.n_before == np.count_nonzero(W)
-    assert res.n_after == np.count_nonzero(res.weight)
-    assert res.p_e == pytest.approx(1.0 - np.count_nonzero(res.weight) / W.size, abs=1e-15)
-    assert res.epsilon == eps and res.frames == X.shape[0]
-    assert np.abs(res.weight).sum() <= np.abs(W).sum()  # an L1 problem started from W
 
 
 def _tiny_model():
@@ -65,7 +46,7 @@ def test_net_trim_layer_on_a_brevitas_model():
     model.act.eval()
     res = net_trim_layer(model, "fc1", frames, 0.1)
     assert model.training and model.fc1.training and not model.act.training  # modes restored
-    _check(res, X, W0, b, 0.1)
+    check_result(res, X, W0, b, 0.1)
     after = model.state_dict()
     assert [k for k in before if not torch.equal(before[k], after[k])] == ["fc1.weight"]
     w = model.fc1.weight.detach()
@@ -75,7 +56,7 @@ def test_net_trim_layer_on_a_brevitas_model():
         assert torch.all(model.fc1.quant_weight().value[w == 0] == 0)
     X2 = collect_activations(model, "fc1", frames)
     assert np.array_equal(X2, X)
-    assert _gap(X2, w.double().numpy(), b, W0) <= 0.1
+    assert gap(X2, w.double().numpy(), b, W0) <= 0.1
 
 
 class _Skip(nn.Module):

@@ -6,8 +6,9 @@ tests/models/test_nettrim_model.py."""
 import numpy as np
 import pytest
 
-from amchw.compress import NetTrimResult, net_trim
+from amchw.compress import net_trim
 from amchw.compress.nettrim import _Solver
+from nettrim_checks import check_result
 
 
 def _layer(seed=0, n=200, p=30, m=8, noise=0.02, density=0.3, dead=0):
@@ -21,33 +22,13 @@ def _layer(seed=0, n=200, p=30, m=8, noise=0.02, density=0.3, dead=0):
     return X, W, b
 
 
-def _gap(X, U, b, W0):
-    """||relu(X U^T + b) - Y||_F / ||Y||_F, Y from the original weights, all float64."""
-    X, U, W0 = (np.asarray(a, dtype=np.float64) for a in (X, U, W0))
-    b = np.zeros(U.shape[0]) if b is None else np.asarray(b, dtype=np.float64)
-    Y = np.maximum(X @ W0.T + b, 0.0)
-    return np.linalg.norm(np.maximum(X @ U.T + b, 0.0) - Y) / np.linalg.norm(Y)
-
-
-def _check(res, X, W, b, eps):
-    assert isinstance(res, NetTrimResult)
-    assert res.weight.shape == W.shape and res.weight.dtype == np.float64
-    gap = _gap(X, res.weight, b, W)
-    assert gap <= eps
-    assert res.discrepancy == pytest.approx(gap, rel=1e-9, abs=1e-15)
-    assert res.n_total == W.size
-    assert res.n_before == np.count_nonzero(W)
-    assert res.n_after == np.count_nonzero(res.weight)
-    assert res.p_e == pytest.approx(1.0 - np.count_nonzero(res.weight) / W.size, abs=1e-15)
-    assert res.epsilon == eps and res.frames == X.shape[0]
-    assert np.abs(res.weight).sum() <= np.abs(W).sum()  # an L1 problem started from W
 
 
 @pytest.mark.parametrize("eps", [0.005, 0.02, 0.08, 0.3])
 def test_constraint_holds_and_counts_are_the_arrays(eps):
     X, W, b = _layer()
     res = net_trim(X, W, b, eps)
-    _check(res, X, W, b, eps)
+    check_result(res, X, W, b, eps)
     assert res.p_e > 0
 
 
@@ -56,12 +37,12 @@ def test_sparsity_grows_with_epsilon_and_a_tiny_epsilon_keeps_the_output():
     pes = []
     for eps in [0.002, 0.01, 0.03, 0.08, 0.2, 0.5]:
         res = net_trim(X, W, b, eps)
-        _check(res, X, W, b, eps)
+        check_result(res, X, W, b, eps)
         pes.append(res.p_e)
     assert all(b_ >= a_ - 0.02 for a_, b_ in zip(pes, pes[1:])), pes
     assert pes[-1] > pes[0] + 0.3, pes
     res = net_trim(X, W, b, 1e-7)
-    _check(res, X, W, b, 1e-7)
+    check_result(res, X, W, b, 1e-7)
     Y = np.maximum(X @ W.T + b, 0.0)
     assert np.allclose(np.maximum(X @ res.weight.T + b, 0.0), Y, rtol=0, atol=1e-6 * Y.max())
     zero = net_trim(X, W, b, 0.0)
@@ -71,7 +52,7 @@ def test_sparsity_grows_with_epsilon_and_a_tiny_epsilon_keeps_the_output():
 def test_redundant_inputs_are_pruned():
     X, W, b = _layer(seed=2, n=300, p=40, m=8, noise=0.01, density=0.25, dead=10)
     res = net_trim(X, W, b, 0.05)
-    _check(res, X, W, b, 0.05)
+    check_result(res, X, W, b, 0.05)
     assert np.all(res.weight[:, 30:] == 0)  # inputs that are always 0 carry no weight
     assert res.p_e > 0.5 and res.repair in ("admm", "polished")
     assert res.n_before == W.size  # the noisy weights were dense
@@ -80,7 +61,7 @@ def test_redundant_inputs_are_pruned():
 def test_no_bias_and_float32_rounding():
     X, W, b = _layer(seed=3)
     res = net_trim(X.astype(np.float32), W, None, 0.04, weight_dtype=np.float32)
-    _check(res, X.astype(np.float32), W, None, 0.04)
+    check_result(res, X.astype(np.float32), W, None, 0.04)
     assert np.array_equal(res.weight, res.weight.astype(np.float32).astype(np.float64))
 
 
@@ -90,7 +71,7 @@ def test_an_unconverged_admm_is_repaired_to_a_feasible_result(iters, how):
     """Cut short, the sparse iterate is infeasible; each fallback of the repair is reached."""
     X, W, b = _layer(seed=4)
     res = net_trim(X, W, b, 0.03, max_iter=iters, polish_iter=iters)
-    _check(res, X, W, b, 0.03)
+    check_result(res, X, W, b, 0.03)
     assert not res.converged and res.repair.startswith(how), res.repair
     if how == "original":
         assert np.array_equal(res.weight, W) and res.discrepancy == 0.0
@@ -113,8 +94,8 @@ def test_the_n_by_n_and_p_by_p_solves_agree(n, p):
         np.testing.assert_allclose(XV, Xs @ want, rtol=1e-9, atol=1e-10)
     X, W, b = _layer(seed=6, n=n, p=p, m=6)
     ra, rc = net_trim(X, W, b, 0.05, system="nxn"), net_trim(X, W, b, 0.05, system="pxp")
-    _check(ra, X, W, b, 0.05)
-    _check(rc, X, W, b, 0.05)
+    check_result(ra, X, W, b, 0.05)
+    check_result(rc, X, W, b, 0.05)
     np.testing.assert_allclose(ra.weight, rc.weight, rtol=0, atol=1e-6 * np.abs(W).max())
     assert ra.iterations == rc.iterations and abs(ra.n_after - rc.n_after) <= 1
 
