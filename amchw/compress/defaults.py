@@ -1,11 +1,35 @@
 """The compression methods' default settings, one constant each, shared by the Python API
-(amchw.compress.pipeline, imp), the command line (amchw compress) and report recipes. Plain
-values only: the command line reads them without importing torch."""
+(amchw.compress.pipeline, imp, distill, nettrim) and the methods' registry entries
+(amchw.compress.methods), from which the command line (amchw compress) and report recipes take
+them. Plain values only: the command line reads them without importing torch."""
 
-#: Net-Trim (edge-efficient seed): relative bound on the layer's ReLU output change, and the
-#: training frames whose activations form X
+#: Net-Trim (edge-efficient seed): relative bound on the layer's ReLU output change, the
+#: training frames whose activations form X, and the ADMM penalty
 NET_TRIM_EPSILON = 0.08
 NET_TRIM_FRAMES = 20000
+NET_TRIM_RHO = 1.0
+
+#: product quantization (edge-efficient seed): centroids per subspace, retraining epochs (the
+#: seed's 20 when asked) and the fraction of the training frames retraining uses
+PQ_CENTROIDS = 256
+PQ_RETRAIN_EPOCHS = 0
+PQ_TRAIN_FRACTION = 0.1
+
+#: knowledge distillation (edge-efficient seed, Algorithm 3): temperature, alpha and the loss
+#: convention (one of KD_CONVENTIONS, amchw.compress.distill)
+KD_TEMPERATURE = 10.0
+KD_ALPHA = 0.5
+KD_CONVENTION = "edge"
+KD_CONVENTIONS = ("edge", "hinton")
+
+#: early-exit networks: training as `amchw train` (TrainConfig's defaults); the report's entropy
+#: threshold for the per-SNR table (the seed's) and its threshold sweep
+EARLY_EXIT_EPOCHS = 10
+EARLY_EXIT_BATCH_SIZE = 256
+EARLY_EXIT_LR = 1e-3
+EARLY_EXIT_PATIENCE = 3
+EARLY_EXIT_THRESHOLD = 0.05
+EARLY_EXIT_SWEEP = (0.0, 0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 #: IMP with QAT (GRU-CNN seed): the stages' target sparsities, the epochs of each stage over
 #: which the sparsity rises, where the first stage's polynomial schedule starts, optimizer

@@ -21,7 +21,9 @@ import torch.nn.functional as F
 
 from amchw.train import Objective, _heads
 
-CONVENTIONS = ("edge", "hinton")
+from .defaults import KD_ALPHA, KD_CONVENTION, KD_CONVENTIONS, KD_TEMPERATURE
+
+CONVENTIONS = KD_CONVENTIONS
 
 
 def _check(temperature, alpha, convention) -> None:
@@ -34,7 +36,7 @@ def _check(temperature, alpha, convention) -> None:
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
-            temperature: float, alpha: float, convention: str = "edge") -> torch.Tensor:
+            temperature: float, alpha: float, convention: str = KD_CONVENTION) -> torch.Tensor:
     """The distillation loss of a batch (see the module docstring)."""
     _check(temperature, alpha, convention)
     T = float(temperature)
@@ -55,8 +57,9 @@ class Distillation(Objective):
 
     name = "knowledge-distillation"
 
-    def __init__(self, teacher: torch.nn.Module, temperature: float = 10.0, alpha: float = 0.5,
-                 convention: str = "edge", teacher_path: str | None = None):
+    def __init__(self, teacher: torch.nn.Module, temperature: float = KD_TEMPERATURE,
+                 alpha: float = KD_ALPHA, convention: str = KD_CONVENTION,
+                 teacher_path: str | None = None):
         _check(temperature, alpha, convention)
         self.teacher = teacher.eval()
         for p in self.teacher.parameters():

@@ -89,6 +89,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 
+from .defaults import NET_TRIM_RHO
 from .errors import PruneError
 
 
@@ -264,7 +265,7 @@ class _Admm:
 # --- the solver ------------------------------------------------------------------------------
 
 
-def net_trim(X, weight, bias, epsilon, rho=1.0, max_iter=1000, tol=1e-3, atol=1e-9,
+def net_trim(X, weight, bias, epsilon, rho=NET_TRIM_RHO, max_iter=1000, tol=1e-3, atol=1e-9,
              margin=0.05, relax=1.6, polish_iter=300, system="auto", precondition=True,
              weight_dtype=None, callback=None) -> NetTrimResult:
     """Net-Trim one fully connected ReLU layer. Pure numpy.

@@ -18,8 +18,11 @@ import torch
 from amchw.checkpoint import model_from_checkpoint, save_checkpoint, split_frames
 from amchw.train import Frozen, TrainConfig, train
 
-from .defaults import (IMP_FREQUENCY, IMP_INITIAL_SPARSITY, IMP_POWER, IMP_PRUNE_EPOCHS,
-                       NET_TRIM_EPSILON, NET_TRIM_FRAMES, imp_training)
+from .defaults import (EARLY_EXIT_BATCH_SIZE, EARLY_EXIT_EPOCHS, EARLY_EXIT_LR,
+                       EARLY_EXIT_PATIENCE, IMP_FREQUENCY, IMP_INITIAL_SPARSITY, IMP_POWER,
+                       IMP_PRUNE_EPOCHS, KD_ALPHA, KD_CONVENTION, KD_TEMPERATURE,
+                       NET_TRIM_EPSILON, NET_TRIM_FRAMES, PQ_CENTROIDS, PQ_RETRAIN_EPOCHS,
+                       PQ_TRAIN_FRACTION, imp_training)
 from .prune import PruneError
 
 
@@ -86,9 +89,10 @@ def prune(start: str, out: str, sparsity: float | None = None, pattern: str = "u
 
 
 def product_quantization(start: str, out: str, layer: str | None, subspaces: int,
-                         centroids: int = 256, retrain_epochs: int = 0,
-                         train_fraction: float = 0.1, data: str | None = None, seed: int = 0,
-                         log=print, quant: dict | None = None, **train_kw) -> dict:
+                         centroids: int = PQ_CENTROIDS,
+                         retrain_epochs: int = PQ_RETRAIN_EPOCHS,
+                         train_fraction: float = PQ_TRAIN_FRACTION, data: str | None = None,
+                         seed: int = 0, log=print, quant: dict | None = None, **train_kw) -> dict:
     """Algorithm 2 on one FC layer, then (retrain_epochs > 0) the seed's retraining: the rest
     of the network trained on a fraction of the training frames with the PQ layer frozen, so
     its weights stay the codebook's. Without retraining `out` is the quantized checkpoint;
@@ -133,8 +137,8 @@ def product_quantization(start: str, out: str, layer: str | None, subspaces: int
 
 
 def distill(teacher: str, student: str, out: str, data: str | None = None,
-            temperature: float = 10.0, alpha: float = 0.5, convention: str = "edge",
-            log=print, **train_kw) -> dict:
+            temperature: float = KD_TEMPERATURE, alpha: float = KD_ALPHA,
+            convention: str = KD_CONVENTION, log=print, **train_kw) -> dict:
     """Algorithm 3: a zoo student trained from scratch against a trained teacher checkpoint on
     the teacher's data and split."""
     from amchw.models import ZOO
@@ -165,8 +169,9 @@ def fine_tune(cfg: TrainConfig, objective=None, constraints=(), log=print) -> di
             "method": ck.get("method")}
 
 
-def early_exit(model: str, data: str, out: str, epochs: int = 10, batch_size: int = 256,
-               lr: float = 1e-3, patience: int = 3, max_train: int | None = None,
+def early_exit(model: str, data: str, out: str, epochs: int = EARLY_EXIT_EPOCHS,
+               batch_size: int = EARLY_EXIT_BATCH_SIZE, lr: float = EARLY_EXIT_LR,
+               patience: int = EARLY_EXIT_PATIENCE, max_train: int | None = None,
                joint: bool = False, seed: int = 0, log=print) -> dict:
     """Train an early-exit network (ee-v*) with the early-exit seed's multi-branch rule (the
     exit loss updates the trunk and the exit branch, the final loss only the long branch), or
