@@ -1,6 +1,7 @@
 """What the command modules share: `fail` (exit 1), the command and group classes that end the
-library's RequestError as a command line ends errors, and the quantization options of zoo
-models. Imports click only (amchw --help stays fast)."""
+library's RequestError as a command line ends errors, click parameters made from the
+compression registry's options, and the quantization options of zoo models (the registry's
+QUANT_OPTIONS). Imports click and torch-free modules only (amchw --help stays fast)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from functools import partial
 
 import click
 
+from amchw.compress.registry import QUANT_OPTIONS, Option
 from amchw.resolve import RequestError
 
 
@@ -43,19 +45,45 @@ class Group(click.Group):
 command = partial(click.command, cls=Command)
 group = partial(click.group, cls=Group)
 
-_QUANT_OPTS = [
-    click.option("--scales", type=click.Choice(["po2", "float"]), default="po2",
-                 show_default=True, help="Scale kind for zoo models."),
-    click.option("--weight-bits", type=int, default=8, show_default=True),
-    click.option("--act-bits", type=int, default=8, show_default=True),
-    click.option("--seed", type=int, default=0, show_default=True),
-]
+def click_type(o: Option):
+    """The click type of an option (None: text)."""
+    if o.choices:
+        return click.Choice(list(o.choices))
+    if o.type in ("int", "float"):
+        if o.min is None and o.max is None:
+            return int if o.type == "int" else float
+        kind = click.IntRange if o.type == "int" else click.FloatRange
+        return kind(o.min, o.max, min_open=o.min_open)
+    return None
+
+
+def _spec(o: Option) -> tuple[list[str], dict]:
+    if o.argument:
+        return [o.name], {"metavar": o.argument}
+    decls = [o.name, *(o.flags or (o.flag,))]
+    if o.type == "flag":
+        return decls, {"is_flag": True, "help": o.help}
+    default = o.default
+    if o.type == "floats" and default is not None:   # a list, as comma-separated text
+        default = ",".join(f"{v:g}" for v in default)
+    kw = {"type": click_type(o), "required": o.required,
+          "show_default": True if default is not None else None, "help": o.help}
+    if default is not None or not o.required:
+        kw["default"] = default
+    return decls, kw
+
+
+def click_param(o: Option) -> click.Parameter:
+    """The command-line argument (o.argument) or option of a registry option."""
+    decls, kw = _spec(o)
+    return (click.Argument if o.argument else click.Option)(decls, **kw)
 
 
 def quant_options(f):
     """--scales, --weight-bits, --act-bits (for zoo models) and --seed."""
-    for opt in reversed(_QUANT_OPTS):
-        f = opt(f)
+    for o in reversed(QUANT_OPTIONS):
+        decls, kw = _spec(o)
+        f = click.option(*decls, **kw)(f)
     return f
 
 
