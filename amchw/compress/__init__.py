@@ -1,9 +1,10 @@
 """Model compression: magnitude pruning (unstructured and N:M) and product quantization of a
 fully connected layer without training; Net-Trim (convex layer-wise pruning by ADMM);
-knowledge-distillation losses.
+knowledge-distillation losses. Each method's entry for the command line and report recipes is
+in `registry` (one module per method in `methods`).
 
 The names below load their module (and torch) on first use, so that the command line can read
-amchw.compress.defaults without importing torch."""
+amchw.compress.defaults, registry and methods without importing torch."""
 
 from importlib import import_module
 

@@ -38,7 +38,7 @@ def measure(cks: list[Checkpoint], recipe: dict, log=print) -> None:
     from amchw.lower.brevitas import lower
     from amchw.sims.simulate import simulate
 
-    targets = _targets(recipe)
+    targets = hardware_targets(recipe)
     fmt = recipe.get("sparse_format", "csr")
     min_sp = float(recipe.get("min_sparsity", 0.5))
     n_eval = int(recipe.get("eval_frames", 2000))
@@ -67,7 +67,8 @@ def measure(cks: list[Checkpoint], recipe: dict, log=print) -> None:
                                   method.settings(exps[ck.experiment]), targets)
 
 
-def _targets(recipe: dict) -> list:
+def hardware_targets(recipe: dict) -> list:
+    """The recipe's targets (amchw.sims.hardware), each with the recipe's `array` if given."""
     from amchw.sims.hardware import get_target, parse_array
 
     out = []
@@ -100,7 +101,7 @@ def gru_architecture(recipe: dict, log=print) -> dict:
     from amchw.models.gru import CELLS, gru_cnn
     from amchw.sims.simulate import simulate
 
-    targets = _targets(recipe)
+    targets = hardware_targets(recipe)
     x = torch.as_tensor(frames_for("gru-cnn", 8, seed=0))
 
     def measure_one(model, fmt=None):

@@ -13,7 +13,7 @@ from pathlib import Path
 from amchw import seeds
 from amchw.compress.methods import METHODS
 
-from .measure import _targets
+from .measure import hardware_targets
 from .runner import Checkpoint
 
 #: where the sections go: the methods' (net-trim 10, pq 20, kd 30, imp 40, early-exit 70) and
@@ -270,7 +270,7 @@ def build_page(recipe: dict, cks: list[Checkpoint], out: Path, seconds: float,
 
     pg = Page()
     title = recipe.get("title", "amchw report")
-    targets = [t.name for t in _targets(recipe)]
+    targets = [t.name for t in hardware_targets(recipe)]
     exps = {e["name"]: e for e in recipe["experiment"]}
     by_exp: dict[str, list[Checkpoint]] = {}
     for c in cks:
