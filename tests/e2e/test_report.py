@@ -45,6 +45,8 @@ name = "kd"
 kind = "kd"
 teacher = "base"
 student = "ee-baseline"
+temperature = 4.0
+alpha = 0.3
 epochs = 1
 batch_size = 32
 
@@ -104,6 +106,7 @@ def test_report_files_and_sections(report):
     assert [c["label"] for c in rep["checkpoints"]] == ["base", "nt", "kd", "dq",
                                                         "imp s=0.6", "ee"]
     assert "| DQ |" in md and "| NT |" in md and "| KD |" in md
+    assert "T=4 alpha=0.3 edge" in md  # Table III shows the settings the recipe ran with
     # every row of a Markdown table has its header's number of cells (pipes in text escaped)
     blocks, cur = [], []
     for line in md.splitlines() + [""]:

@@ -50,7 +50,7 @@ def section(ctx, cks) -> None:
         bench = ctx.benchmark(c)
         ratio = c.info["total_parameters"] / teacher.info["total_parameters"]
         s = seeds.EDGE_TABLE_III.get((e["student"], teacher.info["model"]))
-        m = c.info
+        m = c.info.get("objective") or {}  # the distillation settings the run recorded
         rows.append([c.label, e["student"], teacher.info["model"], f"{ratio:.2f}",
                      "-" if s is None else f"{s[1]:.2f} (case {s[0]})",
                      f"T={m.get('temperature', KD_TEMPERATURE):g} "
