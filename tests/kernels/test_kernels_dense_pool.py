@@ -3,7 +3,7 @@ long reduction; hand-checked average-pool ties; windows made only of padding are
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from amchw.kernels import (
@@ -21,10 +21,7 @@ from amchw.kernels import (
     sumpool2d_i32,
     sumpool2d_i32_ref,
 )
-
-MODES = [ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_HALF_AWAY, ROUND_FLOOR]
-PROFILE = settings.get_profile("amchw-kernels")
-SEED = st.integers(0, 2**32 - 1)
+from kernel_cases import MODES, PROFILE, SEED
 
 
 def wrap_int(v: int) -> int:

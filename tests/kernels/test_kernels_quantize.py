@@ -3,23 +3,18 @@ from 0.5, saturation of +-inf and huge values, NaN refused."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from amchw.kernels import (
     ROUND_FLOOR,
-    ROUND_HALF_AWAY,
     ROUND_HALF_EVEN,
-    ROUND_HALF_UP,
     dequantize_f64,
     dequantize_f64_ref,
     quantize_f64,
     quantize_f64_ref,
 )
-
-MODES = [ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_HALF_AWAY, ROUND_FLOOR]
-PROFILE = settings.get_profile("amchw-kernels")
-SEED = st.integers(0, 2**32 - 1)
+from kernel_cases import MODES, PROFILE, SEED
 
 
 def _both(x, scale, zp, lo, hi, mode):

@@ -3,7 +3,7 @@ per-tensor and per-channel parameters and every rounding mode; hand-checked ties
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from amchw.kernels import (
@@ -16,10 +16,7 @@ from amchw.kernels import (
     requant_i32,
     requant_i32_ref,
 )
-
-MODES = [ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_HALF_AWAY, ROUND_FLOOR]
-PROFILE = settings.get_profile("amchw-kernels")
-SEED = st.integers(0, 2**32 - 1)
+from kernel_cases import MODES, PROFILE, SEED
 
 
 def _param(rng, per_channel, c, lo, hi):

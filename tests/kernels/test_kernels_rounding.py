@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from amchw.kernels import (
@@ -22,9 +22,8 @@ from amchw.kernels import (
     wrap_i32,
     wrap_i32_ref,
 )
+from kernel_cases import MODES, PROFILE
 
-MODES = [ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_HALF_AWAY, ROUND_FLOOR]
-PROFILE = settings.get_profile("amchw-kernels")
 INT64 = st.integers(-(2**63), 2**63 - 1)
 
 
