@@ -1,5 +1,6 @@
 """Atomic file output: write to a temporary file beside the target, then rename it into place,
-so a crash or a full disk never leaves a half-written file under the final name."""
+so a crash or a full disk never leaves a half-written file under the final name. Missing
+parent folders are created (an output path like runs/x.pt just works)."""
 
 from __future__ import annotations
 
@@ -22,14 +23,28 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
     return Path(path)
 
 
+def make_parent(path: str | os.PathLike) -> Path:
+    """Create the folder `path` will be written in, with its parents; NotADirectoryError
+    naming the path when a file stands where a folder must be (or it cannot be made)."""
+    parent = Path(path).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise NotADirectoryError(f"{path}: cannot create the folder {parent}: a file of that "
+                                 "name is in the way") from None
+    except OSError as e:
+        raise NotADirectoryError(f"{path}: cannot create the folder {parent}: "
+                                 f"{e.strerror or e}") from None
+    return parent
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp"):
     """Yield a temporary path beside `path` for a writer that opens files by name (h5py);
     on success it is renamed to `path`, on error removed."""
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise FileNotFoundError(f"{path}: directory {parent} does not exist")
+    make_parent(path)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=suffix, dir=parent)
     os.close(fd)
     try:

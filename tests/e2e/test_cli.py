@@ -148,9 +148,14 @@ def test_export_cost_and_simulate_a_qonnx_file(tmp_path):
     assert d["model"] == "vtcnn2" and d["integer_check"]["equal"]
 
 
-def test_export_refuses_an_unwritable_path(tmp_path):
-    r = CliRunner().invoke(main, ["export", "vtcnn2", "-o", str(tmp_path / "no" / "x.qonnx")])
-    assert r.exit_code == 1 and "does not exist" in r.output
+def test_export_makes_missing_folders_and_refuses_an_unwritable_path(tmp_path):
+    r = CliRunner().invoke(main, ["export", "vtcnn2", "-o", str(tmp_path / "a" / "b" / "x.qonnx")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "a" / "b" / "x.qonnx").stat().st_size > 0
+    (tmp_path / "f").write_text("")
+    r = CliRunner().invoke(main, ["export", "vtcnn2", "-o", str(tmp_path / "f" / "x.qonnx")])
+    assert r.exit_code == 1 and "a file of that name is in the way" in r.output
+    assert "Traceback" not in r.output and not (tmp_path / "f").is_dir()
 
 
 def test_first_example_end_to_end(tmp_path):

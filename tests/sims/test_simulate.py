@@ -189,7 +189,9 @@ def test_csv_and_plot(tmp_path):
     assert sum(int(r["cycles"]) for r in rows) == rep.cycles
     png = write_plot(rep, tmp_path / "s.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with pytest.raises(FileNotFoundError):
-        write_csv(rep, tmp_path / "no" / "s.csv")
-    assert sorted(x.name for x in tmp_path.iterdir()) == ["s.csv", "s.png"]
+    assert write_csv(rep, tmp_path / "new" / "s.csv").read_text() == p.read_text()  # folder made
+    (tmp_path / "f").write_text("")
+    with pytest.raises(NotADirectoryError, match="a file of that name is in the way"):
+        write_csv(rep, tmp_path / "f" / "s.csv")
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["f", "new", "s.csv", "s.png"]
     assert "total cycles" in format_table(rep)
