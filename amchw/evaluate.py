@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from amchw.checkpoint import load, model_of, split_rows
-from amchw.data.radioml import H5Frames
+from amchw.data.radioml import DatasetError, H5Frames
 
 
 def accuracy_by_snr(pred: np.ndarray, y: np.ndarray, snr: np.ndarray) -> dict:
@@ -19,6 +19,15 @@ def confusion(pred: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
     """k x k counts: row = true class, column = predicted class."""
     return np.bincount(np.asarray(y, np.int64) * k + np.asarray(pred, np.int64),
                        minlength=k * k).reshape(k, k)
+
+
+def check_classes(ck: dict, classes, data) -> None:
+    """DatasetError naming both lists when a file's classes are not, in order, the ones the
+    checkpoint was trained on (a model's output k means the checkpoint's class k)."""
+    want = list(ck.get("classes") or [])
+    if want and list(classes) != want:
+        raise DatasetError(f"{data}: its classes {list(classes)} are not the checkpoint's "
+                           f"{want} (in this order)")
 
 
 def evaluate_checkpoint(path: str, data: str, split: str = "test", max_frames: int | None = None,
@@ -37,6 +46,7 @@ def evaluate_checkpoint(path: str, data: str, split: str = "test", max_frames: i
     ck = load(path)
     model = model_of(ck)
     with H5Frames(data) as reader:
+        check_classes(ck, reader.classes, data)
         idx, _ = split_rows(reader, ck, split, max_frames, seed)
         shape = tuple(ZOO[ck["model"]].input_shape)
         ds = FrameDataset(reader, idx, shape)

@@ -101,6 +101,17 @@ def test_evaluation_float_and_integer(data16, tmp_path):
     assert r["agreement"] == 1.0 and r["float_acc"] == r["int_acc"]
     with pytest.raises(ValueError, match="no all frames at SNR 4 dB"):
         evaluate_checkpoint(str(out), data16, split="all", confusion_snrs=(4,))
+    # a file with the same number of classes in another order is refused, naming both lists
+    from amchw.data.radioml import write_h5
+
+    with H5Frames(data16) as rd:
+        x, lab, snr, names = rd.frames(np.arange(rd.n)), rd.labels, rd.snrs, list(rd.classes)
+    swapped = names[1:] + names[:1]
+    other = tmp_path / "other.h5"
+    write_h5(other, x, lab, snr, swapped)
+    with pytest.raises(DatasetError, match="are not the checkpoint's") as e:
+        evaluate_checkpoint(str(out), str(other), split="all")
+    assert str(swapped) in str(e.value) and str(names) in str(e.value)
 
 
 def test_mismatched_data_and_resume_are_refused(data16, tmp_path):
