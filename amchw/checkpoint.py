@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from amchw.data.radioml import DatasetError, H5Frames, challenge_split
+from amchw.data.radioml import DatasetError, H5Frames, challenge_split, file_kind, open_frames
 
 #: the training seed and validation fraction of a checkpoint that records none
 #: (amchw.train.TrainConfig's defaults)
@@ -60,6 +60,18 @@ def model_of(ck: dict) -> nn.Module:
 def save_checkpoint(path, ck: dict, model: nn.Module, **extra) -> None:
     """Write `ck` with `model`'s state and `extra` entries to `path` atomically."""
     atomic_save(dict(ck, state_dict=model.state_dict(), **extra), path)
+
+
+def open_data(data, ck: dict | None = None, normalize: str | None = None):
+    """A reader of `data` for checkpoint `ck`: frames normalised as `normalize` says or, by
+    default, as training normalised them when `data` is of the kind training read (a pickle
+    or HDF5), else as "auto" resolves for this file (amchw.data.radioml.NORMALIZATIONS)."""
+    if normalize is None:
+        normalize = "auto"
+        if ck is not None and ck.get("normalize") and \
+                file_kind(data) == ck.get("data_kind", "hdf5"):
+            normalize = ck["normalize"]
+    return open_frames(data, normalize)
 
 
 def split_indices(reader: H5Frames, seed: int, val_fraction: float):
@@ -111,7 +123,7 @@ def split_frames(data: str, input_shape, ck: dict | None = None, split: str = "t
     rows per split_rows."""
     from amchw.data.torch_dataset import FrameDataset
 
-    with H5Frames(data) as reader:
+    with open_data(data, ck) as reader:
         idx, which = split_rows(reader, ck, split, max_frames, seed)
         x = FrameDataset(reader, idx, tuple(input_shape)).batch(np.arange(idx.size))[0]
         return x.numpy(), reader.labels[idx], reader.snrs[idx], list(reader.classes), which

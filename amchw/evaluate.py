@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 
-from amchw.checkpoint import load, model_of, split_rows
-from amchw.data.radioml import DatasetError, H5Frames
+from amchw.checkpoint import load, model_of, open_data, split_rows
+from amchw.data.radioml import DatasetError
 
 
 def accuracy_by_snr(pred: np.ndarray, y: np.ndarray, snr: np.ndarray) -> dict:
@@ -31,12 +31,13 @@ def check_classes(ck: dict, classes, data) -> None:
 
 
 def evaluate_checkpoint(path: str, data: str, split: str = "test", max_frames: int | None = None,
-                        seed: int = 0, confusion_snrs=()) -> dict:
+                        seed: int = 0, confusion_snrs=(), normalize: str | None = None) -> dict:
     """Accuracy of a checkpoint on a data file: the float (Brevitas fake-quant) model and the
     integer IR (lowered, run by the fused executor), overall and per SNR, with confusion
     matrices (lists of rows: true class, predicted class) overall and at `confusion_snrs`.
     The frames: the checkpoint's `split` (amchw.checkpoint.split_rows; at most max_frames,
-    drawn with `seed`)."""
+    drawn with `seed`), normalised as `normalize` says (default: as training normalised them,
+    amchw.checkpoint.open_data)."""
     from amchw.data.torch_dataset import FrameDataset
     from amchw.ir.interp import run
     from amchw.lower.brevitas import lower
@@ -45,7 +46,7 @@ def evaluate_checkpoint(path: str, data: str, split: str = "test", max_frames: i
 
     ck = load(path)
     model = model_of(ck)
-    with H5Frames(data) as reader:
+    with open_data(data, ck, normalize) as reader:
         check_classes(ck, reader.classes, data)
         idx, _ = split_rows(reader, ck, split, max_frames, seed)
         shape = tuple(ZOO[ck["model"]].input_shape)
@@ -66,6 +67,7 @@ def evaluate_checkpoint(path: str, data: str, split: str = "test", max_frames: i
         pi = np.concatenate(pi)
         y, snr = reader.labels[idx], reader.snrs[idx]
         classes = list(ck.get("classes") or reader.classes)
+        norm = reader.normalize
     k = len(classes)
     missing = sorted(set(confusion_snrs) - set(np.unique(snr).tolist()))
     if missing:
@@ -79,6 +81,7 @@ def evaluate_checkpoint(path: str, data: str, split: str = "test", max_frames: i
         "confusion_int": confusion(pi, y, k).tolist(),
         "confusion_by_snr": by,
         "model": ck["model"], "config": ck["config"], "frames": int(idx.size), "split": split,
+        "normalize": norm,
         "float_acc": float(np.mean(pf == y)), "int_acc": float(np.mean(pi == y)),
         "agreement": float(np.mean(pf == pi)),
         "float_by_snr": accuracy_by_snr(pf, y, snr), "int_by_snr": accuracy_by_snr(pi, y, snr),

@@ -26,7 +26,7 @@ from torch import nn
 
 from amchw.checkpoint import (DEFAULT_SEED, DEFAULT_VAL_FRACTION, atomic_save, load,
                               model_from_checkpoint, split_indices)
-from amchw.data.radioml import DatasetError, H5Frames
+from amchw.data.radioml import DatasetError, H5Frames, open_frames
 from amchw.data.torch_dataset import FrameDataset
 
 
@@ -46,6 +46,7 @@ class TrainConfig:
     train_fraction: float = 1.0         # a seeded fraction of the training frames
     quant: dict = field(default_factory=dict)   # QuantConfig fields
     init: str | None = None             # start from this checkpoint's weights (fine-tuning)
+    normalize: str = "auto"             # how frames are scaled (amchw.data.radioml)
 
 
 @dataclass
@@ -199,7 +200,7 @@ def _train(cfg: TrainConfig, progress, log, objective: Objective, constraints: l
         cfg.quant = dict(start_ck["config"])
     if cfg.model not in ZOO:
         raise ValueError(f"unknown zoo model {cfg.model!r}; choose from {sorted(ZOO)}")
-    with H5Frames(cfg.data) as reader:
+    with open_frames(cfg.data, cfg.normalize) as reader:
         _fit(cfg, reader, ZOO[cfg.model], init_model, start_ck, progress, log, objective,
              constraints)
     return load(cfg.out)
@@ -309,6 +310,7 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
             f"{h.train_acc:.4f} | val loss {h.val_loss:.4f} acc {h.val_acc:.4f} "
             f"({h.seconds:.1f} s)")
         ck = {"model": cfg.model, "config": asdict(qcfg), "classes": list(reader.classes),
+              "normalize": reader.normalize, "data_kind": reader.kind,
               "state_dict": (best["state_dict"] if best["state_dict"] is not None
                              else model.state_dict()), "best_epoch": best["epoch"],
               "best_val_loss": best["val_loss"], "last_state_dict": model.state_dict(),
@@ -327,6 +329,6 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
 def batches_per_epoch(cfg: TrainConfig) -> int:
     """Batches in one epoch of `cfg` as a progress bar counts them: the data file's training
     split, at most max_train frames, in batches of batch_size."""
-    with H5Frames(cfg.data) as reader:
+    with open_frames(cfg.data, cfg.normalize) as reader:
         n_train = split_indices(reader, cfg.seed, cfg.val_fraction)[0].size
     return math.ceil(min(n_train, cfg.max_train or n_train) / cfg.batch_size)

@@ -12,11 +12,18 @@ import click
 from .common import command, fail, quant_options
 
 
+_NORMALIZE = click.Choice(["auto", "unit-power", "l1", "peak", "none"])
+
+
 @command("train")
 @click.option("--model", "model_name", required=True, help="Zoo model to train.")
 @click.option("--data", default=None,
-              help="RadioML-layout HDF5 file (default: a synthetic file of the model's "
-                   "profile, written beside --out).")
+              help="HDF5 (amchw's, RadioML 2018.01A) or a RadioML 2016.10A/10B pickle "
+                   "(default: a synthetic file of the model's profile, written beside --out).")
+@click.option("--normalize", type=_NORMALIZE, default="auto", show_default=True,
+              help="How each frame is scaled as it is read (recorded in the checkpoint): "
+                   "unit-power mean(I^2+Q^2) = 1, l1 sum|x| = 1, peak max|x| = 1, none; auto: "
+                   "unit-power for a pickle (stored L1-normalised), none for HDF5.")
 @click.option("--per-class-snr", type=click.IntRange(1), default=None,
               help="Frames per (class, SNR) of the default synthetic file "
                    "(default 200 for rml2016, 40 for rml2018).")
@@ -32,8 +39,9 @@ from .common import command, fail, quant_options
               help="Use at most this many training frames.")
 @click.option("--per-channel", is_flag=True, help="Per-output-channel weight scales.")
 @quant_options
-def train_cmd(model_name, data, per_class_snr, out_path, epochs, batch_size, lr, weight_decay,
-              patience, max_train, per_channel, scales, weight_bits, act_bits, seed):
+def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, batch_size, lr,
+              weight_decay, patience, max_train, per_channel, scales, weight_bits, act_bits,
+              seed):
     """Quantization-aware training of a zoo model; resumes from --out if it exists."""
     from amchw.data.radioml import DatasetError, synth_to_h5
     from amchw.data.synthetic import PROFILES
@@ -53,7 +61,7 @@ def train_cmd(model_name, data, per_class_snr, out_path, epochs, batch_size, lr,
             synth_to_h5(data, prof, per, PROFILES[prof].snrs, seed=seed)
     cfg = TrainConfig(model=model_name, data=data, out=out_path, epochs=epochs,
                       batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                      patience=patience, seed=seed, max_train=max_train,
+                      patience=patience, seed=seed, max_train=max_train, normalize=normalize,
                       quant={"weight_bits": weight_bits, "act_bits": act_bits,
                              "scales": scales, "per_channel": per_channel})
     bar = {"b": None}   # the current epoch's progress bar, opened by its first batch
@@ -82,7 +90,11 @@ def train_cmd(model_name, data, per_class_snr, out_path, epochs, batch_size, lr,
 
 @command("eval")
 @click.argument("checkpoints", nargs=-1, required=True)
-@click.option("--data", required=True, help="RadioML-layout HDF5 file.")
+@click.option("--data", required=True,
+              help="HDF5 (amchw's, RadioML 2018.01A) or a RadioML 2016.10A/10B pickle.")
+@click.option("--normalize", type=_NORMALIZE, default=None,
+              help="How each frame is scaled (default: as training scaled frames of this "
+                   "kind of file, else auto: unit-power for a pickle, none for HDF5).")
 @click.option("--split", type=click.Choice(["test", "val", "all"]), default="test",
               show_default=True)
 @click.option("--max-frames", type=click.IntRange(1), default=None)
@@ -96,7 +108,7 @@ def train_cmd(model_name, data, per_class_snr, out_path, epochs, batch_size, lr,
               help="PNG: the first checkpoint's integer confusion matrix as a heat map; each "
                    "--confusion-snr S adds FILE with .snrS before the suffix.")
 @click.option("--json", "as_json", is_flag=True)
-def eval_cmd(checkpoints, data, split, max_frames, show_confusion, confusion_snrs,
+def eval_cmd(checkpoints, data, normalize, split, max_frames, show_confusion, confusion_snrs,
              plot_accuracy, plot_confusion, as_json):
     """Accuracy of checkpoints, float (Brevitas) and integer (IR), overall, per SNR and as
     confusion matrices."""
@@ -107,7 +119,7 @@ def eval_cmd(checkpoints, data, split, max_frames, show_confusion, confusion_snr
     for ck in checkpoints:
         try:
             r = evaluate_checkpoint(ck, data, split, max_frames,
-                                    confusion_snrs=tuple(confusion_snrs))
+                                    confusion_snrs=tuple(confusion_snrs), normalize=normalize)
         except (DatasetError, ValueError, OSError, KeyError) as e:
             fail(f"{ck}: {e}")
         r["label"] = Path(ck).stem
@@ -136,8 +148,9 @@ def eval_cmd(checkpoints, data, split, max_frames, show_confusion, confusion_snr
         click.echo(json.dumps(results[0] if len(results) == 1 else results, indent=2))
         return
     for r in results:
+        scaled = "" if r["normalize"] == "none" else f", scaled {r['normalize']}"
         click.echo(f"{r['model']} ({r['label']}) on {data} ({r['split']}, {r['frames']:,} "
-                   f"frames): float {r['float_acc']:.4f}, integer {r['int_acc']:.4f}, "
+                   f"frames{scaled}): float {r['float_acc']:.4f}, integer {r['int_acc']:.4f}, "
                    f"float/integer agreement {r['agreement']:.4f}; trained {r['epochs']} "
                    f"epochs in {r['train_seconds']:.0f} s")
         click.echo(f"{'SNR dB':>7} {'float':>7} {'integer':>8}")

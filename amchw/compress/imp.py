@@ -133,7 +133,7 @@ def imp_schedule(base: TrainConfig, start: str, targets, out_dir: str,
     patience for the retraining) from the previous checkpoint (the first from `start`), writing
     out_dir/stage{k}-sparsity{s}.pt. Returns one StageResult per stage."""
     from amchw.checkpoint import model_from_checkpoint, split_indices
-    from amchw.data.radioml import H5Frames
+    from amchw.data.radioml import open_frames
     from amchw.train import train
 
     targets = [float(t) for t in targets]
@@ -142,7 +142,7 @@ def imp_schedule(base: TrainConfig, start: str, targets, out_dir: str,
     if base.epochs <= prune_epochs:
         raise PruneError(f"{base.epochs} epochs leave no retraining after {prune_epochs} "
                          "pruning epochs")
-    with H5Frames(base.data) as reader:
+    with open_frames(base.data, base.normalize) as reader:
         train_i = split_indices(reader, base.seed, base.val_fraction)[0]
     n_train = math.ceil(base.train_fraction * train_i.size)
     if base.max_train is not None:

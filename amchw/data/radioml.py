@@ -6,7 +6,9 @@
   `classes` attribute (and `profile`, `seed`, ...).
 - RadioML 2016.10A / 10B pickles: {(mod, snr): (n, 2, 128)}, Python-2 pickles read with
   latin1 (str keys) or bytes keys; small enough to hold in memory.
-Malformed files raise DatasetError naming the file and the problem.
+Malformed files raise DatasetError naming the file and the problem. open_frames(path) reads
+either kind behind one interface (frames(idx), labels, snrs, classes), with a recorded
+normalisation of every frame (NORMALIZATIONS).
 """
 
 from __future__ import annotations
@@ -27,7 +29,71 @@ class DatasetError(ValueError):
     """A data file that is missing, malformed or inconsistent; names the file."""
 
 
-class H5Frames:
+#: how frames are scaled as they are read: "unit-power" mean(I^2 + Q^2) = 1 per frame (what
+#: amchw's RML2016-style synthetic frames are); "l1" sum(|I| + |Q|) = 1 per frame (how the
+#: RadioML 2016 pickles are stored); "peak" max sqrt(I^2 + Q^2) = 1; "none" as stored; "auto"
+#: resolves to unit-power for a pickle (whose L1-normalised frames would fall below half an
+#: input LSB) and none for HDF5 (amchw's files and RadioML 2018.01A have the generator's power)
+NORMALIZATIONS = ("auto", "unit-power", "l1", "peak", "none")
+
+
+def resolve_normalize(how: str, kind: str) -> str:
+    """The concrete normalisation "auto" means for a file of `kind` ("hdf5" or "pickle")."""
+    if how not in NORMALIZATIONS:
+        raise DatasetError(f"normalisation must be one of {', '.join(NORMALIZATIONS)}, got "
+                           f"{how!r}")
+    if how != "auto":
+        return how
+    return "unit-power" if kind == "pickle" else "none"
+
+
+def normalize_frames(x: np.ndarray, how: str) -> np.ndarray:
+    """Frames x (k, 2, L) scaled one by one per `how` (a concrete normalisation); an all-zero
+    frame stays zero. float32 out."""
+    x = np.asarray(x, np.float32)
+    if how == "none":
+        return x
+    x64 = x.astype(np.float64)
+    if how == "unit-power":
+        size = np.sqrt(np.mean(np.sum(x64 ** 2, axis=1), axis=1))
+    elif how == "l1":
+        size = np.sum(np.abs(x64), axis=(1, 2))
+    elif how == "peak":
+        size = np.sqrt(np.max(np.sum(x64 ** 2, axis=1), axis=1))
+    else:
+        raise DatasetError(f"unknown normalisation {how!r}")
+    size[size == 0] = 1.0
+    return (x64 / size[:, None, None]).astype(np.float32)
+
+
+class FrameReader:
+    """What every reader shares: the (class, SNR) grouping, len, and use as a context."""
+
+    n: int
+    labels: np.ndarray
+    snrs: np.ndarray
+
+    def __len__(self) -> int:
+        return self.n
+
+    def group_size(self) -> int:
+        """Frames per (class, SNR) group when the file is stored group by group, else 0."""
+        key = self.labels * 1000 + (self.snrs - self.snrs.min())
+        change = np.flatnonzero(np.diff(key)) + 1
+        sizes = np.diff(np.concatenate([[0], change, [self.n]]))
+        return int(sizes[0]) if np.all(sizes == sizes[0]) else 0
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+class H5Frames(FrameReader):
     """Lazy frames of an HDF5 file in the RadioML 2018.01A layout (real or amchw-written).
 
     frames(idx) -> float32 (k, 2, L) for any index array (read in sorted order, returned in
@@ -35,10 +101,13 @@ class H5Frames:
     (or call close()); a file that fails to open as a RadioML file is closed before the error.
     """
 
-    def __init__(self, path, validate: str = "sample"):
+    kind = "hdf5"
+
+    def __init__(self, path, validate: str = "sample", normalize: str = "none"):
         import h5py
 
         self.path = str(path)
+        self.normalize = resolve_normalize(normalize, self.kind)
         if not os.path.isfile(self.path):
             raise DatasetError(f"{self.path}: no such file")
         try:
@@ -104,9 +173,6 @@ class H5Frames:
                 self._bad(f"Y is not one-hot (row {bad}: {np.asarray(Y[bad]).tolist()})")
         return out
 
-    def __len__(self) -> int:
-        return self.n
-
     def frames(self, idx) -> np.ndarray:
         idx = np.asarray(idx, dtype=np.int64).reshape(-1)
         if idx.size and (idx.min() < 0 or idx.max() >= self.n):
@@ -117,14 +183,7 @@ class H5Frames:
         x = np.asarray(self._f["X"][uniq], dtype=np.float32)    # h5py wants increasing indices
         out = np.empty((idx.size, 2, self.length), dtype=np.float32)
         out[order] = np.transpose(x[inv], (0, 2, 1))
-        return out
-
-    def group_size(self) -> int:
-        """Frames per (class, SNR) group when the file is stored group by group, else 0."""
-        key = self.labels * 1000 + (self.snrs - self.snrs.min())
-        change = np.flatnonzero(np.diff(key)) + 1
-        sizes = np.diff(np.concatenate([[0], change, [self.n]]))
-        return int(sizes[0]) if np.all(sizes == sizes[0]) else 0
+        return normalize_frames(out, self.normalize)
 
     def close(self) -> None:
         f = getattr(self, "_f", None)
@@ -132,11 +191,46 @@ class H5Frames:
             f.close()
             self._f = None
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *a):
-        self.close()
+class ArrayFrames(FrameReader):
+    """Frames held in memory (a RadioML 2016 pickle), behind H5Frames' interface."""
+
+    kind = "pickle"
+
+    def __init__(self, path, X, y, snr, classes, normalize: str = "auto"):
+        self.path = str(path)
+        self.normalize = resolve_normalize(normalize, self.kind)
+        self._x = np.asarray(X, np.float32)
+        self.n, self.length = self._x.shape[0], self._x.shape[2]
+        self.labels = np.asarray(y, np.int64)
+        self.snrs = np.asarray(snr, np.int64)
+        self.classes = tuple(classes)
+
+    def frames(self, idx) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n):
+            raise DatasetError(f"{self.path}: index out of range [0, {self.n})")
+        return normalize_frames(self._x[idx], self.normalize)
+
+
+def file_kind(path) -> str:
+    """"hdf5" for an HDF5 file (by its signature), else "pickle"; DatasetError if missing."""
+    p = Path(path)
+    if not p.is_file():
+        raise DatasetError(f"{p}: no such file")
+    with open(p, "rb") as f:
+        return "hdf5" if f.read(8) == b"\x89HDF\r\n\x1a\n" else "pickle"
+
+
+def open_frames(path, normalize: str = "auto"):
+    """A reader of any data file amchw takes: HDF5 (amchw's, RadioML 2018.01A) or a RadioML
+    2016.10A/10B pickle, its frames normalised per `normalize` (NORMALIZATIONS; the resolved
+    choice is the reader's .normalize, its file kind .kind)."""
+    p = Path(path)
+    if file_kind(p) == "hdf5":
+        return H5Frames(p, normalize=normalize)
+    X, y, snr, classes = read_rml2016(p)
+    return ArrayFrames(p, X, y, snr, classes, normalize)
 
 
 def challenge_split(reader: H5Frames, test_fraction: float = 0.1, seed: int = 2018):

@@ -5,15 +5,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .radioml import H5Frames
+from .radioml import FrameReader
 
 
 class FrameDataset(torch.utils.data.Dataset):
     """(frame, label) pairs; frames reshaped to `input_shape` (a model's input, e.g. (1, 2, 128)
-    for VTCNN2). `source` is an H5Frames reader (read lazily, by index) or arrays (X, y)."""
+    for VTCNN2). `source` is a reader (amchw.data.radioml: H5Frames reads lazily by index,
+    ArrayFrames holds a pickle's frames) or arrays (X, y)."""
 
     def __init__(self, source, indices=None, input_shape=None):
-        if isinstance(source, H5Frames):
+        if isinstance(source, FrameReader):
             self.reader, self.X, self.y = source, None, source.labels
             n = source.n
         else:
