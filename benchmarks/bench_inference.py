@@ -141,15 +141,8 @@ from torch import nn  # noqa: E402
 warnings.filterwarnings("ignore", message="fast_hadamard_transform")
 warnings.filterwarnings("ignore", message="brevitas.fx is deprecated")
 
-from brevitas.nn import (  # noqa: E402
-    QuantConv1d,
-    QuantConv2d,
-    QuantHardTanh,
-    QuantIdentity,
-    QuantLinear,
-    QuantReLU,
-)
 
+from float_layers import float_layer  # noqa: E402
 from amchw.data.synthetic import PROFILES, synthesize  # noqa: E402
 from amchw.ir.fast import plan_for  # noqa: E402
 from amchw.ir.interp import eval_node, kernels_for, run  # noqa: E402
@@ -173,39 +166,17 @@ def frames(name: str, n: int, seed: int) -> np.ndarray:
     return np.ascontiguousarray(X.reshape((n,) + tuple(entry.input_shape)))
 
 
-def _dequantized_weight(m: nn.Module) -> torch.Tensor:
-    return m.quant_weight().value.detach().clone().float()
-
-
 def float_mirror(model: nn.Module) -> nn.Sequential:
     """A plain float32 nn.Sequential with the zoo model's architecture: Quant conv/linear become
     nn.Conv/nn.Linear holding the dequantized weights and the float biases, QuantReLU becomes
     nn.ReLU, the input quantizer becomes nn.Identity, BN / pools / flatten / dropout are copied."""
     layers = []
     for name, m in model.named_children():
-        if isinstance(m, (QuantConv1d, QuantConv2d)):
-            cls = nn.Conv1d if isinstance(m, QuantConv1d) else nn.Conv2d
-            f = cls(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride,
-                    padding=m.padding, dilation=m.dilation, groups=m.groups,
-                    bias=m.bias is not None, padding_mode=m.padding_mode)
-        elif isinstance(m, QuantLinear):
-            f = nn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
-        elif isinstance(m, QuantReLU):
-            f = nn.ReLU()
-        elif isinstance(m, QuantIdentity):
-            f = nn.Identity()
-        elif isinstance(m, QuantHardTanh):
-            raise ValueError(f"{name}: QuantHardTanh has no float mirror in this benchmark")
-        elif isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.MaxPool1d, nn.MaxPool2d,
-                            nn.Flatten, nn.Dropout)):
+        if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.MaxPool1d, nn.MaxPool2d,
+                          nn.Flatten, nn.Dropout)):
             f = copy.deepcopy(m)
         else:
-            raise ValueError(f"{name}: no float mirror for {type(m).__name__} in this benchmark")
-        if isinstance(m, (QuantConv1d, QuantConv2d, QuantLinear)):
-            with torch.no_grad():
-                f.weight.copy_(_dequantized_weight(m))
-                if m.bias is not None:
-                    f.bias.copy_(m.bias.detach().float())
+            f = float_layer(name, m, dequantized=True)
         layers.append((name, f))
     return nn.Sequential(OrderedDict(layers)).float().eval()
 

@@ -179,7 +179,7 @@ warnings.filterwarnings("ignore", message="fast_hadamard_transform")
 warnings.filterwarnings("ignore", message="brevitas.fx is deprecated")
 
 import brevitas  # noqa: E402
-from brevitas.nn import QuantConv1d, QuantConv2d, QuantIdentity, QuantLinear, QuantReLU  # noqa: E402
+from float_layers import float_layer  # noqa: E402
 
 from amchw.data.radioml import H5Frames, synth_to_h5  # noqa: E402
 from amchw.data.synthetic import PROFILES  # noqa: E402
@@ -190,34 +190,12 @@ from amchw.train import Objective, _batches, _heads  # noqa: E402
 # ------------------------------------------------------------------------------ models
 
 
-def _float_layer(name: str, m: nn.Module) -> nn.Module:
-    """The torch.nn counterpart of Brevitas layer m, holding m's float weights."""
-    if isinstance(m, (QuantConv1d, QuantConv2d)):
-        cls = nn.Conv1d if isinstance(m, QuantConv1d) else nn.Conv2d
-        f = cls(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride,
-                padding=m.padding, dilation=m.dilation, groups=m.groups,
-                bias=m.bias is not None, padding_mode=m.padding_mode)
-    elif isinstance(m, QuantLinear):
-        f = nn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
-    elif isinstance(m, QuantReLU):
-        return nn.ReLU()
-    elif isinstance(m, QuantIdentity):
-        return nn.Identity()
-    else:
-        raise ValueError(f"{name}: no float twin for {type(m).__name__} in this benchmark")
-    with torch.no_grad():
-        f.weight.copy_(m.weight.detach())
-        if m.bias is not None:
-            f.bias.copy_(m.bias.detach())
-    return f
-
-
 def _replace_brevitas(module: nn.Module, prefix: str) -> None:
-    """Replace, in place and top-down, every Brevitas child (at any depth) by _float_layer."""
+    """Replace, in place and top-down, every Brevitas child (at any depth) by float_layer."""
     for child, m in list(module.named_children()):
         name = f"{prefix}{child}"
         if type(m).__module__.startswith("brevitas"):
-            setattr(module, child, _float_layer(name, m))
+            setattr(module, child, float_layer(name, m))
         else:
             _replace_brevitas(m, name + ".")
 

@@ -9,7 +9,7 @@ import numpy as np
 from amchw import kernels as K
 
 from .graph import Graph
-from .ops import BACKENDS, OPS, run_node
+from .ops import BACKENDS, OPS, eval_node
 from .types import IRError
 
 __all__ = ["BACKENDS", "kernels_for", "eval_node", "check_input"]
@@ -30,11 +30,6 @@ def kernels_for(backend: str) -> dict:
                 raise IRError(f"kernel role {role!r} is bound to two kernels on {backend}")
     impl["sparse"] = backend == "numba"
     return impl
-
-
-def eval_node(node, args, in_types, impl) -> np.ndarray:
-    """Evaluate one node on given input arrays (used by run and by layer-wise verification)."""
-    return run_node(node, args, in_types, impl)
 
 
 def check_input(graph: Graph, x) -> np.ndarray:

@@ -71,16 +71,6 @@ def format_error(fmt) -> str | None:
             f"(K a power of two), got {fmt!r}")
 
 
-def parse_nm(fmt: str) -> tuple[int, int] | None:
-    """(N, M) of an "N:M" format, None for the other formats."""
-    return WeightFormat(fmt).nm if format_error(fmt) is None else None
-
-
-def parse_pq(fmt: str) -> tuple[int, int] | None:
-    """(P, K) of a "pqP:K" format (product quantization, Dense only), else None."""
-    return WeightFormat(fmt).pq if format_error(fmt) is None else None
-
-
 def weight_matrix(op) -> np.ndarray:
     """The (K, R) weight codes of a Conv (per group, R = C/g * taps) or Dense."""
     return op.weight.reshape(op.weight.shape[0], -1)

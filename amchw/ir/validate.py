@@ -5,18 +5,10 @@ the op (ops/); this module walks graphs."""
 from __future__ import annotations
 
 from .graph import Graph
-from .ops import EXIT_FLAG, INT32_MAX, INT64_MAX, Op, acc_type, check_nodes, infer, type_bounds
-from .ops import window_out as window_out
-from .types import QType, Value
+from .ops import check_nodes, type_bounds
+from .types import QType
 
-__all__ = ["validate", "value_bounds", "infer", "out_bound", "acc_type", "window_out",
-           "EXIT_FLAG", "INT32_MAX", "INT64_MAX"]
-
-
-def out_bound(op: Op, ins: list[Value], in_bounds: list[int]) -> int | None:
-    """Largest |int - zero point| the op's output can hold, for inputs within in_bounds (None:
-    the output type's range)."""
-    return op.out_bound(ins, in_bounds)
+__all__ = ["validate", "value_bounds"]
 
 
 def value_bounds(graph: Graph) -> dict[str, int]:

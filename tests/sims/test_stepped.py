@@ -88,7 +88,7 @@ def test_conv_layer_through_im2col_matches_conv_kernel(groups, stride, dil, pads
     from amchw.ir.graph import Node
     from amchw.ir.ops import Conv
     from amchw.ir.types import QType, Value
-    from amchw.ir.validate import acc_type
+    from amchw.ir import acc_type
     from amchw.sims.simulate import gemm_operands
 
     rng = np.random.default_rng(groups)

@@ -235,6 +235,15 @@ def infer(name: str, op: Op, ins: list[Value], in_bounds=None):
     return op.infer(name, ins, type_bounds(ins, in_bounds))
 
 
+def eval_node(node, args, in_types, impl) -> np.ndarray:
+    """Evaluate one node on given input arrays (every executor and the layer-by-layer
+    verification); an error names the node."""
+    try:
+        return node.op.run(args, in_types, impl)
+    except (ValueError, IRError) as e:
+        raise IRError(f"node {node.name!r} ({node.op.kind}): {e}") from e
+
+
 def check_nodes(inputs, nodes, input_bounds: dict[str, int] | None = None) -> None:
     """Re-infer every node in order; check declared shapes/types and overflow bounds.
     input_bounds: a tighter largest |int - zero point| for some inputs than their types allow."""
@@ -266,11 +275,6 @@ def pads(padding) -> tuple[int, int, int, int]:
 
 def pair(t, fill=1) -> tuple[int, int]:
     return (fill, t[0]) if len(t) == 1 else (t[0], t[1])
-
-
-def per_channel(a: np.ndarray, ndim: int) -> np.ndarray:
-    """A per-channel vector shaped to broadcast over (N, C, ...)."""
-    return a.reshape((1, -1) + (1,) * (ndim - 2))
 
 
 __all__ = ["OPS", "Op", "register", "defines", "Gemm", "Vector", "Free", "Recur", "BACKENDS",

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..types import IRError
-from .base import Op, Recur, check_nodes, qtype, register
+from .base import Op, Recur, check_nodes, eval_node, qtype, register
 
 
 @register
@@ -64,7 +64,7 @@ class GRU(Op):
             env = {"gi_r": gi[0][:, :, t], "gi_z": gi[1][:, :, t], "gi_n": gi[2][:, :, t],
                    "h": h}
             for node in cell.nodes:
-                env[node.output.name] = run_node(node, [env[i] for i in node.inputs],
+                env[node.output.name] = eval_node(node, [env[i] for i in node.inputs],
                                                  [types[i].dtype for i in node.inputs], impl)
             h = env[cell.outputs[0]]
             out[:, :, t] = h
@@ -75,10 +75,3 @@ class GRU(Op):
     def work(self, in_shapes, out_shape):
         return Recur(self.cell, out_shape[-1])  # the cell's work, once per time step
 
-
-def run_node(node, args, in_types, impl) -> np.ndarray:
-    """Evaluate one node on given input arrays; an error names the node."""
-    try:
-        return node.op.run(args, in_types, impl)
-    except (ValueError, IRError) as e:
-        raise IRError(f"node {node.name!r} ({node.op.kind}): {e}") from e
