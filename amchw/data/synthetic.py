@@ -269,6 +269,64 @@ def _analytic(m: np.ndarray) -> np.ndarray:
     return np.fft.ifft(spec * gain, axis=1)
 
 
+# RadioML 2016's analog classes modulate recorded speech (a podcast episode) sampled at 200 kHz.
+# Speech is quiet most of the time: most 128-sample frames (0.64 ms) fall in a pause, and in the
+# original data the carrier holds ~0.998 of AM-DSB's power (envelope variation ~3%) and ~0.9
+# of WBFM's, whose instantaneous frequency deviates by ~0.007 cycles/sample (std). The source
+# below is calibrated to those figures (docs/data.md, "Analog sources"):
+SPEECH_RATE = 200e3            # samples/s of the modulated signal
+SPEECH_BAND = (100.0, 4000.0)  # Hz: the voice band
+SPEECH_TILT = 500.0            # Hz: spectrum falls 6 dB/octave above this corner
+SPEECH_ACTIVE = 0.3            # fraction of frames inside a talk spurt (the rest are pauses)
+SPEECH_LEVEL_DB = (-25.0, 6.0)  # talk-spurt RMS level, dB re full scale: mean, std (log-normal)
+HISS_DB = -35.0                # recording noise floor (100 Hz - 20 kHz), dB re full scale
+WBFM_PREEMPHASIS = 75e-6       # s: broadcast FM pre-emphasis time constant
+WBFM_DEVIATION = 0.05          # cycles/sample of instantaneous frequency per unit audio
+
+
+def _shaped_noise(rng: np.random.Generator, n: int, length: int, gain: np.ndarray) -> np.ndarray:
+    """Real Gaussian noise with amplitude spectrum `gain` (on rfftfreq(4 * length)), unit RMS
+    per frame."""
+    nfft = 4 * length
+    spec = (rng.standard_normal((n, gain.size)) + 1j * rng.standard_normal((n, gain.size)))
+    x = np.fft.irfft(spec * gain, nfft, axis=1)[:, :length]
+    return x / np.sqrt(np.mean(x**2, axis=1, keepdims=True))
+
+
+def _speech(rng: np.random.Generator, n: int, length: int) -> np.ndarray:
+    """Speech-like audio in [-1, 1] full scale: per frame, a talk spurt (probability
+    SPEECH_ACTIVE; voice-band noise with a -6 dB/octave tilt at a log-normal level) or a
+    pause, plus a broadband recording-noise floor."""
+    f = np.fft.rfftfreq(4 * length) * SPEECH_RATE
+    lo, hi = SPEECH_BAND
+    voice = np.where((f >= lo) & (f <= hi), 1.0 / (1.0 + f / SPEECH_TILT), 0.0)
+    hiss = np.where((f >= lo) & (f <= 20e3), 1.0, 0.0)
+    active = rng.random((n, 1)) < SPEECH_ACTIVE
+    mean_db, std_db = SPEECH_LEVEL_DB
+    level = 10.0 ** ((mean_db + std_db * rng.standard_normal((n, 1))) / 20.0)
+    return (active * level * _shaped_noise(rng, n, length, voice)
+            + 10.0 ** (HISS_DB / 20.0) * _shaped_noise(rng, n, length, hiss))
+
+
+def _preemphasis(a: np.ndarray, tau: float) -> np.ndarray:
+    """First-order pre-emphasis 1 + j 2 pi f tau (FFT, zero-padded to twice the length)."""
+    length = a.shape[1]
+    spec = np.fft.rfft(a, 2 * length, axis=1)
+    f = np.fft.rfftfreq(2 * length) * SPEECH_RATE
+    return np.fft.irfft(spec * (1.0 + 2j * np.pi * f * tau), 2 * length, axis=1)[:, :length]
+
+
+def _am_dsb_speech(rng, n, length):
+    """RadioML 2016's AM-DSB: carrier plus speech at modulation index 1 (1 + a(t))."""
+    return (1.0 + _speech(rng, n, length)).astype(np.complex128)
+
+
+def _wbfm_speech(rng, n, length):
+    """RadioML 2016's WBFM: pre-emphasised speech drives the instantaneous frequency."""
+    dev = WBFM_DEVIATION * _preemphasis(_speech(rng, n, length), WBFM_PREEMPHASIS)
+    return np.exp(2j * np.pi * np.cumsum(dev, axis=1))
+
+
 def _am_dsb(rng, n, length, carrier: bool):
     m = _message(rng, n, length)
     if not carrier:
@@ -297,13 +355,13 @@ _ANALOG_AND_CPM: dict[str, Callable] = {
     # GNU Radio's sensitivity 0.1 rad/sample at 8 samples/symbol is h = 0.1 * 8 / pi.
     "GFSK": lambda rng, n, L: _cpm(rng, n, L, h=0.1 * SPS / np.pi, bt=0.35),
     "GMSK": lambda rng, n, L: _cpm(rng, n, L, h=0.5, bt=0.3),
-    "AM-DSB": lambda rng, n, L: _am_dsb(rng, n, L, carrier=True),
+    "AM-DSB": _am_dsb_speech,
     "AM-DSB-WC": lambda rng, n, L: _am_dsb(rng, n, L, carrier=True),
     "AM-DSB-SC": lambda rng, n, L: _am_dsb(rng, n, L, carrier=False),
     "AM-SSB": lambda rng, n, L: _am_ssb(rng, n, L, carrier=False),
     "AM-SSB-WC": lambda rng, n, L: _am_ssb(rng, n, L, carrier=True),
     "AM-SSB-SC": lambda rng, n, L: _am_ssb(rng, n, L, carrier=False),
-    "WBFM": _fm,
+    "WBFM": _wbfm_speech,
     "FM": _fm,
 }
 
