@@ -31,21 +31,23 @@ def check_classes(ck: dict, classes, data) -> None:
 
 
 def evaluate_checkpoint(path: str, data: str, split: str = "test", max_frames: int | None = None,
-                        seed: int = 0, confusion_snrs=(), normalize: str | None = None) -> dict:
+                        seed: int = 0, confusion_snrs=(), normalize: str | None = None,
+                        device: str | None = "cpu") -> dict:
     """Accuracy of a checkpoint on a data file: the float (Brevitas fake-quant) model and the
     integer IR (lowered, run by the fused executor), overall and per SNR, with confusion
     matrices (lists of rows: true class, predicted class) overall and at `confusion_snrs`.
     The frames: the checkpoint's `split` (amchw.checkpoint.split_rows; at most max_frames,
     drawn with `seed`), normalised as `normalize` says (default: as training normalised them,
-    amchw.checkpoint.open_data)."""
+    amchw.checkpoint.open_data). The float model runs on `device` (amchw.train.resolve_device);
+    the integer model on the CPU."""
     from amchw.data.torch_dataset import FrameDataset
     from amchw.ir.interp import run
     from amchw.lower.brevitas import lower
     from amchw.models import ZOO
-    from amchw.train import _batches, evaluate_float
+    from amchw.train import _batches, evaluate_float, resolve_device
 
     ck = load(path)
-    model = model_of(ck)
+    model = model_of(ck).to(resolve_device(device))
     with open_data(data, ck, normalize) as reader:
         check_classes(ck, reader.classes, data)
         idx, _ = split_rows(reader, ck, split, max_frames, seed)
@@ -55,7 +57,7 @@ def evaluate_checkpoint(path: str, data: str, split: str = "test", max_frames: i
         _, pf = evaluate_float(model, ds)
         t_float = time.perf_counter() - t0
         x = ds.batch(np.arange(min(len(ds), 8)))[0]
-        graph = lower(model, x, name=ck["model"])
+        graph = lower(model.cpu(), x, name=ck["model"])
         pi = []
         t0 = time.perf_counter()
         for pos in _batches(len(ds), 512, None):

@@ -15,6 +15,7 @@ improvement. Deterministic under a seed on CPU.
 
 from __future__ import annotations
 
+import contextvars
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -47,6 +48,8 @@ class TrainConfig:
     quant: dict = field(default_factory=dict)   # QuantConfig fields
     init: str | None = None             # start from this checkpoint's weights (fine-tuning)
     normalize: str = "auto"             # how frames are scaled (amchw.data.radioml)
+    device: str | None = None           # cpu | cuda | auto; None: DEVICE's (default auto)
+    preload_mb: int = 4096              # train/val splits up to this size are read into memory
 
 
 @dataclass
@@ -79,18 +82,73 @@ def _heads(out) -> list[torch.Tensor]:
     return [o.value if hasattr(o, "value") else o for o in outs]
 
 
+DEVICES = ("auto", "cpu", "cuda")
+#: the device of a TrainConfig that names none (`amchw compress --device` sets it for a run)
+DEVICE: contextvars.ContextVar[str] = contextvars.ContextVar("amchw_device", default="auto")
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """cpu, cuda (refused when torch sees no GPU) or auto (cuda when available, else cpu);
+    None is DEVICE's value."""
+    device = DEVICE.get() if device is None else device
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; choose from {', '.join(DEVICES)}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: torch sees no CUDA GPU here (torch "
+                         f"{torch.__version__}); use --device cpu or auto")
+    return torch.device(device)
+
+
+def to_cpu(obj):
+    """obj with every tensor inside (dicts, lists, tuples) moved to the CPU: what a checkpoint
+    stores, so that it loads on a machine without the training device."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
+
+
+def tune_allocator() -> bool:
+    """glibc: serve large tensors from the heap instead of a fresh mmap each (whose pages are
+    zeroed and faulted in on every training step) and never trim it, as MALLOC_MMAP_MAX_=0
+    MALLOC_TRIM_THRESHOLD_=2147483647 would; the process keeps its peak memory. QAT steps of
+    vtcnn2 and vgg10 (64 MiB activations at batch 256) run ~2x faster (benchmarks/README.md,
+    bench_training.py --mallopt). Returns whether glibc accepted both settings; elsewhere a
+    no-op returning False."""
+    import ctypes
+    import ctypes.util
+    import platform
+
+    name = ctypes.util.find_library("c")
+    if not name or platform.system() != "Linux":
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        m_trim_threshold, m_mmap_max = -1, -4  # glibc's malloc.h
+        return bool(libc.mallopt(m_mmap_max, 0)) and bool(
+            libc.mallopt(m_trim_threshold, ctypes.c_int(2**31 - 1)))
+    except (OSError, AttributeError):
+        return False
+
+
 def evaluate_float(model: nn.Module, ds: FrameDataset, batch_size: int = 512):
     """(mean loss, predictions) of the (fake-quantized) float model; for a model with several
     exits the loss is summed over them and the predictions are the final classifier's."""
     model.eval()
+    device = next(model.parameters()).device
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
     preds, total = [], 0.0
     with torch.no_grad():
         for pos in _batches(len(ds), batch_size, None):
-            x, y = ds.batch(pos)
+            x, y = (t.to(device) for t in ds.batch(pos))
             heads = _heads(model(x))
             total += float(sum(loss_fn(h, y) for h in heads))
-            preds.append(heads[-1].argmax(1).numpy())
+            preds.append(heads[-1].argmax(1).cpu().numpy())
     return total / max(len(ds), 1), np.concatenate(preds) if preds else np.zeros(0, np.int64)
 
 
@@ -106,6 +164,9 @@ class Objective:
         loss = sum(nn.functional.cross_entropy(h, y) for h in heads)
         loss.backward()
         return loss.detach(), heads
+
+    def to(self, device: torch.device) -> None:
+        """Move what the objective holds (e.g. a teacher model) to the training device."""
 
     def describe(self) -> dict:
         return {"name": self.name}
@@ -229,10 +290,15 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
     shape = tuple(entry.input_shape)
     tr = FrameDataset(reader, train_i, shape)
     va = FrameDataset(reader, val_i, shape)
+    if (train_i.size + val_i.size) * reader.length * 8 <= cfg.preload_mb * 2**20:
+        tr, va = tr.in_memory(), va.in_memory()   # no per-batch file reads
+    device = resolve_device(cfg.device)
     qcfg = QuantConfig(**cfg.quant)
     out = Path(cfg.out)
     resume = out.is_file()
     model = init_model.train() if start_ck is not None else build(cfg.model, qcfg, seed=cfg.seed)
+    model.to(device)
+    objective.to(device)
     method = {"objective": objective.describe(),
               "constraints": [c.describe() for c in constraints]}
     ck = None
@@ -246,6 +312,7 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
                              "or choose another --out")
         model.load_state_dict(ck["last_state_dict"])
         _set_quant_state(model, ck["quant_state"])
+        model.to(device)
     for c in constraints:
         c.prepare(model)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -280,7 +347,7 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
         seen = correct = 0
         total = 0.0
         for pos in _batches(len(tr), cfg.batch_size, gen):
-            x, y = tr.batch(pos)
+            x, y = (t.to(device, non_blocking=True) for t in tr.batch(pos))
             opt.zero_grad()
             loss, heads = objective.step(model, x, y)
             opt.step()
@@ -302,7 +369,8 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
         if all(c.ready(step) for c in constraints):  # (a running schedule is no candidate)
             if val_loss < best["val_loss"]:
                 best = {"val_loss": val_loss, "epoch": epoch,
-                        "state_dict": {k: v.clone() for k, v in model.state_dict().items()}}
+                        "state_dict": to_cpu({k: v.clone() for k, v in
+                                              model.state_dict().items()})}
                 stale = 0
             else:
                 stale += 1
@@ -323,7 +391,7 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
         if start_ck is not None:
             ck["init"] = {"path": str(cfg.init),
                           **{k: start_ck[k] for k in start_ck if k in _LINEAGE}}
-        atomic_save(ck, out)
+        atomic_save(to_cpu(ck), out)
 
 
 def batches_per_epoch(cfg: TrainConfig) -> int:

@@ -72,7 +72,7 @@ time by category (conv/linear, BatchNorm, pooling, dropout RNG, kthvalue, Adam, 
 other ops on tensors of >= 4096 elements, ops on small tensors, time outside any op), the wall
 time of data / forward / backward / optimizer, the op calls per step and the top ops of QAT.
 --mallopt (glibc) keeps freed memory in the heap instead of returning each large tensor to the
-kernel (see tune_malloc): an experiment on the allocator, not what amchw train does.
+kernel: what amchw train and compress do (amchw.train.tune_allocator).
 
 What the numbers mean: "ratio" is the price of fake quantization on this CPU, for the same
 network, frames and optimizer; >= 0.5 meets the issue's aim. QAT-learn is the cost of most of a
@@ -140,8 +140,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--mallopt", action="store_true",
                    help="glibc only: keep freed memory in the heap (mallopt M_MMAP_MAX=0, "
                         "M_TRIM_THRESHOLD=2 GiB) so large tensors are not mmapped and "
-                        "page-faulted in again on every step (an experiment; amchw train "
-                        "does not do this)")
+                        "page-faulted in again on every step (what amchw train does)")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="also profile N batches of the float twin and of QAT in each phase "
                         "(torch.profiler)")
@@ -183,6 +182,7 @@ from float_layers import float_layer  # noqa: E402
 
 from amchw.data.radioml import H5Frames, synth_to_h5  # noqa: E402
 from amchw.data.synthetic import PROFILES  # noqa: E402
+from amchw.train import tune_allocator  # noqa: E402
 from amchw.data.torch_dataset import FrameDataset  # noqa: E402
 from amchw.models import ZOO, QuantConfig, build  # noqa: E402
 from amchw.train import Objective, _batches, _heads  # noqa: E402
@@ -386,27 +386,6 @@ def profile_steps(model, opt, ds: FrameDataset, batch: int, steps: int, seed: in
 # ------------------------------------------------------------------------------ main
 
 
-def tune_malloc() -> bool:
-    """glibc: serve every allocation from the heap and never trim it, so the large activation
-    tensors of a training step reuse memory already mapped instead of a fresh mmap (zero pages,
-    page faults on first touch) per tensor; as MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647
-    in the environment would. The process keeps its peak memory.
-    Returns whether both settings were accepted."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if not name or platform.system() != "Linux":
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        m_trim_threshold, m_mmap_max = -1, -4  # glibc's malloc.h
-        return bool(libc.mallopt(m_mmap_max, 0)) and bool(
-            libc.mallopt(m_trim_threshold, ctypes.c_int(2**31 - 1)))
-    except (OSError, AttributeError):
-        return False
-
-
 def _loadavg():
     try:
         return [round(v, 2) for v in os.getloadavg()]
@@ -500,7 +479,7 @@ def main(args: argparse.Namespace) -> int:
     torch.use_deterministic_algorithms(True, warn_only=True)  # as amchw train does
     malloc = "default"
     if args.mallopt:
-        malloc = "mallopt (no mmap, no trim)" if tune_malloc() else "default (mallopt failed)"
+        malloc = "mallopt (no mmap, no trim)" if tune_allocator() else "default (mallopt failed)"
     load0 = _loadavg()
     print(f"torch {torch.__version__}, brevitas {brevitas.__version__}, {threads} torch "
           f"threads, {os.cpu_count()} cores, batch {args.batch_size}, scales {args.scales}, "

@@ -74,7 +74,7 @@ def method_command(m: Method) -> click.Command:
     """`amchw compress <m.name>`."""
     opts = [o for o in m.options if o.cli]
 
-    def callback(output, **kw):
+    def callback(output, device, **kw):
         from amchw.compress.errors import PruneError
         from amchw.data.radioml import DatasetError
 
@@ -82,6 +82,10 @@ def method_command(m: Method) -> click.Command:
         settings = m.settings({o.name: _value(o, kw[o.name]) for o in opts if o.type != "ref"})
         if m.check is not None:
             m.check(settings)
+        from amchw.train import DEVICE, tune_allocator
+
+        tune_allocator()
+        token = DEVICE.set(device)
         try:
             result = m.run(inputs, output, settings, log=log, echo=_echo)
         except PruneError as e:
@@ -90,10 +94,16 @@ def method_command(m: Method) -> click.Command:
             fail(str(e))
         except (DatasetError, ValueError, OSError) as e:
             fail(str(e))
+        finally:
+            DEVICE.reset(token)
         _echo(m.lines(result, settings, output))
 
     params = [click_param(o) for o in opts]
     params.append(click.Option(["output", "-o", "--output"], required=True, help=m.output_help))
+    params.append(click.Option(["--device"], type=click.Choice(["auto", "cpu", "cuda"]),
+                               default="auto", show_default=True,
+                               help="Where torch trains (auto: cuda when torch sees a GPU, "
+                                    "else cpu); the integer side runs on the CPU."))
     return Command(m.name, params=params, callback=callback, help=m.help)
 
 

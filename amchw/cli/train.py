@@ -15,6 +15,14 @@ from .common import command, fail, quant_options
 _NORMALIZE = click.Choice(["auto", "unit-power", "l1", "peak", "none"])
 
 
+def device_option(f):
+    """--device: where the torch side runs (the integer side always runs on the CPU)."""
+    return click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+                        show_default=True,
+                        help="Where torch trains/evaluates: auto is cuda when torch sees a GPU, "
+                             "else cpu. The integer model always runs on the CPU.")(f)
+
+
 @command("train")
 @click.option("--model", "model_name", required=True, help="Zoo model to train.")
 @click.option("--data", default=None,
@@ -38,16 +46,18 @@ _NORMALIZE = click.Choice(["auto", "unit-power", "l1", "peak", "none"])
 @click.option("--max-train", type=click.IntRange(2), default=None,
               help="Use at most this many training frames.")
 @click.option("--per-channel", is_flag=True, help="Per-output-channel weight scales.")
+@device_option
 @quant_options
 def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, batch_size, lr,
-              weight_decay, patience, max_train, per_channel, scales, weight_bits, act_bits,
-              seed):
+              weight_decay, patience, max_train, per_channel, device, scales, weight_bits,
+              act_bits, seed):
     """Quantization-aware training of a zoo model; resumes from --out if it exists."""
     from amchw.data.radioml import DatasetError, synth_to_h5
     from amchw.data.synthetic import PROFILES
     from amchw.models import ZOO
-    from amchw.train import TrainConfig, batches_per_epoch, train
+    from amchw.train import TrainConfig, batches_per_epoch, train, tune_allocator
 
+    tune_allocator()
     if model_name not in ZOO:
         raise click.BadParameter(f"unknown zoo model {model_name!r}; choose from "
                                  f"{', '.join(sorted(ZOO))}", param_hint="--model")
@@ -62,6 +72,7 @@ def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, batc
     cfg = TrainConfig(model=model_name, data=data, out=out_path, epochs=epochs,
                       batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       patience=patience, seed=seed, max_train=max_train, normalize=normalize,
+                      device=device,
                       quant={"weight_bits": weight_bits, "act_bits": act_bits,
                              "scales": scales, "per_channel": per_channel})
     bar = {"b": None}   # the current epoch's progress bar, opened by its first batch
@@ -108,8 +119,9 @@ def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, batc
               help="PNG: the first checkpoint's integer confusion matrix as a heat map; each "
                    "--confusion-snr S adds FILE with .snrS before the suffix.")
 @click.option("--json", "as_json", is_flag=True)
+@device_option
 def eval_cmd(checkpoints, data, normalize, split, max_frames, show_confusion, confusion_snrs,
-             plot_accuracy, plot_confusion, as_json):
+             plot_accuracy, plot_confusion, as_json, device):
     """Accuracy of checkpoints, float (Brevitas) and integer (IR), overall, per SNR and as
     confusion matrices."""
     from amchw.data.radioml import DatasetError
@@ -119,7 +131,8 @@ def eval_cmd(checkpoints, data, normalize, split, max_frames, show_confusion, co
     for ck in checkpoints:
         try:
             r = evaluate_checkpoint(ck, data, split, max_frames,
-                                    confusion_snrs=tuple(confusion_snrs), normalize=normalize)
+                                    confusion_snrs=tuple(confusion_snrs), normalize=normalize,
+                                    device=device)
         except (DatasetError, ValueError, OSError, KeyError) as e:
             fail(f"{ck}: {e}")
         r["label"] = Path(ck).stem

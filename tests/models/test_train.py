@@ -150,3 +150,35 @@ def test_an_early_exit_model_trains_on_both_exits_and_evaluates_the_final(tmp_pa
                                                              == rd.labels[val_i]))
     r = evaluate_checkpoint(str(out), str(data), split="all")
     assert r["frames"] == 60 and 0.0 <= r["int_acc"] <= 1.0 and r["agreement"] > 0.9
+
+
+def test_device_auto_on_cpu_and_lazy_reads_train_the_same(data16, tmp_path):
+    """--device auto picks the CPU here (torch sees no GPU) and trains exactly as --device cpu;
+    a split read batch by batch from the file (preload off) trains exactly as one held in
+    memory; cuda where torch sees none is a clear error."""
+    from amchw.train import resolve_device
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible: auto is cuda here")
+    assert resolve_device("auto") == torch.device("cpu")
+    a = train(_cfg(data16, tmp_path / "a.pt", device="auto"), log=_quiet)
+    b = train(_cfg(data16, tmp_path / "b.pt", device="cpu", preload_mb=0), log=_quiet)
+    for k, v in a["state_dict"].items():
+        assert v.device.type == "cpu" and torch.equal(v, b["state_dict"][k]), k
+    with pytest.raises(ValueError, match="--device cuda: torch sees no CUDA GPU"):
+        train(_cfg(data16, tmp_path / "c.pt", device="cuda"), log=_quiet)
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        resolve_device("tpu")
+
+
+def test_in_memory_dataset_holds_the_same_frames(data16):
+    from amchw.data.radioml import open_frames
+    from amchw.data.torch_dataset import FrameDataset
+
+    with open_frames(data16) as r:
+        idx = np.random.default_rng(0).permutation(r.n)[:50]
+        lazy = FrameDataset(r, idx, (1, 2, 128))
+        mem = lazy.in_memory(chunk=7)
+        pos = np.arange(50)[::-1]
+        for u, v in zip(lazy.batch(pos), mem.batch(pos)):
+            assert torch.equal(u, v)
