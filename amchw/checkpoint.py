@@ -1,24 +1,20 @@
 """amchw checkpoints: the only module that reads or writes them (torch.load / torch.save), and
-the one definition of a checkpoint's train/val/test split of a data file, so training,
-evaluation, compression and the early-exit run all see the frames training saw.
+a checkpoint's train/val/test split of a data file (amchw.data.splits, as training recorded
+it), so training, evaluation, compression and the early-exit run all see the frames training
+saw.
 
 A checkpoint is a dict: model (zoo name), config (QuantConfig fields), state_dict, and what
 training or compression adds (classes, train_config, history, method keys...)."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
 
-from amchw.data.radioml import DatasetError, H5Frames, challenge_split, file_kind, open_frames
-
-#: the training seed and validation fraction of a checkpoint that records none
-#: (amchw.train.TrainConfig's defaults)
-DEFAULT_SEED = 0
-DEFAULT_VAL_FRACTION = 0.1
+from amchw.data.radioml import H5Frames, file_kind, open_frames
+from amchw.data.splits import (DEFAULT_SEED, DEFAULT_VAL_FRACTION,  # noqa: F401 (re-exported)
+                               config_split, split_indices)
 
 SPLITS = ("train", "val", "test", "all")
 
@@ -74,28 +70,11 @@ def open_data(data, ck: dict | None = None, normalize: str | None = None):
     return open_frames(data, normalize)
 
 
-def split_indices(reader: H5Frames, seed: int, val_fraction: float):
-    """(train, val, test) row indices of a data file: the AMC challenge's split when frames are
-    stored in equal (class, SNR) groups, else a seeded random 10% test split; a seeded
-    `val_fraction` of the training rows is held out for validation."""
-    try:
-        train, test = challenge_split(reader)
-    except DatasetError:
-        perm = np.random.default_rng(seed).permutation(reader.n)
-        k = int(math.ceil(0.1 * reader.n))
-        test, train = np.sort(perm[:k]), np.sort(perm[k:])
-    rng = np.random.default_rng([seed, 1])
-    perm = rng.permutation(train.size)
-    k = int(math.ceil(val_fraction * train.size))
-    return np.sort(train[perm[k:]]), np.sort(train[perm[:k]]), np.sort(test)
-
-
 def checkpoint_split(reader: H5Frames, ck: dict):
     """(train, val, test) row indices of `reader` as training split them for checkpoint `ck`:
-    its recorded training seed and validation fraction (the defaults when it records none)."""
-    tcfg = ck.get("train_config", {})
-    return split_indices(reader, tcfg.get("seed", DEFAULT_SEED),
-                         tcfg.get("val_fraction", DEFAULT_VAL_FRACTION))
+    its recorded seed, validation fraction, split and SNR range (defaults when it records
+    none)."""
+    return config_split(reader, ck.get("train_config", {}))
 
 
 def split_rows(reader: H5Frames, ck: dict | None, split: str = "test",

@@ -32,13 +32,14 @@ def check_classes(ck: dict, classes, data) -> None:
 
 def evaluate_checkpoint(path: str, data: str, split: str = "test", max_frames: int | None = None,
                         seed: int = 0, confusion_snrs=(), normalize: str | None = None,
-                        device: str | None = "cpu") -> dict:
+                        device: str | None = "cpu", snr_range=None) -> dict:
     """Accuracy of a checkpoint on a data file: the float (Brevitas fake-quant) model and the
     integer IR (lowered, run by the fused executor), overall and per SNR, with confusion
     matrices (lists of rows: true class, predicted class) overall and at `confusion_snrs`.
     The frames: the checkpoint's `split` (amchw.checkpoint.split_rows; at most max_frames,
     drawn with `seed`), normalised as `normalize` says (default: as training normalised them,
-    amchw.checkpoint.open_data). The float model runs on `device` (amchw.train.resolve_device);
+    amchw.checkpoint.open_data), only those with SNR in `snr_range` (lo, hi) dB when given.
+    The float model runs on `device` (amchw.train.resolve_device);
     the integer model on the CPU."""
     from amchw.data.torch_dataset import FrameDataset
     from amchw.ir.interp import run
@@ -51,6 +52,11 @@ def evaluate_checkpoint(path: str, data: str, split: str = "test", max_frames: i
     with open_data(data, ck, normalize) as reader:
         check_classes(ck, reader.classes, data)
         idx, _ = split_rows(reader, ck, split, max_frames, seed)
+        if snr_range is not None:
+            idx = idx[(reader.snrs[idx] >= snr_range[0]) & (reader.snrs[idx] <= snr_range[1])]
+            if idx.size == 0:
+                raise ValueError(f"{data}: no {split} frames with SNR in "
+                                 f"[{snr_range[0]}, {snr_range[1]}] dB")
         shape = tuple(ZOO[ck["model"]].input_shape)
         ds = FrameDataset(reader, idx, shape)
         t0 = time.perf_counter()

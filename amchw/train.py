@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from amchw.checkpoint import (DEFAULT_SEED, DEFAULT_VAL_FRACTION, atomic_save, load,
-                              model_from_checkpoint, split_indices)
+                              config_split, model_from_checkpoint)
 from amchw.data.radioml import DatasetError, H5Frames, open_frames
 from amchw.data.torch_dataset import FrameDataset
 
@@ -50,6 +50,8 @@ class TrainConfig:
     normalize: str = "auto"             # how frames are scaled (amchw.data.radioml)
     device: str | None = None           # cpu | cuda | auto; None: DEVICE's (default auto)
     preload_mb: int = 4096              # train/val splits up to this size are read into memory
+    split: str = "auto"                 # amchw.checkpoint.SPLIT_CHOICES
+    snr_range: tuple[int, int] | None = None   # train/val/test only on SNRs in [lo, hi] dB
 
 
 @dataclass
@@ -279,7 +281,7 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
         raise DatasetError(f"{cfg.data}: {len(reader.classes)} classes, {cfg.model} has "
                            f"{entry.num_classes}")
     torch.use_deterministic_algorithms(True, warn_only=True)
-    train_i, val_i, test_i = split_indices(reader, cfg.seed, cfg.val_fraction)
+    train_i, val_i, test_i = config_split(reader, cfg)
     if not 0.0 < cfg.train_fraction <= 1.0:
         raise ValueError(f"train fraction must be in (0, 1], got {cfg.train_fraction}")
     keep = math.ceil(cfg.train_fraction * train_i.size)
@@ -398,5 +400,5 @@ def batches_per_epoch(cfg: TrainConfig) -> int:
     """Batches in one epoch of `cfg` as a progress bar counts them: the data file's training
     split, at most max_train frames, in batches of batch_size."""
     with open_frames(cfg.data, cfg.normalize) as reader:
-        n_train = split_indices(reader, cfg.seed, cfg.val_fraction)[0].size
+        n_train = config_split(reader, cfg)[0].size
     return math.ceil(min(n_train, cfg.max_train or n_train) / cfg.batch_size)

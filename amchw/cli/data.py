@@ -15,7 +15,7 @@ PROFILE_NAMES = ("rml2016", "rml2016-1024", "rml2016b", "rml2018")
 
 @group("data")
 def data_group() -> None:
-    """Synthetic RadioML data: generate files, inspect files."""
+    """RadioML data: generate synthetic files, describe and convert real ones."""
 
 
 @data_group.command("synth")
@@ -57,22 +57,51 @@ def data_synth_cmd(profile, per, snrs, channel, seed, out_path):
 @data_group.command("info")
 @click.argument("path")
 def data_info_cmd(path):
-    """Describe a RadioML 2018-layout HDF5 file or a RadioML 2016 pickle."""
+    """Describe a data file: RadioML 2018.01A or amchw HDF5, a RadioML 2016.10A/10B or RML22
+    pickle."""
     import numpy as np
 
-    from amchw.data.radioml import DatasetError, H5Frames, read_rml2016
+    from amchw.data.radioml import DatasetError, open_frames
 
     try:
-        if path.endswith((".pkl", ".dat", ".pickle")):
-            X, y, snr, classes = read_rml2016(path)
-            n, length = X.shape[0], X.shape[2]
-        else:
-            with H5Frames(path) as r:
-                y, snr, classes, n, length = r.labels, r.snrs, r.classes, r.n, r.length
+        with open_frames(path, "none") as r:
+            y, snr, classes, n, length = r.labels, r.snrs, r.classes, r.n, r.length
+            dataset = r.dataset
+            x = r.frames(np.arange(min(n, 256)))
     except DatasetError as e:
         fail(str(e))
+    power = float(np.mean(np.sum(x.astype(np.float64) ** 2, axis=1))) if n else 0.0
     counts = np.bincount(y, minlength=len(classes))
-    click.echo(f"{path}: {n:,} frames of 2 x {length}, {len(classes)} classes, "
-               f"SNR {snr.min()}..{snr.max()} dB")
+    click.echo(f"{path}: {dataset}, {n:,} frames of 2 x {length}, {len(classes)} classes, "
+               f"SNR {snr.min()}..{snr.max()} dB, mean frame power {power:.3g} (first "
+               f"{min(n, 256)} frames as stored)")
     for c, k in zip(classes, counts):
         click.echo(f"  {c:<10} {k:>9,}")
+
+
+@data_group.command("convert")
+@click.argument("src")
+@click.option("-o", "--output", "out_path", required=True, help="HDF5 file to write.")
+@click.option("--normalize", type=click.Choice(["auto", "unit-power", "l1", "peak", "none"]),
+              default="auto", show_default=True,
+              help="How each frame is scaled before it is stored: auto is unit-power for a "
+                   "pickle (the generator's scale), none for HDF5.")
+@click.option("--snr-range", default=None, metavar="LO:HI",
+              help="Keep only frames with SNR in [LO, HI] dB.")
+def data_convert_cmd(src, out_path, normalize, snr_range):
+    """Write a RadioML 2016.10A/10B or RML22 pickle, or a RadioML 2018.01A file, as amchw's
+    HDF5 (the RadioML 2018 layout with class names), in chunks, atomically."""
+    from amchw.data.radioml import DatasetError, convert_to_h5
+    from amchw.data.splits import parse_snr_range
+
+    try:
+        snrs = parse_snr_range(snr_range)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--snr-range") from None
+    try:
+        info = convert_to_h5(src, out_path, normalize, snrs)
+    except (DatasetError, OSError) as e:
+        fail(str(e))
+    click.echo(f"wrote {out_path}: {info['frames']:,} frames of {info['length']} samples, "
+               f"{info['classes']} classes from {info['dataset']} ({src}), scaled "
+               f"{info['normalize']}, {info['seconds']:.1f} s")

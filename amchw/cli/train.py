@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from amchw.data.splits import SPLIT_CHOICES, parse_snr_range
+
 from .common import command, fail, quant_options
 
 
@@ -46,11 +48,20 @@ def device_option(f):
 @click.option("--max-train", type=click.IntRange(2), default=None,
               help="Use at most this many training frames.")
 @click.option("--per-channel", is_flag=True, help="Per-output-channel weight scales.")
+@click.option("--split", "split", type=click.Choice(list(SPLIT_CHOICES)), default="auto",
+              show_default=True,
+              help="train/val/test: auto = the challenge split for files stored in equal "
+                   "(class, SNR) groups, else a seeded 90/10; challenge; 50/50 (the RadioML 2016 "
+                   "notebook's, numpy seed 2016); 80/20; 80/10/10; 64/16/20 (seeded by --seed). "
+                   "Splits without a val part hold out 10% of train.")
+@click.option("--snr-range", default=None, metavar="LO:HI",
+              help="Train, validate and test only on frames with SNR in [LO, HI] dB "
+                   "(e.g. 0:16; either side may be empty).")
 @device_option
 @quant_options
 def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, batch_size, lr,
-              weight_decay, patience, max_train, per_channel, device, scales, weight_bits,
-              act_bits, seed):
+              weight_decay, patience, max_train, per_channel, split, snr_range, device, scales,
+              weight_bits, act_bits, seed):
     """Quantization-aware training of a zoo model; resumes from --out if it exists."""
     from amchw.data.radioml import DatasetError, synth_to_h5
     from amchw.data.synthetic import PROFILES
@@ -58,6 +69,10 @@ def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, batc
     from amchw.train import TrainConfig, batches_per_epoch, train, tune_allocator
 
     tune_allocator()
+    try:
+        snrs = parse_snr_range(snr_range)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--snr-range") from None
     if model_name not in ZOO:
         raise click.BadParameter(f"unknown zoo model {model_name!r}; choose from "
                                  f"{', '.join(sorted(ZOO))}", param_hint="--model")
@@ -72,7 +87,7 @@ def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, batc
     cfg = TrainConfig(model=model_name, data=data, out=out_path, epochs=epochs,
                       batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       patience=patience, seed=seed, max_train=max_train, normalize=normalize,
-                      device=device,
+                      device=device, split=split, snr_range=snrs,
                       quant={"weight_bits": weight_bits, "act_bits": act_bits,
                              "scales": scales, "per_channel": per_channel})
     bar = {"b": None}   # the current epoch's progress bar, opened by its first batch
@@ -119,20 +134,26 @@ def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, batc
               help="PNG: the first checkpoint's integer confusion matrix as a heat map; each "
                    "--confusion-snr S adds FILE with .snrS before the suffix.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--snr-range", default=None, metavar="LO:HI",
+              help="Only frames with SNR in [LO, HI] dB (within the split).")
 @device_option
 def eval_cmd(checkpoints, data, normalize, split, max_frames, show_confusion, confusion_snrs,
-             plot_accuracy, plot_confusion, as_json, device):
+             plot_accuracy, plot_confusion, as_json, snr_range, device):
     """Accuracy of checkpoints, float (Brevitas) and integer (IR), overall, per SNR and as
     confusion matrices."""
     from amchw.data.radioml import DatasetError
     from amchw.evaluate import evaluate_checkpoint
 
+    try:
+        snrs = parse_snr_range(snr_range)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--snr-range") from None
     results = []
     for ck in checkpoints:
         try:
             r = evaluate_checkpoint(ck, data, split, max_frames,
                                     confusion_snrs=tuple(confusion_snrs), normalize=normalize,
-                                    device=device)
+                                    device=device, snr_range=snrs)
         except (DatasetError, ValueError, OSError, KeyError) as e:
             fail(f"{ck}: {e}")
         r["label"] = Path(ck).stem

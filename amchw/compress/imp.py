@@ -132,7 +132,7 @@ def imp_schedule(base: TrainConfig, start: str, targets, out_dir: str,
     """Run the stages; stage k trains `base` (epochs = prune_epochs + retraining epochs,
     patience for the retraining) from the previous checkpoint (the first from `start`), writing
     out_dir/stage{k}-sparsity{s}.pt. Returns one StageResult per stage."""
-    from amchw.checkpoint import model_from_checkpoint, split_indices
+    from amchw.checkpoint import config_split, model_from_checkpoint
     from amchw.data.radioml import open_frames
     from amchw.train import train
 
@@ -143,7 +143,7 @@ def imp_schedule(base: TrainConfig, start: str, targets, out_dir: str,
         raise PruneError(f"{base.epochs} epochs leave no retraining after {prune_epochs} "
                          "pruning epochs")
     with open_frames(base.data, base.normalize) as reader:
-        train_i = split_indices(reader, base.seed, base.val_fraction)[0]
+        train_i = config_split(reader, base)[0]
     n_train = math.ceil(base.train_fraction * train_i.size)
     if base.max_train is not None:
         n_train = min(n_train, base.max_train)

@@ -5,7 +5,9 @@
   order (the shipped classes.txt is wrong). amchw's own files use the same layout plus a
   `classes` attribute (and `profile`, `seed`, ...).
 - RadioML 2016.10A / 10B pickles: {(mod, snr): (n, 2, 128)}, Python-2 pickles read with
-  latin1 (str keys) or bytes keys; small enough to hold in memory.
+  latin1 (str keys) or bytes keys; small enough to hold in memory. RML22 (RML22.01A, the
+  early-exit seed's data) is the same kind of dict with 10B's ten classes, SNRs -20..20 dB
+  and frames that are not L1-normalised (per-rail RMS ~2.9); it reads the same way.
 Malformed files raise DatasetError naming the file and the problem. open_frames(path) reads
 either kind behind one interface (frames(idx), labels, snrs, classes), with a recorded
 normalisation of every frame (NORMALIZATIONS).
@@ -150,6 +152,15 @@ class H5Frames(FrameReader):
         self.n = n
         self.labels = self._read_labels(Y, validate)
         self.snrs = np.asarray(Z[...], dtype=np.int64).reshape(-1)
+        gen = f.attrs.get("generator")
+        if gen is not None:
+            self.dataset = f"amchw synthetic ({f.attrs.get('profile', '?')})"
+        elif "converted_from" in f.attrs:
+            self.dataset = f"converted {f.attrs['converted_from']}"
+        elif names == CLASSES_2018 and self.length == 1024:
+            self.dataset = "RadioML 2018.01A"
+        else:
+            self.dataset = "HDF5 (RadioML 2018 layout)"
 
     def _bad(self, msg):
         raise DatasetError(f"{self.path}: {msg}")
@@ -192,8 +203,16 @@ class H5Frames(FrameReader):
             self._f = None
 
 
+def pickle_dataset(classes, snrs) -> str:
+    """Which published dataset a RadioML-2016-style pickle is, from its classes and SNRs."""
+    if tuple(classes) == CLASSES_2016:
+        return "RadioML 2016.10A"
+    return "RML22" if int(np.max(snrs)) >= 20 else "RadioML 2016.10B"
+
+
 class ArrayFrames(FrameReader):
-    """Frames held in memory (a RadioML 2016 pickle), behind H5Frames' interface."""
+    """Frames held in memory (a RadioML 2016 or RML22 pickle), behind H5Frames' interface;
+    .dataset names which."""
 
     kind = "pickle"
 
@@ -205,6 +224,7 @@ class ArrayFrames(FrameReader):
         self.labels = np.asarray(y, np.int64)
         self.snrs = np.asarray(snr, np.int64)
         self.classes = tuple(classes)
+        self.dataset = pickle_dataset(self.classes, self.snrs) if self.n else "pickle"
 
     def frames(self, idx) -> np.ndarray:
         idx = np.asarray(idx, dtype=np.int64).reshape(-1)
@@ -224,8 +244,8 @@ def file_kind(path) -> str:
 
 def open_frames(path, normalize: str = "auto"):
     """A reader of any data file amchw takes: HDF5 (amchw's, RadioML 2018.01A) or a RadioML
-    2016.10A/10B pickle, its frames normalised per `normalize` (NORMALIZATIONS; the resolved
-    choice is the reader's .normalize, its file kind .kind)."""
+    2016.10A/10B or RML22 pickle, its frames normalised per `normalize` (NORMALIZATIONS; the
+    resolved choice is the reader's .normalize, its file kind .kind, which dataset .dataset)."""
     p = Path(path)
     if file_kind(p) == "hdf5":
         return H5Frames(p, normalize=normalize)
@@ -253,7 +273,8 @@ def challenge_split(reader: H5Frames, test_fraction: float = 0.1, seed: int = 20
 
 
 def read_rml2016(path):
-    """A RadioML 2016.10A/10B pickle -> (X float32 (N, 2, 128), y int64, snr int64, classes).
+    """A RadioML 2016.10A/10B or RML22 pickle -> (X float32 (N, 2, 128), y int64, snr int64,
+    classes).
     Classes sorted (the order everyone uses); frames by class, then SNR, then file order."""
     path = Path(path)
     if not path.is_file():
@@ -283,7 +304,7 @@ def read_rml2016(path):
             break
     else:
         raise DatasetError(f"{path}: modulations {mods} are neither RadioML 2016.10A's "
-                           f"{list(CLASSES_2016)} nor 10B's")
+                           f"{list(CLASSES_2016)} nor 10B's (and RML22's)")
     X, y, s = [], [], []
     for c, m in enumerate(mods):
         for snr in sorted(sn for mm, sn in items if mm == m):
@@ -313,6 +334,53 @@ def write_h5(path, X, y, snr, classes, attrs: dict | None = None) -> Path:
             for k, v in (attrs or {}).items():
                 f.attrs[k] = v
     return Path(path)
+
+
+def convert_to_h5(src, out, normalize: str = "auto", snr_range=None, chunk: int = 16384,
+                  progress=None) -> dict:
+    """Any data file amchw reads (a RadioML 2016.10A/10B or RML22 pickle, RadioML 2018.01A or
+    another RadioML-2018-layout HDF5) -> amchw's HDF5 layout (X (N, L, 2), Y one-hot, Z, class
+    names), frames in file order, normalised per `normalize` (auto: unit-power for a pickle,
+    none for HDF5) and, with snr_range (lo, hi), only SNRs in [lo, hi] dB. Written in chunks
+    (bounded memory for the 20 GiB RadioML 2018 file), atomically. The output records its
+    source and normalisation (attributes converted_from, normalize), and reads back with
+    normalize "none" by default (auto on HDF5)."""
+    import time
+
+    import h5py
+
+    from amchw.fileio import atomic_path
+
+    t0 = time.perf_counter()
+    with open_frames(src, normalize) as r:
+        rows = np.arange(r.n)
+        if snr_range is not None:
+            rows = rows[(r.snrs >= snr_range[0]) & (r.snrs <= snr_range[1])]
+            if rows.size == 0:
+                raise DatasetError(f"{src}: no frames with SNR in [{snr_range[0]}, "
+                                   f"{snr_range[1]}] dB")
+        n, k = rows.size, len(r.classes)
+        with atomic_path(out) as tmp:
+            with h5py.File(tmp, "w") as f:
+                X = f.create_dataset("X", (n, r.length, 2), np.float32,
+                                     chunks=(min(n, 1024), r.length, 2))
+                Y = f.create_dataset("Y", (n, k), np.int64)
+                Z = f.create_dataset("Z", (n, 1), np.int64)
+                for a in range(0, n, chunk):
+                    sel = rows[a:a + chunk]
+                    X[a:a + sel.size] = np.transpose(r.frames(sel), (0, 2, 1))
+                    y = np.zeros((sel.size, k), np.int64)
+                    y[np.arange(sel.size), r.labels[sel]] = 1
+                    Y[a:a + sel.size] = y
+                    Z[a:a + sel.size] = r.snrs[sel].reshape(-1, 1)
+                    if progress is not None:
+                        progress(sel.size)
+                f.attrs["classes"] = np.array([c.encode() for c in r.classes])
+                f.attrs["converted_from"] = getattr(r, "dataset", r.kind)
+                f.attrs["source_file"] = Path(src).name
+                f.attrs["normalize"] = r.normalize
+        return {"frames": n, "length": r.length, "classes": k, "dataset": r.dataset,
+                "normalize": r.normalize, "seconds": time.perf_counter() - t0}
 
 
 def synth_to_h5(path, profile: str, per_class_snr: int, snrs, seed: int = 0,

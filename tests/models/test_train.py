@@ -182,3 +182,20 @@ def test_in_memory_dataset_holds_the_same_frames(data16):
         pos = np.arange(50)[::-1]
         for u, v in zip(lazy.batch(pos), mem.batch(pos)):
             assert torch.equal(u, v)
+
+
+def test_split_and_snr_subset_are_recorded_and_evaluated(data16, tmp_path):
+    from amchw.checkpoint import checkpoint_split
+    from amchw.data.radioml import open_frames
+
+    ck = train(_cfg(data16, tmp_path / "s.pt", epochs=1, split="80/10/10", snr_range=(10, 18)),
+               log=_quiet)
+    assert ck["train_config"]["split"] == "80/10/10"
+    assert tuple(ck["train_config"]["snr_range"]) == (10, 18)
+    with open_frames(data16) as r:
+        train_i, val_i, test_i = checkpoint_split(r, ck)
+        assert set(r.snrs[np.concatenate([train_i, val_i, test_i])]) == {10, 18}
+    res = evaluate_checkpoint(str(tmp_path / "s.pt"), data16)
+    assert res["frames"] == test_i.size and set(res["float_by_snr"]) <= {10, 18}
+    only = evaluate_checkpoint(str(tmp_path / "s.pt"), data16, split="all", snr_range=(18, 18))
+    assert set(only["float_by_snr"]) == {18} and only["frames"] == 11 * 4
