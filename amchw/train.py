@@ -50,6 +50,7 @@ class TrainConfig:
     normalize: str = "auto"             # how frames are scaled (amchw.data.radioml)
     device: str | None = None           # cpu | cuda | auto; None: DEVICE's (default auto)
     preload_mb: int = 4096              # train/val splits up to this size are read into memory
+    float_epochs: int = 0               # float warm-up: the first epochs train unquantized
     split: str = "auto"                 # amchw.checkpoint.SPLIT_CHOICES
     snr_range: tuple[int, int] | None = None   # train/val/test only on SNRs in [lo, hi] dB
 
@@ -63,6 +64,7 @@ class EpochLog:
     val_loss: float
     val_acc: float
     seconds: float
+    phase: str = "qat"      # "float" (warm-up, quantizers off) or "qat"
 
 
 def _batches(n: int, size: int, gen: torch.Generator | None):
@@ -237,6 +239,24 @@ def _set_quant_state(model: nn.Module, state: dict) -> None:
                 m.value.copy_(st["value"])
 
 
+def set_quantization(model: nn.Module, enabled: bool) -> None:
+    """Turn every Brevitas quantizer of `model` (weights, biases, activations) off or back on.
+    Off, the model is its float twin: layers pass plain tensors (return_quant_tensor is
+    cleared, its value kept in `_amchw_rqt` to restore), and activation quantizers gather
+    no statistics, so their scales are initialised from the first quantized steps."""
+    for m in model.modules():
+        if hasattr(m, "disable_quant"):
+            m.disable_quant = not enabled
+        if hasattr(m, "return_quant_tensor"):
+            if not enabled:
+                if not hasattr(m, "_amchw_rqt"):
+                    m._amchw_rqt = m.return_quant_tensor
+                m.return_quant_tensor = False
+            elif hasattr(m, "_amchw_rqt"):
+                m.return_quant_tensor = m._amchw_rqt
+                del m._amchw_rqt
+
+
 #: what a fine-tuned checkpoint carries over from the checkpoint it started from
 _LINEAGE = ("method", "pruning", "pq", "net_trim", "init")
 
@@ -338,13 +358,20 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
     # statistics of the first training steps, then learns it (a scale calibrated on the random
     # initial activations saturates once the weights grow, and its log-domain parameter moves
     # too slowly to follow, which stalls training)
-    stale = len(history) - best["epoch"] - 1 if history else 0   # epochs since the best
+    if cfg.float_epochs < 0 or (cfg.float_epochs and cfg.float_epochs >= cfg.epochs):
+        raise ValueError(f"float epochs ({cfg.float_epochs}) must be fewer than the epochs "
+                         f"({cfg.epochs}): the last epochs train quantized")
+    stale = 0   # candidate epochs since the best
+    if resume:
+        stale = ck.get("stale", len(history) - best["epoch"] - 1 if history else 0)
     step = ck.get("step", 0) if resume else 0     # optimizer steps so far
     for epoch in range(start, cfg.epochs):
         if stale >= cfg.patience:
             log(f"early stop: no validation improvement for {cfg.patience} epochs")
             break
         t0 = time.perf_counter()
+        warmup = epoch < cfg.float_epochs
+        set_quantization(model, not warmup)
         model.train()
         seen = correct = 0
         total = 0.0
@@ -366,9 +393,10 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
         val_loss, val_pred = evaluate_float(model, va)
         val_acc = float(np.mean(val_pred == va.y[va.indices])) if len(va) else 0.0
         h = EpochLog(epoch + 1, lr, total / max(seen, 1), correct / max(seen, 1), val_loss,
-                     val_acc, time.perf_counter() - t0)
+                     val_acc, time.perf_counter() - t0, "float" if warmup else "qat")
         history.append(asdict(h))
-        if all(c.ready(step) for c in constraints):  # (a running schedule is no candidate)
+        # (a running schedule, or a float warm-up epoch, is no candidate)
+        if not warmup and all(c.ready(step) for c in constraints):
             if val_loss < best["val_loss"]:
                 best = {"val_loss": val_loss, "epoch": epoch,
                         "state_dict": to_cpu({k: v.clone() for k, v in
@@ -376,9 +404,9 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
                 stale = 0
             else:
                 stale += 1
-        log(f"epoch {h.epoch}/{cfg.epochs}: lr {lr:.2e} train loss {h.train_loss:.4f} acc "
-            f"{h.train_acc:.4f} | val loss {h.val_loss:.4f} acc {h.val_acc:.4f} "
-            f"({h.seconds:.1f} s)")
+        log(f"epoch {h.epoch}/{cfg.epochs}{' (float)' if warmup else ''}: lr {lr:.2e} train "
+            f"loss {h.train_loss:.4f} acc {h.train_acc:.4f} | val loss {h.val_loss:.4f} acc "
+            f"{h.val_acc:.4f} ({h.seconds:.1f} s)")
         ck = {"model": cfg.model, "config": asdict(qcfg), "classes": list(reader.classes),
               "normalize": reader.normalize, "data_kind": reader.kind,
               "state_dict": (best["state_dict"] if best["state_dict"] is not None
@@ -389,7 +417,7 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
               "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
               "epoch": epoch, "history": history,
               "train_config": asdict(cfg), "data": str(cfg.data), "method": method,
-              "step": step}
+              "step": step, "stale": stale}
         if start_ck is not None:
             ck["init"] = {"path": str(cfg.init),
                           **{k: start_ck[k] for k in start_ck if k in _LINEAGE}}

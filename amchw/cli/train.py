@@ -40,6 +40,9 @@ def device_option(f):
 @click.option("-o", "--out", "out_path", required=True,
               help="Checkpoint to write (and to resume from if it exists).")
 @click.option("--epochs", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--float-epochs", type=click.IntRange(0), default=0, show_default=True,
+              help="Float warm-up: the first N epochs train with every quantizer off, the "
+                   "rest quantization-aware (N < --epochs; only QAT epochs can be the best).")
 @click.option("--batch-size", type=click.IntRange(2), default=256, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--weight-decay", type=float, default=0.0, show_default=True)
@@ -59,7 +62,8 @@ def device_option(f):
                    "(e.g. 0:16; either side may be empty).")
 @device_option
 @quant_options
-def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, batch_size, lr,
+def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, float_epochs,
+              batch_size, lr,
               weight_decay, patience, max_train, per_channel, split, snr_range, device, scales,
               weight_bits, act_bits, seed):
     """Quantization-aware training of a zoo model; resumes from --out if it exists."""
@@ -87,7 +91,7 @@ def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, batc
     cfg = TrainConfig(model=model_name, data=data, out=out_path, epochs=epochs,
                       batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       patience=patience, seed=seed, max_train=max_train, normalize=normalize,
-                      device=device, split=split, snr_range=snrs,
+                      device=device, split=split, snr_range=snrs, float_epochs=float_epochs,
                       quant={"weight_bits": weight_bits, "act_bits": act_bits,
                              "scales": scales, "per_channel": per_channel})
     bar = {"b": None}   # the current epoch's progress bar, opened by its first batch

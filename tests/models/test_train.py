@@ -199,3 +199,42 @@ def test_split_and_snr_subset_are_recorded_and_evaluated(data16, tmp_path):
     assert res["frames"] == test_i.size and set(res["float_by_snr"]) <= {10, 18}
     only = evaluate_checkpoint(str(tmp_path / "s.pt"), data16, split="all", snr_range=(18, 18))
     assert set(only["float_by_snr"]) == {18} and only["frames"] == 11 * 4
+
+
+def test_float_warmup_then_qat(data16, tmp_path):
+    """--float-epochs 1: epoch 1 trains with every quantizer off (no activation statistics
+    gathered), the later epochs quantized; only QAT epochs can be the best; an interruption
+    in the float epoch resumes to the same weights."""
+    from amchw.models import QuantConfig, build
+    from amchw.train import set_quantization
+
+    ck = train(_cfg(data16, tmp_path / "w.pt", epochs=3, float_epochs=1), log=_quiet)
+    assert [h["phase"] for h in ck["history"]] == ["float", "qat", "qat"]
+    assert ck["best_epoch"] >= 1
+    res = evaluate_checkpoint(str(tmp_path / "w.pt"), data16)
+    assert res["agreement"] == 1.0          # po2 scales, no BatchNorm: float == integer
+    seen = {"n": 0}
+
+    def interrupt(kind, n):
+        seen["n"] += 1
+        if seen["n"] == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(data16, tmp_path / "r.pt", epochs=3, float_epochs=1), progress=interrupt,
+              log=_quiet)
+    resumed = train(_cfg(data16, tmp_path / "r.pt", epochs=3, float_epochs=1), log=_quiet)
+    for k, v in ck["last_state_dict"].items():
+        assert torch.equal(v, resumed["last_state_dict"][k]), k
+    # off: plain tensors out, no statistics; on again: QuantTensors as built
+    m = build("vtcnn2", QuantConfig(), seed=0).train()
+    set_quantization(m, False)
+    x = torch.randn(4, 1, 2, 128)
+    assert type(m(x)) is torch.Tensor
+    assert all(getattr(q, "counter", 0) == 0 for q in m.modules()
+               if isinstance(getattr(q, "counter", None), int))
+    set_quantization(m, True)
+    m(x)
+    assert any(q.counter > 0 for q in m.modules() if isinstance(getattr(q, "counter", None), int))
+    with pytest.raises(ValueError, match="float epochs \\(3\\) must be fewer"):
+        train(_cfg(data16, tmp_path / "x.pt", epochs=3, float_epochs=3), log=_quiet)
