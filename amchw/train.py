@@ -51,6 +51,8 @@ class TrainConfig:
     device: str | None = None           # cpu | cuda | auto; None: DEVICE's (default auto)
     preload_mb: int = 4096              # train/val splits up to this size are read into memory
     float_epochs: int = 0               # float warm-up: the first epochs train unquantized
+    stream: bool = False                # fresh synthetic training frames every epoch after the
+                                        # first (amchw.data.stream; an amchw synthetic file)
     split: str = "auto"                 # amchw.checkpoint.SPLIT_CHOICES
     snr_range: tuple[int, int] | None = None   # train/val/test only on SNRs in [lo, hi] dB
 
@@ -365,64 +367,76 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
     if resume:
         stale = ck.get("stale", len(history) - best["epoch"] - 1 if history else 0)
     step = ck.get("step", 0) if resume else 0     # optimizer steps so far
-    for epoch in range(start, cfg.epochs):
-        if stale >= cfg.patience:
-            log(f"early stop: no validation improvement for {cfg.patience} epochs")
-            break
-        t0 = time.perf_counter()
-        warmup = epoch < cfg.float_epochs
-        set_quantization(model, not warmup)
-        model.train()
-        seen = correct = 0
-        total = 0.0
-        for pos in _batches(len(tr), cfg.batch_size, gen):
-            x, y = (t.to(device, non_blocking=True) for t in tr.batch(pos))
-            opt.zero_grad()
-            loss, heads = objective.step(model, x, y)
-            opt.step()
-            step += 1
-            for c in constraints:
-                c.after_step(model, step)
-            total += float(loss.detach()) * y.numel()
-            correct += int((heads[-1].argmax(1) == y).sum())
-            seen += y.numel()
-            if progress is not None:
-                progress("batches", 1)
-        lr = opt.param_groups[0]["lr"]
-        sched.step()
-        val_loss, val_pred = evaluate_float(model, va)
-        val_acc = float(np.mean(val_pred == va.y[va.indices])) if len(va) else 0.0
-        h = EpochLog(epoch + 1, lr, total / max(seen, 1), correct / max(seen, 1), val_loss,
-                     val_acc, time.perf_counter() - t0, "float" if warmup else "qat")
-        history.append(asdict(h))
-        # (a running schedule, or a float warm-up epoch, is no candidate)
-        if not warmup and all(c.ready(step) for c in constraints):
-            if val_loss < best["val_loss"]:
-                best = {"val_loss": val_loss, "epoch": epoch,
-                        "state_dict": to_cpu({k: v.clone() for k, v in
-                                              model.state_dict().items()})}
-                stale = 0
-            else:
-                stale += 1
-        log(f"epoch {h.epoch}/{cfg.epochs}{' (float)' if warmup else ''}: lr {lr:.2e} train "
-            f"loss {h.train_loss:.4f} acc {h.train_acc:.4f} | val loss {h.val_loss:.4f} acc "
-            f"{h.val_acc:.4f} ({h.seconds:.1f} s)")
-        ck = {"model": cfg.model, "config": asdict(qcfg), "classes": list(reader.classes),
-              "normalize": reader.normalize, "data_kind": reader.kind,
-              "state_dict": (best["state_dict"] if best["state_dict"] is not None
-                             else model.state_dict()), "best_epoch": best["epoch"],
-              "best_val_loss": best["val_loss"], "last_state_dict": model.state_dict(),
-              "quant_state": _quant_state(model),
-              "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-              "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-              "epoch": epoch, "history": history,
-              "train_config": asdict(cfg), "data": str(cfg.data), "method": method,
-              "step": step, "stale": stale}
-        if start_ck is not None:
-            ck["init"] = {"path": str(cfg.init),
-                          **{k: start_ck[k] for k in start_ck if k in _LINEAGE}}
-        atomic_save(to_cpu(ck), out)
+    stream = None
+    if cfg.stream:
+        from amchw.data.stream import SyntheticStream
 
+        stream = SyntheticStream(reader, len(tr), cfg.seed, cfg.epochs - 1)
+        stream.prefetch(max(start, 1))   # generated while the first epoch trains
+    try:
+        for epoch in range(start, cfg.epochs):
+            if stale >= cfg.patience:
+                log(f"early stop: no validation improvement for {cfg.patience} epochs")
+                break
+            t0 = time.perf_counter()
+            warmup = epoch < cfg.float_epochs
+            set_quantization(model, not warmup)
+            model.train()
+            seen = correct = 0
+            total = 0.0
+            data = tr if stream is None or epoch == 0 else FrameDataset(stream.get(epoch), None,
+                                                                        shape)
+            for pos in _batches(len(data), cfg.batch_size, gen):
+                x, y = (t.to(device, non_blocking=True) for t in data.batch(pos))
+                opt.zero_grad()
+                loss, heads = objective.step(model, x, y)
+                opt.step()
+                step += 1
+                for c in constraints:
+                    c.after_step(model, step)
+                total += float(loss.detach()) * y.numel()
+                correct += int((heads[-1].argmax(1) == y).sum())
+                seen += y.numel()
+                if progress is not None:
+                    progress("batches", 1)
+            lr = opt.param_groups[0]["lr"]
+            sched.step()
+            val_loss, val_pred = evaluate_float(model, va)
+            val_acc = float(np.mean(val_pred == va.y[va.indices])) if len(va) else 0.0
+            h = EpochLog(epoch + 1, lr, total / max(seen, 1), correct / max(seen, 1), val_loss,
+                         val_acc, time.perf_counter() - t0, "float" if warmup else "qat")
+            history.append(asdict(h))
+            # (a running schedule, or a float warm-up epoch, is no candidate)
+            if not warmup and all(c.ready(step) for c in constraints):
+                if val_loss < best["val_loss"]:
+                    best = {"val_loss": val_loss, "epoch": epoch,
+                            "state_dict": to_cpu({k: v.clone() for k, v in
+                                                  model.state_dict().items()})}
+                    stale = 0
+                else:
+                    stale += 1
+            log(f"epoch {h.epoch}/{cfg.epochs}{' (float)' if warmup else ''}: lr {lr:.2e} train "
+                f"loss {h.train_loss:.4f} acc {h.train_acc:.4f} | val loss {h.val_loss:.4f} acc "
+                f"{h.val_acc:.4f} ({h.seconds:.1f} s)")
+            ck = {"model": cfg.model, "config": asdict(qcfg), "classes": list(reader.classes),
+                  "normalize": reader.normalize, "data_kind": reader.kind,
+                  "state_dict": (best["state_dict"] if best["state_dict"] is not None
+                                 else model.state_dict()), "best_epoch": best["epoch"],
+                  "best_val_loss": best["val_loss"], "last_state_dict": model.state_dict(),
+                  "quant_state": _quant_state(model),
+                  "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                  "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                  "epoch": epoch, "history": history,
+                  "train_config": asdict(cfg), "data": str(cfg.data), "method": method,
+                  "step": step, "stale": stale}
+            if start_ck is not None:
+                ck["init"] = {"path": str(cfg.init),
+                              **{k: start_ck[k] for k in start_ck if k in _LINEAGE}}
+            atomic_save(to_cpu(ck), out)
+
+    finally:
+        if stream is not None:
+            stream.close()
 
 def batches_per_epoch(cfg: TrainConfig) -> int:
     """Batches in one epoch of `cfg` as a progress bar counts them: the data file's training

@@ -43,6 +43,10 @@ def device_option(f):
 @click.option("--float-epochs", type=click.IntRange(0), default=0, show_default=True,
               help="Float warm-up: the first N epochs train with every quantizer off, the "
                    "rest quantization-aware (N < --epochs; only QAT epochs can be the best).")
+@click.option("--stream", is_flag=True,
+              help="Fresh synthetic training frames every epoch after the first, generated "
+                   "in a background thread from the data file's recipe (an amchw synthetic "
+                   "file, as the default); validation and test stay the file's.")
 @click.option("--batch-size", type=click.IntRange(2), default=256, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--weight-decay", type=float, default=0.0, show_default=True)
@@ -63,7 +67,7 @@ def device_option(f):
 @device_option
 @quant_options
 def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, float_epochs,
-              batch_size, lr,
+              stream, batch_size, lr,
               weight_decay, patience, max_train, per_channel, split, snr_range, device, scales,
               weight_bits, act_bits, seed):
     """Quantization-aware training of a zoo model; resumes from --out if it exists."""
@@ -92,6 +96,7 @@ def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, floa
                       batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       patience=patience, seed=seed, max_train=max_train, normalize=normalize,
                       device=device, split=split, snr_range=snrs, float_epochs=float_epochs,
+                      stream=stream,
                       quant={"weight_bits": weight_bits, "act_bits": act_bits,
                              "scales": scales, "per_channel": per_channel})
     bar = {"b": None}   # the current epoch's progress bar, opened by its first batch

@@ -74,6 +74,7 @@ class FrameReader:
     n: int
     labels: np.ndarray
     snrs: np.ndarray
+    attrs: dict = {}      # the file's attributes (HDF5), e.g. an amchw synthetic file's recipe
 
     def __len__(self) -> int:
         return self.n
@@ -152,6 +153,8 @@ class H5Frames(FrameReader):
         self.n = n
         self.labels = self._read_labels(Y, validate)
         self.snrs = np.asarray(Z[...], dtype=np.int64).reshape(-1)
+        self.attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()
+                      if k != "classes"}
         gen = f.attrs.get("generator")
         if gen is not None:
             self.dataset = f"amchw synthetic ({f.attrs.get('profile', '?')})"

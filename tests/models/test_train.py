@@ -238,3 +238,44 @@ def test_float_warmup_then_qat(data16, tmp_path):
     assert any(q.counter > 0 for q in m.modules() if isinstance(getattr(q, "counter", None), int))
     with pytest.raises(ValueError, match="float epochs \\(3\\) must be fewer"):
         train(_cfg(data16, tmp_path / "x.pt", epochs=3, float_epochs=3), log=_quiet)
+
+
+def test_streamed_epochs_are_fresh_and_reproducible(data16, tmp_path):
+    """--stream: epoch 1 trains on the file's frames, later epochs on fresh frames of the
+    file's recipe (profile, SNRs, channel) drawn in a background thread, seeded so that two
+    runs (and a resumed run) are identical; a file without a recipe is refused by name."""
+    from amchw.data.radioml import open_frames
+    from amchw.data.stream import SyntheticStream
+
+    with open_frames(data16) as r:
+        st = SyntheticStream(r, 100, seed=3, last=3)
+        try:
+            (x1, y1), (x2, _) = st.get(1), st.get(2)
+        finally:
+            st.close()
+        assert x1.shape == (11 * 3 * 4, 2, 128) and np.array_equal(np.bincount(y1), [12] * 11)
+        assert not np.array_equal(x1, x2)
+        assert not np.isin(x1[:, 0, 0], r.frames(np.arange(r.n))[:, 0, 0]).any()
+        assert np.array_equal(st.make(1)[0], x1)
+    batches, logs = [0], []
+
+    def count(kind, n):
+        batches[-1] += n
+
+    def log(msg):
+        logs.append(msg)
+        batches.append(0)
+
+    ck = train(_cfg(data16, tmp_path / "a.pt", stream=True), progress=count, log=log)
+    # epoch 1: the file's training split (3 of 4 frames per (class, SNR) after the test split,
+    # less 10% validation: 89 frames, 6 batches of 16); epoch 2: the stream's, at least as many
+    # with an equal count per (class, SNR): 3 each, 99 frames, 7 batches
+    assert batches[:2] == [6, 7] and len(ck["history"]) == 2
+    assert ck["train_config"]["stream"] is True
+    from amchw.data.radioml import write_h5
+
+    with open_frames(data16) as r:   # the same frames, without the generator's recipe
+        p = write_h5(tmp_path / "plain.h5", r.frames(np.arange(r.n)), r.labels, r.snrs,
+                     r.classes)
+    with pytest.raises(DatasetError, match="plain.h5: streaming needs an amchw synthetic file"):
+        train(_cfg(str(p), tmp_path / "e.pt", stream=True), log=_quiet)
