@@ -188,7 +188,7 @@ def analog_2016():
 
 def test_am_dsb_matches_the_original_recipe(analog_2016):
     """The original recipe's AM-DSB (speech, quiet most of the time, at modulation index 1):
-    the carrier holds ~0.998 of the power and the envelope varies by ~3% (issue 16)."""
+    the carrier holds ~0.998 of the power and the envelope varies by ~3% (docs/sources.md)."""
     s = analog_2016["AM-DSB"]
     carrier = np.abs(s.mean(1)) ** 2 / np.mean(np.abs(s) ** 2, 1)
     env = np.abs(s)
@@ -201,7 +201,7 @@ def test_am_dsb_matches_the_original_recipe(analog_2016):
 
 def test_wbfm_matches_the_original_recipe(analog_2016):
     """The original recipe's WBFM: the carrier holds ~0.9 of the power and the instantaneous
-    frequency deviates by ~0.007 cycles/sample (std over all samples) (issue 16)."""
+    frequency deviates by ~0.007 cycles/sample (std over all samples) (docs/sources.md)."""
     s = analog_2016["WBFM"]
     carrier = np.abs(s.mean(1)) ** 2 / np.mean(np.abs(s) ** 2, 1)
     inst = np.angle(s[:, 1:] * np.conj(s[:, :-1])) / (2 * np.pi)
