@@ -90,11 +90,14 @@ import argparse
 import os
 import sys
 
-MODELS = ("vtcnn2", "vgg10", "ee-baseline", "cnn-slim")
+MODELS = ("vtcnn2", "vgg10", "ee-baseline", "cnn-slim", "gru-cnn")
 #: default training frames per timed epoch (halved by --quick): the slow models get fewer, the
 #: fast ones more, so each epoch takes a few seconds on 2 cores
-DEFAULT_FRAMES = {"vtcnn2": 2048, "vgg10": 1024, "ee-baseline": 4096, "cnn-slim": 2048}
+DEFAULT_FRAMES = {"vtcnn2": 2048, "vgg10": 1024, "ee-baseline": 4096, "cnn-slim": 2048,
+                  "gru-cnn": 512}
 AIM = 0.5  # the issue's aim: QAT frames/s >= 0.5 x float frames/s
+#: per-model aims where they differ: the quantized GRU-CNN within 3x of a float nn.GRU network
+AIMS = {"gru-cnn": 1 / 3}
 
 
 def _frames_arg(values: list[str], models, quick: bool, parser) -> dict[str, int]:
@@ -194,7 +197,7 @@ def _replace_brevitas(module: nn.Module, prefix: str) -> None:
     """Replace, in place and top-down, every Brevitas child (at any depth) by float_layer."""
     for child, m in list(module.named_children()):
         name = f"{prefix}{child}"
-        if type(m).__module__.startswith("brevitas"):
+        if type(m).__module__.startswith("brevitas") or type(m).__name__ == "QuantGRU":
             setattr(module, child, float_layer(name, m))
         else:
             _replace_brevitas(m, name + ".")
@@ -441,7 +444,8 @@ def run_model(name: str, n: int, args, tmp: Path) -> dict:
     for phase, peer in (("qat_stats", "float_1"), ("qat_learned", "float_2")):
         ratio = res[phase]["fps"] / res[peer]["fps"]
         res[phase]["ratio"] = ratio
-        res[phase]["meets_aim"] = ratio >= AIM
+        res[phase]["aim"] = AIMS.get(name, AIM)
+        res[phase]["meets_aim"] = ratio >= AIMS.get(name, AIM)
         # share of a QAT epoch that the HDF5 reads would add (reads are not overlapped)
         t_step = 1.0 / res[phase]["fps"]
         t_read = 1.0 / res["data_h5"]["fps"]
@@ -494,7 +498,7 @@ def main(args: argparse.Namespace) -> int:
 
     head = (f"{'model':<12} {'frames':>6} {'float f/s':>10} {'QAT-stats':>10} {'ratio':>6} "
             f"{'QAT-learn':>10} {'ratio':>6} {'h5 f/s':>9} {'mem f/s':>10} {'h5 share':>8}  "
-            f"aim QAT >= {AIM}x float")
+            f"aim QAT >= {AIM}x float (gru-cnn: 1/3x)")
     print("\n" + head)
     print("-" * len(head))
     for r in results:

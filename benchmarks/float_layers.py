@@ -8,11 +8,29 @@ from brevitas.nn import QuantConv1d, QuantConv2d, QuantIdentity, QuantLinear, Qu
 from torch import nn
 
 
+class FloatGRU(nn.Module):
+    """torch's nn.GRU (the same reset-after cell as amchw's QuantGRU) on (N, I, T) input,
+    returning (N, C, T) as QuantGRU does."""
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.gru = nn.GRU(input_size, hidden_size, batch_first=True)
+
+    def forward(self, x):
+        return self.gru(x.transpose(1, 2))[0].transpose(1, 2)
+
+
 def float_layer(name: str, m: nn.Module, dequantized: bool = False) -> nn.Module:
     """nn.Conv1d/2d or nn.Linear with m's weights (its float `weight`, or with `dequantized`
     the quantized weight's value) and float bias; nn.ReLU for QuantReLU, nn.Identity for
-    QuantIdentity; ValueError naming the layer for anything else."""
+    QuantIdentity; FloatGRU (fresh weights) for amchw's QuantGRU; ValueError naming the layer
+    for anything else."""
     import torch
+
+    from amchw.models.gru import QuantGRU
+
+    if isinstance(m, QuantGRU):
+        return FloatGRU(m.input_size, m.hidden_size)
 
     if isinstance(m, (QuantConv1d, QuantConv2d)):
         cls = nn.Conv1d if isinstance(m, QuantConv1d) else nn.Conv2d

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The training runs documented in docs/training.md ("Documented runs"): data, training and
 # evaluation of cnn-slim (30 dB), ee-baseline (rml2016b), vgg10 (rml2018) and vtcnn2 (rml2016 at
-# RadioML 2016.10A's size), each logged with its wall time under runs/doc/. Rerunning resumes
-# unfinished trainings. Usage: bash scripts/documented-runs.sh [model ...] (default: all four).
+# RadioML 2016.10A's size), each logged with its wall time under runs/doc/, and "warmup" (vtcnn2
+# with a float warm-up against QAT from scratch). Rerunning resumes unfinished trainings.
+# Usage: bash scripts/documented-runs.sh [run ...] (default: the four models).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AMCHW=${AMCHW:-.venv/bin/amchw}
@@ -21,7 +22,7 @@ synth() {  # file, profile, per-class-snr, [snrs]
 run_one() {
   case $1 in
   cnn-slim)
-    synth $D/rml2016-1024-30dB.h5 rml2016-1024 1000 30
+    synth $D/rml2016-1024-30dB.h5 rml2016-1024 3000 30
     timed cnn-slim.train $AMCHW train --model cnn-slim --data $D/rml2016-1024-30dB.h5 \
         --epochs 30 --patience 5 -o $D/cnn-slim.pt ;;
   ee-baseline)
@@ -36,6 +37,15 @@ run_one() {
     synth $D/rml2016-1000.h5 rml2016 1000
     timed vtcnn2.train $AMCHW train --model vtcnn2 --data $D/rml2016-1000.h5 \
         --epochs 8 --patience 3 -o $D/vtcnn2.pt ;;
+  warmup)   # float warm-up against QAT from scratch: same data, epochs and seed
+    synth $D/rml2016-200.h5 rml2016 200
+    timed warmup-scratch.train $AMCHW train --model vtcnn2 --data $D/rml2016-200.h5 \
+        --epochs 6 --patience 6 -o $D/warmup-scratch.pt
+    timed warmup-scratch.eval $AMCHW eval $D/warmup-scratch.pt --data $D/rml2016-200.h5 --json
+    timed warmup-float.train $AMCHW train --model vtcnn2 --data $D/rml2016-200.h5 \
+        --epochs 6 --patience 6 --float-epochs 2 -o $D/warmup-float.pt
+    timed warmup-float.eval $AMCHW eval $D/warmup-float.pt --data $D/rml2016-200.h5 --json
+    return ;;
   *) echo "unknown run $1" >&2; exit 2 ;;
   esac
   local data

@@ -40,6 +40,7 @@ from brevitas.quant import Int8ActPerTensorFixedPoint, Uint8ActPerTensorFixedPoi
 from brevitas.quant_tensor import QuantTensor
 from torch import nn
 
+from .gru_fused import QUANTIZERS
 from .quant import QuantConfig, act_kwargs, act_quantizer, input_kwargs, relu_kwargs, \
     weight_kwargs
 
@@ -90,6 +91,30 @@ class GRUUpdate(nn.Module):
         return self.out((1 - zv) * _v(n) + zv * _v(h))
 
 
+class _Frozen:
+    """An activation quantizer frozen for one sequence: its scale (a tensor still attached to
+    the learned parameter, so gradients reach it) and its integer bounds, read by quantizing
+    a probe of -1e6 and +1e6 (after sigmoid or tanh for QuantSigmoid / QuantTanh, whose
+    outputs span their whole range)."""
+
+    def __init__(self, quant, width: int, like: torch.Tensor):
+        probe = quant(torch.full((2, width), 1e6, dtype=like.dtype).mul_(
+            torch.tensor([[-1.0], [1.0]], dtype=like.dtype)))
+        if float(probe.zero_point.abs().max()) != 0.0:
+            raise ValueError("the fused GRU path needs zero points of 0")
+        self.scale = probe.scale
+        codes = (probe.value / probe.scale).detach()
+        self.lo, self.hi = float(codes[0].min()), float(codes[1].max())
+
+
+def _statistics_done(module: nn.Module) -> bool:
+    """Whether every runtime-statistics scale inside `module` has finished gathering (its
+    scale is then a learned parameter, independent of the input)."""
+    return all(m.counter > m.collect_stats_steps for m in module.modules()
+               if isinstance(getattr(m, "counter", None), int)
+               and hasattr(m, "collect_stats_steps"))
+
+
 class QuantGRU(nn.Module):
     """A single-layer, unidirectional GRU on (N, I, T) QuantTensor input; returns (N, C, T)."""
 
@@ -114,25 +139,35 @@ class QuantGRU(nn.Module):
         self.mul_r = QuantMul(QuantIdentity(**act_kwargs(config)))
         self.update = GRUUpdate()
 
-    def _recurrent(self, h):
-        """The three recurrent layers as functions of h: each QuantLinear's weights and Int32
-        bias quantized once per sequence (h's scale is constant), applied as QuantLinear does
-        (F.linear on the values); calling the modules would requantize them at every step."""
-        if not isinstance(h, QuantTensor):  # quantization off (calibration): the modules
-            return [getattr(self, f"w_h{g}") for g in "rzn"]
+    def _recurrent_weights(self, h):
+        """(weight, bias) of the three recurrent layers, quantized once per sequence (h's scale
+        is constant): each QuantLinear's weights and Int32 bias."""
         out = []
         for g in "rzn":
             lin = getattr(self, f"w_h{g}")
             qw = lin.quant_weight()
             qb = lin.bias_quant(lin.bias, h, qw)
-            w, b = qw.value, (qb.value if isinstance(qb, QuantTensor) else qb)
-            out.append(lambda v, w=w, b=b: F.linear(v.value, w, b))
+            out.append((qw.value, qb.value if isinstance(qb, QuantTensor) else qb))
         return out
+
+    def _recurrent(self, h):
+        """The three recurrent layers as functions of h, applied as QuantLinear does (F.linear
+        on the values, weights from _recurrent_weights); calling the modules would requantize
+        them at every step."""
+        if not isinstance(h, QuantTensor):  # quantization off (calibration): the modules
+            return [getattr(self, f"w_h{g}") for g in "rzn"]
+        return [lambda v, w=w, b=b: F.linear(v.value, w, b) for w, b in self._recurrent_weights(h)]
+
+    #: False forces the per-module path (the reference the fused path is tested against)
+    fused = True
 
     def forward(self, x):
         gi_r, gi_z, gi_n = self.w_ir(x), self.w_iz(x), self.w_in(x)  # (N, C, T) each
         n_frames, steps = gi_r.shape[0], gi_r.shape[2]
         h = self.update.out(torch.zeros(n_frames, self.hidden_size, dtype=gi_r.dtype))
+        if self.fused and isinstance(h, QuantTensor) and (
+                not self.training or _statistics_done(self)):
+            return self._fused(gi_r, gi_z, gi_n, h)
         w_hr, w_hz, w_hn = self._recurrent(h)
         out = []
         for t in range(steps):
@@ -144,6 +179,25 @@ class QuantGRU(nn.Module):
             out.append(_v(h))
         return torch.stack(out, dim=2)
 
+
+    def _fused(self, gi_r, gi_z, gi_n, h):
+        """The recurrence as one autograd Function (amchw.models.gru_fused) with every
+        quantizer frozen for the sequence: the same values as the per-module path (a test
+        checks equality), without Brevitas' proxy machinery at each of the 1,024 steps."""
+        from .gru_fused import FusedQuantGRU
+
+        c, like = self.hidden_size, gi_r
+        quants = {"in_r": self.add_r.input_quant, "out_r": self.add_r.output_quant,
+                  "in_z": self.add_z.input_quant, "out_z": self.add_z.output_quant,
+                  "in_n": self.add_n.input_quant, "out_n": self.add_n.output_quant,
+                  "sig_r": self.sig_r, "sig_z": self.sig_z, "tanh_n": self.tanh_n,
+                  "q_hn": self.q_hn, "q_mul": self.mul_r.out, "q_h": self.update.out}
+        frozen = [_Frozen(quants[k], c, like) for k in QUANTIZERS]
+        scales = torch.stack([f.scale.reshape(()) for f in frozen])
+        bounds = tuple((f.lo, f.hi) for f in frozen)
+        (w_r, b_r), (w_z, b_z), (w_n, b_n) = self._recurrent_weights(h)
+        return FusedQuantGRU.apply(gi_r, gi_z, gi_n, h.value, w_r, b_r, w_z, b_z, w_n, b_n,
+                                   scales, bounds)
 
 def gru_cnn(config: QuantConfig | None = None, *, num_classes: int = NUM_CLASSES,
             cells: int = CELLS, dropout: float = 0.2) -> nn.Sequential:
