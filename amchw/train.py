@@ -1,16 +1,17 @@
 """Quantization-aware training of zoo models on RadioML-layout data (evaluation of a trained
 checkpoint, float and integer: amchw.evaluate).
 
-train(): the data file is split (the AMC challenge's split when frames are stored in equal
-(class, SNR) groups, else a seeded random 10% test split) and a seeded 10% of the training
-frames is held out for validation. The activation quantizers initialise their scales from
-the statistics of the first training steps (Brevitas' runtime statistics); the model is
-trained with Adam and a cosine learning-rate schedule; each epoch ends with a validation
-pass. The checkpoint (model name, quant config, class names, weights, optimizer, schedule,
-RNG state, history) is written atomically after every epoch, so an interrupted run resumed
-with the same output loses at most the epoch in progress; the best epoch (lowest validation
-loss) is kept in the same file; training stops early after `patience` epochs without
-improvement. Deterministic under a seed on CPU.
+train(): the data file is split as the configuration says (amchw.data.splits: by default the
+AMC challenge's split when frames are stored in equal (class, SNR) groups, else a seeded random
+10% test split, with a seeded 10% of the training frames held out for validation). The
+activation quantizers initialise their scales from the statistics of the first training
+steps (Brevitas' runtime statistics); the model is trained with Adam and a learning-rate
+schedule (cosine by default); each epoch ends with a validation pass. The checkpoint (model
+name, quant config, class names, weights, optimizer, schedule, RNG state, history) is
+written atomically after every epoch, so an interrupted run resumed with the same output loses
+at most the epoch in progress; the best epoch (lowest validation loss) is kept in the same
+file; training stops early after `patience` epochs without improvement. Deterministic under a
+seed on CPU.
 """
 
 from __future__ import annotations
@@ -50,11 +51,13 @@ class TrainConfig:
     normalize: str = "auto"             # how frames are scaled (amchw.data.radioml)
     device: str | None = None           # cpu | cuda | auto; None: DEVICE's (default auto)
     preload_mb: int = 4096              # train/val splits up to this size are read into memory
+    schedule: str = "cosine"            # learning rate: cosine | constant | step:EVERY:GAMMA
     float_epochs: int = 0               # float warm-up: the first epochs train unquantized
     stream: bool = False                # fresh synthetic training frames every epoch after the
                                         # first (amchw.data.stream; an amchw synthetic file)
     split: str = "auto"                 # amchw.checkpoint.SPLIT_CHOICES
     snr_range: tuple[int, int] | None = None   # train/val/test only on SNRs in [lo, hi] dB
+    undersample: int | None = None      # at most this many frames per (class, SNR), seeded
 
 
 @dataclass
@@ -241,6 +244,36 @@ def _set_quant_state(model: nn.Module, state: dict) -> None:
                 m.value.copy_(st["value"])
 
 
+def parse_schedule(text: str) -> tuple:
+    """"cosine" | "constant" | "step:EVERY:GAMMA" (the rate times GAMMA every EVERY epochs,
+    e.g. step:20:0.1, the GRU-CNN seed's) -> ("cosine",) | ("constant",) | ("step", every,
+    gamma); ValueError naming the text otherwise."""
+    if text in ("cosine", "constant"):
+        return (text,)
+    parts = str(text).split(":")
+    try:
+        if parts[0] != "step" or len(parts) != 3:
+            raise ValueError
+        every, gamma = int(parts[1]), float(parts[2])
+        if every < 1 or not 0.0 < gamma <= 1.0:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"learning-rate schedule {text!r}: choose cosine, constant or "
+                         "step:EVERY:GAMMA (EVERY >= 1 epochs, 0 < GAMMA <= 1)") from None
+    return ("step", every, gamma)
+
+
+def lr_schedule(opt, text: str, epochs: int):
+    """The epoch-wise scheduler of `text` (parse_schedule): cosine annealing over the run,
+    a constant rate, or a step decay."""
+    kind = parse_schedule(text)
+    if kind[0] == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
+    if kind[0] == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0)
+    return torch.optim.lr_scheduler.StepLR(opt, step_size=kind[1], gamma=kind[2])
+
+
 def set_quantization(model: nn.Module, enabled: bool) -> None:
     """Turn every Brevitas quantizer of `model` (weights, biases, activations) off or back on.
     Off, the model is its float twin: layers pass plain tensors (return_quant_tensor is
@@ -341,7 +374,7 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
         c.prepare(model)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
+    sched = lr_schedule(opt, cfg.schedule, cfg.epochs)
     gen = torch.Generator().manual_seed(cfg.seed)
     history: list[dict] = []
     best = {"val_loss": math.inf, "epoch": -1, "state_dict": None}

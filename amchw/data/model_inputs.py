@@ -28,6 +28,7 @@ MODEL_INPUTS: dict[str, ModelInput] = {
     "sbcnn-teacher": ModelInput("rml2018", (1, 2, 1024)),
     "sbcnn-student": ModelInput("rml2018", (1, 2, 1024)),
     "gru-cnn": ModelInput("rml2018", (2, 1024)),
+    **{f"gru-cnn-{c}": ModelInput("rml2018", (2, 1024)) for c in (50, 60, 70, 90)},
     "ee-baseline": _EARLY_EXIT,
     "ee-v0": _EARLY_EXIT,
     "ee-v1": _EARLY_EXIT,

@@ -45,13 +45,55 @@ def _random_parts(n: int, fractions, rng: np.random.Generator):
     return [np.sort(p) for p in np.split(perm, cuts)]
 
 
+UNDERSAMPLE_SEED = 5
+
+
+class _Rows:
+    """Some rows of a reader, seen as a reader for splitting (not stored in groups: auto is
+    then a seeded random 90/10)."""
+
+    def __init__(self, reader, rows: np.ndarray):
+        self.path, self.n = getattr(reader, "path", "?"), rows.size
+        self.labels, self.snrs = reader.labels[rows], reader.snrs[rows]
+
+    def group_size(self) -> int:
+        return 0
+
+
+def undersample_rows(reader: H5Frames, per_group: int) -> np.ndarray:
+    """Random undersampling with a fixed seed (the GRU-CNN seed's balanced sets): at most
+    `per_group` rows of every (class, SNR) group, drawn with default_rng(UNDERSAMPLE_SEED)
+    group by group; sorted row indices."""
+    if per_group < 1:
+        raise ValueError(f"undersampling keeps at least 1 frame per (class, SNR), got "
+                         f"{per_group}")
+    rng = np.random.default_rng(UNDERSAMPLE_SEED)
+    key = reader.labels.astype(np.int64) * 100_000 + (reader.snrs - reader.snrs.min())
+    order = np.argsort(key, kind="stable")
+    bounds = np.flatnonzero(np.diff(key[order])) + 1
+    keep = [g if g.size <= per_group else rng.choice(g, per_group, replace=False)
+            for g in np.split(order, bounds)]
+    return np.sort(np.concatenate(keep))
+
+
 def split_indices(reader: H5Frames, seed: int, val_fraction: float, split: str = "auto",
-                  snr_range=None):
+                  snr_range=None, undersample: int | None = None):
     """(train, val, test) row indices of a data file, per `split` (SPLIT_CHOICES); a split
     without a val part holds out a seeded `val_fraction` of train. `snr_range` (lo, hi) keeps
-    only the rows whose SNR lies in [lo, hi] dB, in all three parts (an SNR subset)."""
+    only the rows whose SNR lies in [lo, hi] dB, in all three parts (an SNR subset).
+    `undersample` N first keeps N rows per (class, SNR) (undersample_rows), then splits them
+    at random (the challenge split, defined on whole groups, is refused with it; auto is a
+    seeded 90/10)."""
     if split not in SPLIT_CHOICES:
         raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLIT_CHOICES)}")
+    if undersample is not None:
+        if split == "challenge":
+            raise ValueError("the challenge split takes whole (class, SNR) groups: choose "
+                             "another split to undersample")
+        rows = undersample_rows(reader, undersample)
+        sub = _Rows(reader, rows)
+        parts = split_indices(sub, seed, val_fraction, split, snr_range)
+        return tuple(rows[p] for p in parts)
     val = None
     if split in ("auto", "challenge"):
         try:
@@ -95,4 +137,4 @@ def config_split(reader: H5Frames, tcfg) -> tuple:
     snr = get("snr_range")
     return split_indices(reader, get("seed", DEFAULT_SEED),
                          get("val_fraction", DEFAULT_VAL_FRACTION), get("split", "auto") or "auto",
-                         tuple(snr) if snr is not None else None)
+                         tuple(snr) if snr is not None else None, get("undersample"))

@@ -7,6 +7,8 @@ QuantEltwiseAdd) and concatenate (amchw.models.layers.Cat).
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Callable
 
@@ -181,6 +183,18 @@ register(
         "tanh), conv 16 k3, avg pool, conv 24 k3, GAP, BN; 25,480 parameters",
     )
 )
+for _cells in (50, 60, 70, 90):   # the seed's Table 2 cell counts (80 is gru-cnn)
+    register(
+        ZooEntry(
+            name=f"gru-cnn-{_cells}",
+            builder=functools.partial(gru_cnn, cells=_cells),
+            num_classes=24,
+            **_reads(f"gru-cnn-{_cells}"),
+            description=f"GRU-CNN with {_cells} GRU cells (GRU-CNN seed, Table 2); "
+            f"{3 * (4 * _cells + _cells * _cells) + 50 * _cells + 1320:,} "
+            "parameters",
+        )
+    )
 register(
     ZooEntry(
         name="ee-baseline",

@@ -88,3 +88,26 @@ def test_snr_range_text():
         with pytest.raises(ValueError, match="SNR range"):
             parse_snr_range(bad)
     assert SPLIT_CHOICES[0] == "auto"
+
+
+def test_undersampling_balances_every_class_and_snr_then_splits():
+    """The GRU-CNN seed's random undersampling with a fixed seed: N frames of every
+    (class, SNR), the same N whatever the run's seed, then the chosen split of those rows."""
+    from amchw.data.splits import undersample_rows
+
+    r = _reader(n_per=50, shuffled=True)
+    rows = undersample_rows(r, 20)
+    counts = np.unique(np.stack([r.labels[rows], r.snrs[rows]]), axis=1, return_counts=True)[1]
+    assert rows.size == 3 * 4 * 20 and np.all(counts == 20)
+    assert np.array_equal(rows, undersample_rows(r, 20))
+    parts = split_indices(r, 1, 0.1, "80/20", undersample=20)
+    assert np.array_equal(np.sort(np.concatenate(parts)), rows)
+    assert abs(parts[2].size / rows.size - 0.2) < 0.01
+    other = split_indices(r, 2, 0.1, "80/20", undersample=20)
+    assert np.array_equal(np.sort(np.concatenate(other)), rows)   # same frames, other split
+    assert not np.array_equal(parts[2], other[2])
+    assert np.array_equal(undersample_rows(r, 500), np.arange(r.n))   # groups smaller than N
+    with pytest.raises(ValueError, match="challenge split takes whole"):
+        split_indices(_reader(), 1, 0.1, "challenge", undersample=10)
+    with pytest.raises(ValueError, match="at least 1 frame"):
+        undersample_rows(r, 0)

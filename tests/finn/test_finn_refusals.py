@@ -15,7 +15,7 @@ from finn_helpers import BUILDS, _export
 
 def test_every_zoo_model_is_covered():
     """Every zoo model goes through FINN (the GRU-CNN is refused as recurrent)."""
-    assert set(BUILDS) | {"gru-cnn", "inception"} == set(ZOO)
+    assert set(BUILDS) | {"inception"} == {n for n in ZOO if not n.startswith("gru-cnn")}
 
 
 # (model, rewrites applied, the rule left broken, the FINN step that then fails or None when

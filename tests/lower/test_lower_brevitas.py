@@ -26,11 +26,12 @@ def zoo_model(name, scales, frames):
 
 
 @pytest.mark.parametrize("name,scales,reference", [
-    (name, scales, ref) for name in sorted(ZOO)
+    (name, scales, ref) for name in sorted(ZOO) if not name.startswith("gru-cnn-")
     for scales, ref in (("po2", "float32"), ("float", "float64"))])
 def test_zoo_verifies_bit_exact(name, scales, reference):
     """The whole zoo: 0 forbidden mismatches against Brevitas, layer by layer, over 256 frames
-    (fewer for the largest models, see below)."""
+    (fewer for the largest models, see below); of the GRU-CNN's cell-count variants (the
+    same layers, narrower or wider) the 80-cell one."""
     # the GRU-CNN runs its 1024 steps one by one in Brevitas: 8 frames; models above 3M
     # parameters or 15M MACs per frame: 64 (the int64 reference run dominates)
     m0 = build(name)

@@ -81,7 +81,7 @@ def test_vtcnn2_layout():
     assert all(d.p == 0.5 for d in (m.drop1, m.drop2, m.drop3))
 
 
-@pytest.mark.parametrize("name", sorted(ZOO))
+@pytest.mark.parametrize("name", sorted(n for n in ZOO if not n.startswith("gru-cnn-")))
 @pytest.mark.parametrize("config", CONFIGS, ids=str)
 def test_forward_and_quant_wiring(name, config):
     """Biased quant layers get QuantTensor inputs; every quant layer emits a plain tensor;
@@ -188,6 +188,8 @@ def test_zoo_macs_agree_with_the_simulator_mapping():
     from amchw.sims.mapping import GemmView, layers
 
     for name, e in ZOO.items():
+        if name.startswith("gru-cnn-"):   # the 80-cell GRU-CNN's code at other widths
+            continue
         fr = frames_for(name, 8, seed=0)
         m = calibrate(build(name, seed=0), torch.as_tensor(fr), seed=0)
         g = lower(m, torch.as_tensor(fr[:2]), name=name)
