@@ -64,23 +64,34 @@ def device_option(f):
 @click.option("--snr-range", default=None, metavar="LO:HI",
               help="Train, validate and test only on frames with SNR in [LO, HI] dB "
                    "(e.g. 0:16; either side may be empty).")
+@click.option("--undersample", type=click.IntRange(1), default=None, metavar="N",
+              help="Random undersampling with a fixed seed: N frames of every (class, SNR), "
+                   "then the split (the GRU-CNN seed's balanced sets).")
+@click.option("--schedule", default="cosine", show_default=True,
+              help="Learning-rate schedule: cosine, constant or step:EVERY:GAMMA (the rate "
+                   "times GAMMA every EVERY epochs; the GRU-CNN seed's is step:20:0.1).")
 @device_option
 @quant_options
 def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, float_epochs,
               stream, batch_size, lr,
-              weight_decay, patience, max_train, per_channel, split, snr_range, device, scales,
-              weight_bits, act_bits, seed):
+              weight_decay, patience, max_train, per_channel, split, snr_range, undersample,
+              schedule, device, scales, weight_bits, act_bits, seed):
     """Quantization-aware training of a zoo model; resumes from --out if it exists."""
     from amchw.data.radioml import DatasetError, synth_to_h5
     from amchw.data.synthetic import PROFILES
     from amchw.models import ZOO
-    from amchw.train import TrainConfig, batches_per_epoch, train, tune_allocator
+    from amchw.train import (TrainConfig, batches_per_epoch, parse_schedule, train,
+                             tune_allocator)
 
     tune_allocator()
     try:
         snrs = parse_snr_range(snr_range)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--snr-range") from None
+    try:
+        parse_schedule(schedule)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--schedule") from None
     if model_name not in ZOO:
         raise click.BadParameter(f"unknown zoo model {model_name!r}; choose from "
                                  f"{', '.join(sorted(ZOO))}", param_hint="--model")
@@ -96,7 +107,7 @@ def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, floa
                       batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       patience=patience, seed=seed, max_train=max_train, normalize=normalize,
                       device=device, split=split, snr_range=snrs, float_epochs=float_epochs,
-                      stream=stream,
+                      stream=stream, undersample=undersample, schedule=schedule,
                       quant={"weight_bits": weight_bits, "act_bits": act_bits,
                              "scales": scales, "per_channel": per_channel})
     bar = {"b": None}   # the current epoch's progress bar, opened by its first batch

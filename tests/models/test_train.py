@@ -279,3 +279,33 @@ def test_streamed_epochs_are_fresh_and_reproducible(data16, tmp_path):
                      r.classes)
     with pytest.raises(DatasetError, match="plain.h5: streaming needs an amchw synthetic file"):
         train(_cfg(str(p), tmp_path / "e.pt", stream=True), log=_quiet)
+
+
+def test_learning_rate_schedules():
+    """step:20:0.1 (the GRU-CNN seed's: 1e-3, times 0.1 every 20 epochs), constant, cosine;
+    a malformed schedule is refused naming it, on the command line as a usage error."""
+    from click.testing import CliRunner
+
+    from amchw.cli import main
+    from amchw.train import lr_schedule
+
+    def rates(text, epochs):
+        opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1e-3)
+        sched, out = lr_schedule(opt, text, epochs), []
+        for _ in range(epochs):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return np.array(out)
+
+    r = rates("step:20:0.1", 60)
+    assert np.allclose(r[:20], 1e-3) and np.allclose(r[20:40], 1e-4) and np.allclose(r[40:], 1e-5)
+    assert np.allclose(rates("constant", 5), 1e-3)
+    c = rates("cosine", 10)
+    assert c[0] == 1e-3 and np.all(np.diff(c) < 0)
+    for bad in ("step:0:0.1", "step:5", "linear", "step:5:2"):
+        with pytest.raises(ValueError, match="learning-rate schedule"):
+            lr_schedule(torch.optim.Adam([torch.zeros(1, requires_grad=True)]), bad, 3)
+    res = CliRunner().invoke(main, ["train", "--model", "vtcnn2", "-o", "x.pt", "--schedule",
+                                    "step:x:1"])
+    assert res.exit_code == 2 and "--schedule" in res.output
