@@ -216,6 +216,23 @@ def test_footprint_counts_bits():
     assert footprint(build("gru-cnn", QuantConfig()), 8)["total_parameters"] == 25_480
 
 
+@pytest.mark.parametrize("sparsity,params,kb", [(0.5, 13_144, 13.1), (0.7, 8_210, 8.2),
+                                                (0.8, 5_742, 5.7), (0.85, 4_509, 4.5)])
+def test_gru_cnn_pruned_counts_are_the_seeds_table_three(sparsity, params, kb):
+    """Magnitude pruning of every GRU and conv kernel (24,672 weights) of the 80-cell GRU-CNN
+    to the seed's sparsities leaves exactly Table 3's parameter counts and footprints: the seed
+    counts all trainable parameters less the pruned weights (BatchNorm shifts included, zero or
+    not)."""
+    from amchw.compress.prune import magnitude_prune, prunable
+
+    m = build("gru-cnn", QuantConfig(), seed=0)
+    assert sum(layer.weight.numel() for layer in prunable(m).values()) == 24_672
+    magnitude_prune(m, sparsity)
+    fp = footprint(m, 8)
+    assert fp["parameters"] == params and round(fp["footprint_bytes"] / 1000, 1) == kb
+    assert abs(fp["sparsity"] - sparsity) < 1e-4
+
+
 def test_pq_codes_rebuild_the_stated_codebook_on_a_trained_layer(base_ck):
     """The trained layer's range shrinks under PQ, so its statistics scale moves: the codebook
     returned must be the one the layer stores."""
