@@ -103,7 +103,7 @@ class StageResult:
     target: float
     checkpoint: str
     sparsity: float              # zero fraction of the pruned weights
-    parameters: int              # non-zero parameters of the whole model
+    parameters: int              # parameters less the pruned weights (footprint())
     total_parameters: int
     footprint_bytes: int         # parameters x weight bits / 8 (the seed's memory footprint)
 

@@ -31,7 +31,8 @@ CONFIGS = {
 # early exits V1-V3 (V0's ops at other places) in po2 / TorchScript
 # (the GRU-CNN is not exportable: FINN has no recurrent layers; see the refusal test)
 FULL = {"vgg10", "vtcnn2"}
-CASES = [(m, c, d) for m in ZOO if not m.startswith("gru-cnn") for c in CONFIGS for d in (False, True)
+CASES = [(m, c, d) for m in ZOO if not m.startswith("gru-cnn") for c in CONFIGS
+         for d in (False, True)
          if (d is False or c in ("po2", "float-perchannel"))
          and (m in FULL or (c, d) in (("po2", False), ("float-perchannel", True)))
          and (m not in ("ee-v1", "ee-v2", "ee-v3") or (c, d) == ("po2", False))]

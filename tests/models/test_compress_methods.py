@@ -244,3 +244,55 @@ def test_pq_codes_rebuild_the_stated_codebook_on_a_trained_layer(base_ck):
     stored = model.fc1.quant_weight().int().numpy().T
     assert np.array_equal(pq_reconstruct(info["codes"], info["codebooks"]), stored)
     assert info["codebooks"].shape == (4, 16, 64) and info["codes"].shape == (256, 4)
+
+
+def test_imp_reaches_its_exact_sparsities_on_the_gru_while_training():
+    """The GRU-CNN seed's IMP chain 0.5 -> 0.7 -> 0.8 -> 0.85 (initial 0.2, polynomial
+    schedule) on the GRU-CNN itself, trained by Adam through the fused GRU between pruning
+    steps: at each stage's end every pruned tensor (the GRU's input and recurrent kernels,
+    both convolutions) holds exactly round(s x size) zeros, earlier zeros stay zero, and the
+    trained, pruned model still lowers with its sparsity intact."""
+    import numpy as np
+
+    from amchw.compress.imp import GradualPruning
+    from amchw.compress.prune import prunable
+    from amchw.data.synthetic import synthesize
+    from amchw.lower.brevitas import lower
+    from amchw.models.gru import _statistics_done
+
+    X, y, _ = synthesize("rml2018", 1, [20], seed=3)
+    X, y = torch.as_tensor(np.ascontiguousarray(X[::3, :, :64])), torch.as_tensor(y[::3])
+    torch.manual_seed(0)
+    m = build("gru-cnn-50", QuantConfig(), seed=0).train()
+    for _ in range(5):                       # 5 x 64 steps: the cell's scales are learned
+        m(X)
+    assert _statistics_done(m.gru)
+    layers = prunable(m)
+    assert {"gru.w_ir", "gru.w_hr", "gru.w_hn", "conv1", "conv2"} <= set(layers)
+    held = {n: torch.zeros_like(layer.weight, dtype=torch.bool) for n, layer in layers.items()}
+    step = 0
+    for target in (0.5, 0.7, 0.8, 0.85):
+        c = GradualPruning(target, end_step=4, initial=0.2, frequency=1)
+        c.prepare(m)
+        opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+        for k in range(1, 5):
+            out = m(X)
+            loss = torch.nn.functional.cross_entropy(out.value if hasattr(out, "value") else out,
+                                                     y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            c.after_step(m, k)
+            step += 1
+        assert c.ready(4)
+        for n, layer in layers.items():
+            zero = layer.weight == 0
+            assert int(zero.sum()) == round(target * layer.weight.numel()), (n, target)
+            assert bool(zero[held[n]].all()), (n, target)    # once pruned, pruned for good
+            held[n] = zero
+    m.eval()
+    g = lower(m, X[:2])
+    gru = next(node for node in g.nodes if node.op.kind == "GRU")
+    dense = [node for node in gru.op.cell.nodes if node.op.kind == "Dense"]
+    zeros = sum(int((node.op.weight == 0).sum()) for node in dense)
+    assert zeros == sum(round(0.85 * layers[f"gru.w_h{k}"].weight.numel()) for k in "rzn")
