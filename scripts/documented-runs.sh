@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The training runs documented in docs/training.md ("Documented runs"): data, training and
 # evaluation of cnn-slim (30 dB), ee-baseline (rml2016b), vgg10 (rml2018) and vtcnn2 (rml2016 at
-# RadioML 2016.10A's size), each logged with its wall time under runs/doc/, and "warmup" (vtcnn2
-# with a float warm-up against QAT from scratch). Rerunning resumes unfinished trainings.
+# RadioML 2016.10A's size), each logged with its wall time under runs/doc/, and "warmup"
+# (ee-baseline with a float warm-up against QAT from scratch). Rerunning resumes unfinished trainings.
 # Usage: bash scripts/documented-runs.sh [run ...] (default: the four models).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,13 +38,13 @@ run_one() {
     timed vtcnn2.train $AMCHW train --model vtcnn2 --data $D/rml2016-1000.h5 \
         --epochs 8 --patience 3 -o $D/vtcnn2.pt ;;
   warmup)   # float warm-up against QAT from scratch: same data, epochs and seed
-    synth $D/rml2016-200.h5 rml2016 200
-    timed warmup-scratch.train $AMCHW train --model vtcnn2 --data $D/rml2016-200.h5 \
-        --epochs 6 --patience 6 -o $D/warmup-scratch.pt
-    timed warmup-scratch.eval $AMCHW eval $D/warmup-scratch.pt --data $D/rml2016-200.h5 --json
-    timed warmup-float.train $AMCHW train --model vtcnn2 --data $D/rml2016-200.h5 \
-        --epochs 6 --patience 6 --float-epochs 2 -o $D/warmup-float.pt
-    timed warmup-float.eval $AMCHW eval $D/warmup-float.pt --data $D/rml2016-200.h5 --json
+    synth $D/rml2016b-300.h5 rml2016b 300
+    timed warmup-scratch.train $AMCHW train --model ee-baseline --data $D/rml2016b-300.h5 \
+        --epochs 8 --patience 8 -o $D/warmup-scratch.pt
+    timed warmup-scratch.eval $AMCHW eval $D/warmup-scratch.pt --data $D/rml2016b-300.h5 --json
+    timed warmup-float.train $AMCHW train --model ee-baseline --data $D/rml2016b-300.h5 \
+        --epochs 8 --patience 8 --float-epochs 3 -o $D/warmup-float.pt
+    timed warmup-float.eval $AMCHW eval $D/warmup-float.pt --data $D/rml2016b-300.h5 --json
     return ;;
   *) echo "unknown run $1" >&2; exit 2 ;;
   esac
