@@ -107,6 +107,16 @@ class _Frozen:
         self.lo, self.hi = float(codes[0].min()), float(codes[1].max())
 
 
+#: parameter-less nn.GRU modules whose kernels QuantGRU._float runs on its own weights
+_SHELLS: dict[tuple[int, int], nn.GRU] = {}
+
+
+def _quantizing(quant_identity: nn.Module) -> bool:
+    """Whether a QuantIdentity quantizes (False while amchw.train.set_quantization has
+    turned quantization off)."""
+    return not getattr(quant_identity.act_quant, "disable_quant", False)
+
+
 def _statistics_done(module: nn.Module) -> bool:
     """Whether every runtime-statistics scale inside `module` has finished gathering (its
     scale is then a learned parameter, independent of the input)."""
@@ -162,6 +172,8 @@ class QuantGRU(nn.Module):
     fused = True
 
     def forward(self, x):
+        if self.fused and not _quantizing(self.update.out):
+            return self._float(x)   # quantization off (a float warm-up): torch's GRU kernels
         gi_r, gi_z, gi_n = self.w_ir(x), self.w_iz(x), self.w_in(x)  # (N, C, T) each
         n_frames, steps = gi_r.shape[0], gi_r.shape[2]
         h = self.update.out(torch.zeros(n_frames, self.hidden_size, dtype=gi_r.dtype))
@@ -179,6 +191,24 @@ class QuantGRU(nn.Module):
             out.append(_v(h))
         return torch.stack(out, dim=2)
 
+
+    def _float(self, x):
+        """The float GRU (every quantizer off) by torch's nn.GRU kernels on this module's
+        weights (the same reset-after cell, gates in r, z, n order): what a float warm-up
+        trains, at float speed. Equal to the per-module float path up to float rounding."""
+        from torch.func import functional_call
+
+        key = (self.input_size, self.hidden_size)
+        shell = _SHELLS.get(key)
+        if shell is None:
+            shell = _SHELLS[key] = nn.GRU(*key, batch_first=True)
+        w = {k: torch.cat([getattr(self, f"w_{k}{g}").weight for g in "rzn"])
+             for k in ("i", "h")}
+        b = {k: torch.cat([getattr(self, f"w_{k}{g}").bias for g in "rzn"]) for k in ("i", "h")}
+        params = {"weight_ih_l0": w["i"].reshape(3 * self.hidden_size, self.input_size),
+                  "weight_hh_l0": w["h"], "bias_ih_l0": b["i"], "bias_hh_l0": b["h"]}
+        seq = _v(x).transpose(1, 2)
+        return functional_call(shell, params, (seq,))[0].transpose(1, 2)
 
     def _fused(self, gi_r, gi_z, gi_n, h):
         """The recurrence as one autograd Function (amchw.models.gru_fused) with every

@@ -85,3 +85,24 @@ def test_training_on_the_fused_path_lowers_the_loss():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] - 0.1, losses
+
+
+def test_float_warmup_runs_torchs_gru_on_the_same_weights():
+    """Quantization off (train --float-epochs): the GRU is torch's nn.GRU kernels on the
+    module's own weights, the per-module float path's values up to float rounding (the same
+    cell), with gradients reaching the module's parameters."""
+    from amchw.train import set_quantization
+
+    m = gru_cnn(QuantConfig(), cells=8).train()
+    set_quantization(m, False)
+    X = torch.randn(4, 2, 50)
+    m.gru.fused = True
+    a = m.gru(X)
+    a.square().sum().backward()
+    assert m.gru.w_hz.weight.grad is not None and m.gru.w_in.bias.grad.abs().sum() > 0
+    m.gru.fused = False
+    b = m.gru(X)
+    assert type(a) is torch.Tensor and torch.allclose(a, b, rtol=0, atol=1e-5)
+    set_quantization(m, True)
+    m.gru.fused = True
+    assert _statistics_done(m.gru) is False       # back on: the quantized path gathers stats
