@@ -83,7 +83,10 @@ class FusedQuantGRU(torch.autograd.Function):
         gi_r, gi_z, gi_n, h0, w_r, b_r, w_z, b_z, w_n, b_n, scales, H = ctx.saved_tensors
         lin = ((w_r, b_r), (w_z, b_z), (w_n, b_n))
         W = torch.cat([w_r, w_z, w_n])            # (3C, C): one matmul for the three gates
-        learned = ctx.needs_input_grad[10] and scales.requires_grad
+        # the scale gradients worth accumulating: learned ones (sigmoid and tanh have constant
+        # output scales, and float warm-up none)
+        learned = {name for name in QUANTIZERS
+                   if ctx.needs_input_grad[10] and name not in ("sig_r", "sig_z", "tanh_n")}
         step = _Step(scales, ctx.bounds)
         n, c, steps = H.shape
         dgr, dgz, dgn = (torch.zeros_like(g) for g in (gi_r, gi_z, gi_n))
@@ -98,7 +101,7 @@ class FusedQuantGRU(torch.autograd.Function):
             was inside the bounds, zero where clamped; its scale's gradient accumulated."""
             u, v, w = step.saved[key or name]
             inside = v == w
-            if learned:
+            if name in learned:
                 ds[_I[name]].addcmul_(torch.where(inside, w - u, w), dy)
             return torch.where(inside, dy, zero)
 
@@ -127,6 +130,6 @@ class FusedQuantGRU(torch.autograd.Function):
             dW.addmm_(g.t(), h_prev)
             db += g.sum(0)
             dh = dh.addmm(g, W)
-        dscales = ds.sum(dim=(1, 2)) if learned else None
+        dscales = ds.sum(dim=(1, 2)) if ctx.needs_input_grad[10] else None
         return (dgr, dgz, dgn, dh, dW[:c], db[:c], dW[c:2 * c], db[c:2 * c], dW[2 * c:],
                 db[2 * c:], dscales, None)
