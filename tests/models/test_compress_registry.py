@@ -73,8 +73,9 @@ def test_each_command_is_its_registry_entry(name):
     assert " ".join(cmd.help.split()) == " ".join(m.help.split())
     params = {p.name: p for p in cmd.params}
     cli = [o for o in m.options if o.cli]
-    assert [p.name for p in cmd.params] == [o.name for o in cli] + ["output"]
+    assert [p.name for p in cmd.params] == [o.name for o in cli] + ["output", "device"]
     assert params["output"].required and params["output"].help == m.output_help
+    assert params["device"].default == "auto" and not params["device"].required
     for o in cli:
         p = params[o.name]
         if o.argument:

@@ -169,6 +169,17 @@ def test_device_auto_on_cpu_and_lazy_reads_train_the_same(data16, tmp_path):
         train(_cfg(data16, tmp_path / "c.pt", device="cuda"), log=_quiet)
     with pytest.raises(ValueError, match="unknown device 'tpu'"):
         resolve_device("tpu")
+    # amchw compress --device sets the device of every training its method runs
+    from amchw.train import DEVICE
+
+    token = DEVICE.set("cuda")
+    try:
+        with pytest.raises(ValueError, match="--device cuda"):
+            resolve_device(None)
+        assert resolve_device("cpu") == torch.device("cpu")   # an explicit choice wins
+    finally:
+        DEVICE.reset(token)
+    assert resolve_device(None) == torch.device("cpu")
 
 
 def test_in_memory_dataset_holds_the_same_frames(data16):
