@@ -3,7 +3,8 @@
 # evaluation of cnn-slim (30 dB), ee-baseline (rml2016b), vgg10 (rml2018) and vtcnn2 (rml2016 at
 # RadioML 2016.10A's size), each logged with its wall time under runs/doc/, and "warmup"
 # (ee-baseline with a float warm-up against QAT from scratch). Rerunning resumes unfinished trainings.
-# Usage: bash scripts/documented-runs.sh [run ...] (default: the four models).
+# Usage: bash scripts/documented-runs.sh [run ...] (default: the four models). Each training
+# uses the torch threads it is given (OMP_NUM_THREADS=1 to run two side by side on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AMCHW=${AMCHW:-.venv/bin/amchw}
@@ -24,7 +25,12 @@ run_one() {
   cnn-slim)
     synth $D/rml2016-1024-30dB.h5 rml2016-1024 3000 30
     timed cnn-slim.train $AMCHW train --model cnn-slim --data $D/rml2016-1024-30dB.h5 \
-        --epochs 30 --patience 5 -o $D/cnn-slim.pt ;;
+        --epochs 30 --patience 5 -o $D/cnn-slim.pt
+    # the same file, every epoch after the first on fresh frames of its recipe
+    timed cnn-slim-stream.train $AMCHW train --model cnn-slim --data $D/rml2016-1024-30dB.h5 \
+        --stream --epochs 30 --patience 6 -o $D/cnn-slim-stream.pt
+    timed cnn-slim-stream.eval $AMCHW eval $D/cnn-slim-stream.pt --data $D/rml2016-1024-30dB.h5 \
+        --json ;;
   ee-baseline)
     synth $D/rml2016b-300.h5 rml2016b 300
     timed ee-baseline.train $AMCHW train --model ee-baseline --data $D/rml2016b-300.h5 \
