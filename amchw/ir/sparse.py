@@ -9,7 +9,7 @@ from dataclasses import replace
 from .formats import (WeightFormat, check_format, format_error, index_bits, index_extent,
                       min_index_bits, nonzero_mask, pq_codebooks, sparsity, weight_matrix)
 from .graph import Graph, Node
-from .ops import Conv, Dense
+from .ops import GRU, Conv, Dense
 from .types import IRError
 from .validate import validate
 
@@ -30,7 +30,9 @@ def set_format(graph: Graph, fmt: str, min_sparsity: float = 0.0, index_bits: in
                layers=None) -> tuple[Graph, dict[str, str]]:
     """A copy of `graph` whose Conv/Dense layers (all, or those named in `layers`) with at
     least `min_sparsity` zero weights store them in `fmt`; an N:M format goes only to layers
-    whose weights fit it. Returns (graph, {node: why it was left as it was})."""
+    whose weights fit it. With no `layers` named, a GRU's recurrent layers (inside its cell)
+    are formatted too. Returns (graph, {node: why it was left as it was}; a cell's nodes as
+    GRU/node)."""
     err = format_error(fmt)
     if err:
         raise IRError(f"unknown {err}")
@@ -39,7 +41,12 @@ def set_format(graph: Graph, fmt: str, min_sparsity: float = 0.0, index_bits: in
     wanted = None if layers is None else set(layers)
     for n in graph.nodes:
         op = n.op
-        if isinstance(op, (Conv, Dense)) and (wanted is None or n.name in wanted):
+        if isinstance(op, GRU) and wanted is None:
+            # the recurrent layers inside the cell, costed once per step, are layers too
+            cell, why = set_format(op.cell, fmt, min_sparsity, index_bits)
+            skipped.update({f"{n.name}/{k}": v for k, v in why.items()})
+            op = replace(op, cell=cell)
+        elif isinstance(op, (Conv, Dense)) and (wanted is None or n.name in wanted):
             sp = sparsity(op)
             if sp < min_sparsity:
                 skipped[n.name] = f"sparsity {sp:.1%} < {min_sparsity:.1%}"
