@@ -19,6 +19,11 @@ default (6 bias vectors, so C cells on I inputs hold 3 (C I + C^2 + 2 C) paramet
   exact integer: h' = round((256 n + z (h - n)) / 256) in codes (z in units of 2^-8).
 - h starts at 0. The output is the sequence of h values, (N, C, T), a float tensor whose
   values are codes times 2^-7.
+- Three ways to run it, one set of values: the per-module path (each quantizer a Brevitas
+  module call at every step: while activation statistics are gathered, or with fused=False);
+  once every scale is learned (and in eval), the fused recurrence (amchw.models.gru_fused: the
+  same arithmetic op for op, with a hand-written backward); with quantization off (a float
+  warm-up), torch's nn.GRU kernels on the same weights.
 
 GRU-CNN (the seed's Figure 3): GRU of C cells, BN, ReLU, dropout 0.2; conv 16 k3, BN, ReLU,
 average pool 2, dropout 0.2; conv L k3, BN, ReLU; global average pool; BN. With C = 80 and
