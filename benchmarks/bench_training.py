@@ -187,7 +187,7 @@ from amchw.data.radioml import H5Frames, synth_to_h5  # noqa: E402
 from amchw.data.synthetic import PROFILES  # noqa: E402
 from amchw.train import tune_allocator  # noqa: E402
 from amchw.data.torch_dataset import FrameDataset  # noqa: E402
-from amchw.models import ZOO, QuantConfig, build  # noqa: E402
+from amchw.models import ZOO, QuantConfig, QuantGRU, build  # noqa: E402
 from amchw.train import Objective, _batches, _heads  # noqa: E402
 
 # ------------------------------------------------------------------------------ models
@@ -197,7 +197,7 @@ def _replace_brevitas(module: nn.Module, prefix: str) -> None:
     """Replace, in place and top-down, every Brevitas child (at any depth) by float_layer."""
     for child, m in list(module.named_children()):
         name = f"{prefix}{child}"
-        if type(m).__module__.startswith("brevitas") or type(m).__name__ == "QuantGRU":
+        if type(m).__module__.startswith("brevitas") or isinstance(m, QuantGRU):
             setattr(module, child, float_layer(name, m))
         else:
             _replace_brevitas(m, name + ".")

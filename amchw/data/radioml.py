@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 import pickle
 from pathlib import Path
 
@@ -318,24 +319,43 @@ def read_rml2016(path):
     return np.concatenate(X), np.concatenate(y), np.concatenate(s), tuple(mods)
 
 
-def write_h5(path, X, y, snr, classes, attrs: dict | None = None) -> Path:
-    """Write frames in the RadioML 2018 layout (X (N, L, 2), Y one-hot, Z (N, 1)) plus the
-    class names, atomically."""
+@contextmanager
+def h5_writer(path, n: int, length: int, classes, attrs: dict | None = None):
+    """amchw's HDF5 layout (RadioML 2018.01A's: X (N, L, 2) float32 with I/Q last, Y one-hot
+    (N, classes) int64, Z (N, 1) int64 SNR; the class names and `attrs` as attributes),
+    written atomically. Yields put(start, X (k, 2, L), labels (k,), snrs (k,)), which fills
+    rows start..start+k; the file appears at `path` only when the block ends without error."""
     import h5py
 
     from amchw.fileio import atomic_path
 
-    X = np.asarray(X, np.float32)
+    k = len(classes)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
-            f.create_dataset("X", data=np.transpose(X, (0, 2, 1)))
-            Y = np.zeros((len(y), len(classes)), np.int64)
-            Y[np.arange(len(y)), y] = 1
-            f.create_dataset("Y", data=Y)
-            f.create_dataset("Z", data=np.asarray(snr, np.int64).reshape(-1, 1))
+            X = f.create_dataset("X", (n, length, 2), np.float32,
+                                 chunks=(max(1, min(n, 1024)), length, 2))
+            Y = f.create_dataset("Y", (n, k), np.int64)
+            Z = f.create_dataset("Z", (n, 1), np.int64)
+
+            def put(start: int, x, labels, snrs) -> None:
+                m = len(labels)
+                X[start:start + m] = np.transpose(np.asarray(x, np.float32), (0, 2, 1))
+                onehot = np.zeros((m, k), np.int64)
+                onehot[np.arange(m), np.asarray(labels)] = 1
+                Y[start:start + m] = onehot
+                Z[start:start + m] = np.asarray(snrs, np.int64).reshape(-1, 1)
+
+            yield put
             f.attrs["classes"] = np.array([c.encode() for c in classes])
-            for k, v in (attrs or {}).items():
-                f.attrs[k] = v
+            for key, v in (attrs or {}).items():
+                f.attrs[key] = v
+
+
+def write_h5(path, X, y, snr, classes, attrs: dict | None = None) -> Path:
+    """Write frames (X (N, 2, L)) in amchw's HDF5 layout (h5_writer), atomically."""
+    X = np.asarray(X, np.float32)
+    with h5_writer(path, X.shape[0], X.shape[2], classes, attrs) as put:
+        put(0, X, y, snr)
     return Path(path)
 
 
@@ -350,10 +370,6 @@ def convert_to_h5(src, out, normalize: str = "auto", snr_range=None, chunk: int 
     normalize "none" by default (auto on HDF5)."""
     import time
 
-    import h5py
-
-    from amchw.fileio import atomic_path
-
     t0 = time.perf_counter()
     with open_frames(src, normalize) as r:
         rows = np.arange(r.n)
@@ -363,25 +379,14 @@ def convert_to_h5(src, out, normalize: str = "auto", snr_range=None, chunk: int 
                 raise DatasetError(f"{src}: no frames with SNR in [{snr_range[0]}, "
                                    f"{snr_range[1]}] dB")
         n, k = rows.size, len(r.classes)
-        with atomic_path(out) as tmp:
-            with h5py.File(tmp, "w") as f:
-                X = f.create_dataset("X", (n, r.length, 2), np.float32,
-                                     chunks=(min(n, 1024), r.length, 2))
-                Y = f.create_dataset("Y", (n, k), np.int64)
-                Z = f.create_dataset("Z", (n, 1), np.int64)
-                for a in range(0, n, chunk):
-                    sel = rows[a:a + chunk]
-                    X[a:a + sel.size] = np.transpose(r.frames(sel), (0, 2, 1))
-                    y = np.zeros((sel.size, k), np.int64)
-                    y[np.arange(sel.size), r.labels[sel]] = 1
-                    Y[a:a + sel.size] = y
-                    Z[a:a + sel.size] = r.snrs[sel].reshape(-1, 1)
-                    if progress is not None:
-                        progress(sel.size)
-                f.attrs["classes"] = np.array([c.encode() for c in r.classes])
-                f.attrs["converted_from"] = getattr(r, "dataset", r.kind)
-                f.attrs["source_file"] = Path(src).name
-                f.attrs["normalize"] = r.normalize
+        attrs = {"converted_from": getattr(r, "dataset", r.kind),
+                 "source_file": Path(src).name, "normalize": r.normalize}
+        with h5_writer(out, n, r.length, r.classes, attrs) as put:
+            for a in range(0, n, chunk):
+                sel = rows[a:a + chunk]
+                put(a, r.frames(sel), r.labels[sel], r.snrs[sel])
+                if progress is not None:
+                    progress(sel.size)
         return {"frames": n, "length": r.length, "classes": k, "dataset": r.dataset,
                 "normalize": r.normalize, "seconds": time.perf_counter() - t0}
 
@@ -394,10 +399,6 @@ def synth_to_h5(path, profile: str, per_class_snr: int, snrs, seed: int = 0,
     import time
     from dataclasses import replace
 
-    import h5py
-
-    from amchw.fileio import atomic_path
-
     from .synthetic import PROFILES, synthesize
 
     prof = PROFILES[profile]
@@ -406,31 +407,18 @@ def synth_to_h5(path, profile: str, per_class_snr: int, snrs, seed: int = 0,
     per_class = len(snrs) * per_class_snr
     n = n_cls * per_class
     t0 = time.perf_counter()
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            X = f.create_dataset("X", (n, prof.length, 2), np.float32,
-                                 chunks=(min(n, 1024), prof.length, 2))
-            Y = f.create_dataset("Y", (n, n_cls), np.int64)
-            Z = f.create_dataset("Z", (n, 1), np.int64)
-            for c in range(n_cls):
-                one = replace(prof, classes=(prof.classes[c],))   # class c alone
-                x, _, snr = synthesize(one, per_class_snr, snrs,
-                                       seed=np.random.default_rng([seed, c]), channel=channel)
-                sl = slice(c * per_class, (c + 1) * per_class)
-                X[sl] = np.transpose(x, (0, 2, 1))
-                y = np.zeros((per_class, n_cls), np.int64)
-                y[:, c] = 1
-                Y[sl] = y
-                Z[sl] = snr.reshape(-1, 1)
-                if progress is not None:
-                    progress(1)
-            f.attrs["classes"] = np.array([c.encode() for c in prof.classes])
-            f.attrs["profile"] = profile
-            f.attrs["seed"] = seed
-            f.attrs["channel"] = channel
-            f.attrs["snr_definition"] = ("true full-band SNR: mean signal power over the frame "
-                                         "/ complex white noise power")
-            f.attrs["generator"] = "amchw.data.synthetic"
+    attrs = {"profile": profile, "seed": seed, "channel": channel,
+             "snr_definition": ("true full-band SNR: mean signal power over the frame / "
+                                "complex white noise power"),
+             "generator": "amchw.data.synthetic"}
+    with h5_writer(path, n, prof.length, prof.classes, attrs) as put:
+        for c in range(n_cls):
+            one = replace(prof, classes=(prof.classes[c],))   # class c alone
+            x, _, snr = synthesize(one, per_class_snr, snrs,
+                                   seed=np.random.default_rng([seed, c]), channel=channel)
+            put(c * per_class, x, np.full(per_class, c), snr)
+            if progress is not None:
+                progress(1)
     return {"frames": n, "length": prof.length, "classes": n_cls,
             "seconds": time.perf_counter() - t0}
 
