@@ -183,22 +183,50 @@ def _table_iv(ctx: PageContext) -> None:
                     "seed p_e %", "seed C_Q", "seed accuracy"] + ctx.hw_cols(), rows)
 
 
+def _gru_cells(model: str) -> int | None:
+    """The cell count of a zoo GRU-CNN ("gru-cnn" 80, "gru-cnn-50" 50), else None."""
+    from amchw.models.gru import CELLS
+
+    if model == "gru-cnn":
+        return CELLS
+    head, _, tail = model.rpartition("-")
+    return int(tail) if head == "gru-cnn" and tail.isdigit() else None
+
+
 def _gru_cnn(ctx: PageContext) -> None:
-    """The GRU-CNN seed's network on the hardware (recipe keys gru_cells, gru_sparsities)."""
+    """The GRU-CNN seed's network on the hardware (recipe keys gru_cells, gru_sparsities),
+    with the accuracies of the recipe's trained GRU-CNNs (train experiments of gru-cnn-C)."""
     gru, targets, pg = ctx.gru, ctx.targets, ctx.page
     if not (gru and (gru["cells"] or gru["pruned"])):
         return
-    pg.h(2, "The GRU-CNN seed's network on the hardware (Tables 2-4, untrained)")
-    pg.p("Not trained here: Brevitas steps the GRU's 1024-step recurrence op by op (minutes "
-         "per batch on a CPU), so the accuracy columns are the seed's only. Parameters and "
-         "footprints are counted on the zoo's model, cycles and energy simulated on it.")
+    trained = {}
+    for c in ctx.cks:
+        cells = _gru_cells(c.info.get("model", "")) if c.kind == "train" else None
+        if cells is not None:
+            trained[cells] = c
+    if trained:
+        pg.h(2, "The GRU-CNN seed's network on the hardware (Tables 2-4)")
+        pg.p("Accuracies are the recipe's trained GRU-CNNs (integer model: average over all "
+             "SNRs, and at the SNR where it is highest); rows without a trained model show "
+             "'-'. Parameters and footprints are counted on the zoo's model, cycles and "
+             "energy simulated on it (dense; the weights do not change a dense layer's "
+             "cycles).")
+    else:
+        pg.h(2, "The GRU-CNN seed's network on the hardware (Tables 2-4, untrained)")
+        pg.p("No GRU-CNN is trained in this recipe, so the accuracy columns are the seed's "
+             "only. Parameters and footprints are counted on the zoo's model, cycles and "
+             "energy simulated on it.")
     hw_cols = [c for t in targets for c in (f"{t} cycles/frame", f"{t} latency ms",
                                              f"{t} uJ/frame")]
     rows = []
     for r in gru["cells"]:
         s2 = seeds.GRU_TABLE_2.get(r["cells"])
+        ck = trained.get(r["cells"])
         rows.append([r["cells"], f"{r['parameters']:,}", f"{r['float32_kb']:.1f}",
-                     f"{r['int8_kb']:.1f}", "-" if s2 is None else f"{s2[2]:,}",
+                     f"{r['int8_kb']:.1f}",
+                     "-" if ck is None else _pct(_acc(ck), 2),
+                     "-" if ck is None else _pct(_best_snr(ck), 2),
+                     "-" if s2 is None else f"{s2[2]:,}",
                      "-" if s2 is None else s2[3], "-" if s2 is None else s2[0],
                      "-" if s2 is None else s2[1]]
                     + [v for t in targets for v in (
@@ -206,8 +234,9 @@ def _gru_cnn(ctx: PageContext) -> None:
                         f"{r['hardware'][t]['latency_us'] / 1000:.3f}",
                         f"{r['hardware'][t]['energy_uj']:.2f}")])
     if rows:
-        pg.table(["GRU cells", "parameters", "float32 kB", "int8 kB", "seed parameters",
-                  "seed kB", "seed avg %", "seed highest %"] + hw_cols, rows)
+        pg.table(["GRU cells", "parameters", "float32 kB", "int8 kB", "avg acc %",
+                  "highest acc %", "seed parameters", "seed kB", "seed avg %",
+                  "seed highest %"] + hw_cols, rows)
     rows = []
     for r in gru["pruned"]:
         s3 = seeds.GRU_TABLE_3.get(r["sparsity"])

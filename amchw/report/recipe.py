@@ -11,7 +11,8 @@ from amchw.compress.methods import METHODS
 
 #: a recipe's own kind: a zoo model trained (the start of the compression experiments)
 TRAIN_KEYS = frozenset({"model", "data", "epochs", "batch_size", "lr", "patience", "max_train",
-                        "seed", "weight_bits", "act_bits", "scales"})
+                        "seed", "weight_bits", "act_bits", "scales", "float_epochs", "schedule",
+                        "split", "undersample"})
 #: the kinds of experiment: train, then the registered methods that recipes take
 KINDS = ("train",) + tuple(n for n, m in METHODS.items() if m.report is not None)
 _COMMON = {"name", "kind", "label"}
@@ -22,6 +23,24 @@ _TOP = {"title", "targets", "array", "eval_frames", "sparse_format", "min_sparsi
 
 class RecipeError(ValueError):
     """A recipe that cannot run (names the file and the entry at fault)."""
+
+
+def _check_train(e: dict) -> str | None:
+    """What is wrong with a train experiment's training options, or None."""
+    from amchw.data.splits import SPLIT_CHOICES
+    from amchw.train import parse_schedule
+
+    if "schedule" in e:
+        try:
+            parse_schedule(str(e["schedule"]))
+        except ValueError as err:
+            return f"schedule: {err}"
+    if "split" in e and e["split"] not in SPLIT_CHOICES:
+        return f"split must be one of {', '.join(SPLIT_CHOICES)}, got {e['split']!r}"
+    for key, low in (("float_epochs", 0), ("undersample", 1)):
+        if key in e and not (isinstance(e[key], int) and e[key] >= low):
+            return f"{key} must be an integer >= {low}, got {e[key]!r}"
+    return None
 
 
 def _typed(kind: str, type_: str) -> list[str]:
@@ -94,7 +113,8 @@ def load_recipe(path) -> dict:
             if o.recipe and o.required and o.type not in ("ref", "model", "data") and \
                     o.name not in e:
                 raise RecipeError(f"{where}: needs {o.name} = {o.hint or '...'}")
-        msg = method.check_recipe(e, names) if method and method.check_recipe else None
+        msg = method.check_recipe(e, names) if method and method.check_recipe else \
+            _check_train(e) if kind == "train" else None
         if msg:
             raise RecipeError(f"{where}: {msg}")
         names[e["name"]] = e

@@ -57,7 +57,8 @@ def _train(e: dict, path: str, data: str, log) -> dict:
     cfg = TrainConfig(model=e["model"], data=data, out=path, seed=int(e.get("seed", 0)),
                       quant={k: e[k] for k in ("weight_bits", "act_bits", "scales") if k in e},
                       **{k: e[k] for k in ("epochs", "batch_size", "lr", "patience",
-                                           "max_train") if k in e})
+                                           "max_train", "float_epochs", "schedule", "split",
+                                           "undersample") if k in e})
     train(cfg, log=log)
     return {"model": e["model"]}
 

@@ -191,6 +191,10 @@ def test_rerun_reuses_the_checkpoints(report, tmp_path):
             stamp[c["path"]]
 
 
+_TRAIN = "[data.d]\nprofile='rml2018'\n[[experiment]]\nname='a'\nkind='train'\n" \
+         "model='gru-cnn-50'\ndata='d'\n"
+
+
 @pytest.mark.parametrize("text, msg", [
     ("title = 'x'\n", "no [[experiment]]"),
     ("[[experiment]]\nname='a'\nkind='bake'\n", "kind must be one of"),
@@ -201,9 +205,34 @@ def test_rerun_reuses_the_checkpoints(report, tmp_path):
     ("title = \n", "not valid TOML"),
     ("gru_sparsities = [1.5]\n[[experiment]]\nname='a'\nkind='train'\nmodel='vgg10'\n"
      "data='d'\n", "gru_sparsities must be in [0, 1)"),
+    (_TRAIN + "schedule='step:0:0.1'\n", "schedule: learning-rate schedule 'step:0:0.1'"),
+    (_TRAIN + "split='1/2'\n", "split must be one of auto"),
+    (_TRAIN + "float_epochs=-1\n", "float_epochs must be an integer >= 0, got -1"),
 ])
 def test_recipe_errors_name_the_file_and_entry(tmp_path, text, msg):
     p = tmp_path / "bad.toml"
     p.write_text(text)
     r = CliRunner().invoke(main, ["report", str(p), "-o", str(tmp_path / "o")])
     assert r.exit_code == 2 and msg in r.output and "bad.toml" in r.output, r.output
+
+
+def test_the_gru_tables_carry_the_trained_models_accuracy():
+    """Table 2's accuracy columns are the trained GRU-CNN's (by its cell count): average and
+    best-SNR integer accuracy; a cell count without a trained model shows '-'."""
+    from types import SimpleNamespace
+
+    from amchw.report.page import Page, _gru_cells, _gru_cnn
+
+    assert [_gru_cells(m) for m in ("gru-cnn", "gru-cnn-50", "vgg10", "gru-cnn-x")] == \
+        [80, 50, None, None]
+    hw = {"t": {"cycles": 7, "latency_us": 1.0, "energy_uj": 2.0}}
+    row = {"parameters": 1, "float32_kb": 0.0, "int8_kb": 0.0, "hardware": hw}
+    ck = SimpleNamespace(kind="train", info={"model": "gru-cnn-50"},
+                         eval={"int_acc": 0.4321, "int_by_snr": {0: 0.2, 10: 0.8765}})
+    ctx = SimpleNamespace(gru={"cells": [dict(row, cells=50), dict(row, cells=60)],
+                               "pruned": []}, targets=["t"], page=Page(), cks=[ck])
+    _gru_cnn(ctx)
+    lines = [ln for ln in ctx.page.markdown().splitlines() if ln.startswith("| 5")
+             or ln.startswith("| 6")]
+    assert lines[0].split(" | ")[4:6] == ["43.21", "87.65"]
+    assert lines[1].split(" | ")[4:6] == ["-", "-"]
