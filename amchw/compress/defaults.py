@@ -8,6 +8,7 @@ them. Plain values only: the command line reads them without importing torch."""
 NET_TRIM_EPSILON = 0.08
 NET_TRIM_FRAMES = 20000
 NET_TRIM_RHO = 1.0
+NET_TRIM_MAX_ITER = 5000     # the sparse phase's cap: not converged by then is an error
 
 #: product quantization (edge-efficient seed): centroids per subspace, retraining epochs (the
 #: seed's 20 when asked) and the fraction of the training frames retraining uses

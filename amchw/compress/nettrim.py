@@ -26,8 +26,10 @@ the smaller Gram matrix of X D^-1, so X~ = X diag(1/col) has unit rms singular v
 by the LARGEST singular value instead was tried and converges 5-10x slower: ReLU activations
 have one dominant mean direction, which then squeezes the bulk of the spectrum towards 0.) The
 outputs are divided by c = rms(Y): Y~ = Y / c, b~ = b / c, eps~ = eps_abs / c. The variable is
-V = diag(col) U^T / c (P x M) and ||U||_1 = (c / med(col)) sum_j w_j ||V_j||_1 with
-w_j = med(col) / col_j, so the weighted L1 of V has the same minimiser; the soft threshold of
+V = diag(col) U^T / c (P x M) and ||U||_1 = (c / r) sum_j w_j ||V_j||_1 with w_j = r / col_j,
+r the median of col over the live inputs (those above the floor; the median over all of them
+is the floor itself when most inputs are dead, and the live weights' L1 terms would then
+weigh ~1e-6 and the ADMM's duals stay near 0), so the weighted L1 of V has the same minimiser; the soft threshold of
 row j is w_j / rho. Weights are recovered as U = c V^T diag(1/col) (exact zeros stay exact).
 X~ is never formed (products go through X and 1/col), so there is no N x P copy of X.
 
@@ -89,7 +91,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 
-from .defaults import NET_TRIM_RHO
+from .defaults import NET_TRIM_MAX_ITER, NET_TRIM_RHO
 from .errors import PruneError
 
 
@@ -108,6 +110,9 @@ class NetTrimResult:
     converged: bool  # the sparse (L1) ADMM phase met its stopping rule
     frames: int  # N
     repair: str = ""  # which candidate was returned: admm, polished, grown(k) or original
+    # the sparse phase's last residuals and their stopping thresholds (primal r <= eps_pri
+    # and dual s <= eps_dual is convergence)
+    residuals: dict | None = None
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -148,6 +153,8 @@ class _Solver:
         # s^2 = the mean eigenvalue of the smaller Gram of X / d, so that X~ = X / (s d)
         ms = float(np.sum((norms / d) ** 2)) / min(n, p)
         self.col = d * (math.sqrt(ms) if ms > 0 else 1.0)
+        live = norms > 1e-6 * top
+        self.ref_col = float(np.median(self.col[live] if live.any() else self.col))
         if system == "nxn":
             G = np.zeros((n, n))
             for j0 in range(0, p, block):
@@ -213,6 +220,7 @@ class _Admm:
         self.Z = self._project(self.XV + bias)
         self.A = np.zeros_like(Vt0)
         self.B = np.zeros_like(self.Z)
+        self.last: dict = {}
 
     def _project(self, Q):
         off = ~self.omega
@@ -249,6 +257,7 @@ class _Admm:
             eps_dual = dim * atol + tol * self.rho * math.sqrt(_sq(self.A) + _sq(self.B))
             if callback is not None:
                 callback("l1" if mask is None else "polish", k, r, s, self.rho)
+            self.last = {"primal": r, "dual": s, "eps_pri": eps_pri, "eps_dual": eps_dual}
             if r <= eps_pri and s <= eps_dual:
                 return k, True
             if r > 10.0 * s:
@@ -265,9 +274,18 @@ class _Admm:
 # --- the solver ------------------------------------------------------------------------------
 
 
-def net_trim(X, weight, bias, epsilon, rho=NET_TRIM_RHO, max_iter=1000, tol=1e-3, atol=1e-9,
-             margin=0.05, relax=1.6, polish_iter=300, system="auto", precondition=True,
-             weight_dtype=None, callback=None) -> NetTrimResult:
+class NotConverged(PruneError):
+    """The sparse ADMM phase stopped at max_iter before meeting its tolerance."""
+
+    def __init__(self, message: str, residuals: dict):
+        super().__init__(message)
+        self.residuals = residuals
+
+
+def net_trim(X, weight, bias, epsilon, rho=NET_TRIM_RHO, max_iter=NET_TRIM_MAX_ITER, tol=1e-3,
+             atol=1e-9, margin=0.05, relax=1.6, polish_iter=300, system="auto",
+             precondition=True, weight_dtype=None, callback=None,
+             keep_unconverged=False) -> NetTrimResult:
     """Net-Trim one fully connected ReLU layer. Pure numpy.
 
     X (N, P) inputs, weight (M, P), bias (M,) or None (kept fixed), epsilon >= 0 relative
@@ -277,8 +295,12 @@ def net_trim(X, weight, bias, epsilon, rho=NET_TRIM_RHO, max_iter=1000, tol=1e-3
     "auto" (N x N when N < P, else P x P), "nxn" or "pxp"; weight_dtype: if given (e.g.
     np.float32), candidates are rounded to it before their feasibility check; callback: if
     given, called each iteration as callback(phase, k, primal, dual, rho), phase "l1" or
-    "polish". The returned weights always satisfy the constraint (module docstring); at worst
-    max_iter + 9 polish_iter iterations run before W0 itself is returned."""
+    "polish"; keep_unconverged: without it a sparse phase that stops at max_iter before its
+    tolerance raises NotConverged (the iterate's support then reflects where the iterations
+    stopped, not epsilon); with it the iterate goes on to the repair below and the result
+    says converged=False. The returned weights always satisfy the constraint (module
+    docstring); at worst max_iter + 9 polish_iter iterations run before W0 itself is
+    returned."""
     X = np.asarray(X, dtype=np.float64)
     W0 = np.asarray(weight, dtype=np.float64)
     if X.ndim != 2 or W0.ndim != 2 or X.shape[1] != W0.shape[1]:
@@ -305,7 +327,7 @@ def net_trim(X, weight, bias, epsilon, rho=NET_TRIM_RHO, max_iter=1000, tol=1e-3
         U = Ut.T
         return U if weight_dtype is None else U.astype(weight_dtype).astype(np.float64)
 
-    def result(U, iters, conv, how):
+    def result(U, iters, conv, how, residuals=None):
         gap = _relu_gap(X, U.T, b, Y)
         if gap > eps_abs:  # cannot happen: every candidate below was checked already
             raise RuntimeError(f"Net-Trim produced an infeasible result ({gap} > {eps_abs})")
@@ -314,7 +336,8 @@ def net_trim(X, weight, bias, epsilon, rho=NET_TRIM_RHO, max_iter=1000, tol=1e-3
         return NetTrimResult(weight=np.ascontiguousarray(U), n_total=m * p,
                              n_before=int(np.count_nonzero(W0)), n_after=n_a,
                              p_e=1.0 - n_a / (m * p), epsilon=float(epsilon), discrepancy=rel,
-                             iterations=iters, converged=conv, frames=n, repair=how)
+                             iterations=iters, converged=conv, frames=n, repair=how,
+                             residuals=residuals)
 
     if eps_abs == 0.0:
         return result(W0.copy(), 0, True, "original")
@@ -322,10 +345,19 @@ def net_trim(X, weight, bias, epsilon, rho=NET_TRIM_RHO, max_iter=1000, tol=1e-3
     solver = _Solver(X, system, precondition)
     c = ynorm / math.sqrt(Y.size)
     scale = solver.col[:, None] / c  # V = scale * U^T, row by row
-    l1w = float(np.median(solver.col)) / solver.col  # ||U||_1 = (c / median) sum l1w |V|
+    # ||U||_1 = (c / ref) sum l1w |V|, ref the median scale of the LIVE inputs: with more
+    # than half the inputs dead (all-zero columns, common in a ReLU network), the median of
+    # all of them would be the dead floor and weigh every live weight's L1 term by ~1e-6
+    l1w = solver.ref_col / solver.col
     admm = _Admm(solver, W0.T * scale, b / c, Y / c, Y > 0, (1.0 - margin) * eps_abs / c,
                  rho, relax, l1w)
     iters, converged = admm.run(max_iter, tol, atol, callback=callback)
+    residuals = dict(admm.last)
+    if not converged and not keep_unconverged:
+        raise NotConverged(
+            f"the ADMM did not converge in {max_iter} iterations (primal residual "
+            f"{residuals['primal']:.3g} vs {residuals['eps_pri']:.3g}, dual "
+            f"{residuals['dual']:.3g} vs {residuals['eps_dual']:.3g})", residuals)
     Vdense = admm.V.copy()
 
     limit = eps_abs * (1.0 - 1e-9)  # a hair inside, so a re-evaluation cannot round over
@@ -339,13 +371,13 @@ def net_trim(X, weight, bias, epsilon, rho=NET_TRIM_RHO, max_iter=1000, tol=1e-3
 
     U = feasible(admm.W)
     if U is not None:
-        return result(U, iters, converged, "admm")
+        return result(U, iters, converged, "admm", residuals)
     mask = admm.W != 0
     k_done, _ = admm.run(polish_iter, tol, atol, mask=mask, callback=callback)
     iters += k_done
     U = feasible(admm.W)
     if U is not None:
-        return result(U, iters, converged, "polished")
+        return result(U, iters, converged, "polished", residuals)
     rest = int((~mask).sum())
     k = max(1, math.ceil(0.01 * rest))
     while rest > 0:
@@ -357,9 +389,9 @@ def net_trim(X, weight, bias, epsilon, rho=NET_TRIM_RHO, max_iter=1000, tol=1e-3
         iters += k_done
         U = feasible(admm.W)
         if U is not None:
-            return result(U, iters, converged, f"grown({int(mask.sum())})")
+            return result(U, iters, converged, f"grown({int(mask.sum())})", residuals)
         k *= 2
-    return result(W0.copy(), iters, converged, "original")
+    return result(W0.copy(), iters, converged, "original", residuals)
 
 
 # --- on a model ------------------------------------------------------------------------------

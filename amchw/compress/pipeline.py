@@ -54,20 +54,29 @@ def _config(ck_or_model, data, out, **kw) -> TrainConfig:
 
 
 def net_trim(start: str, out: str, layer: str | None = None, epsilon: float = NET_TRIM_EPSILON,
-             frames: int = NET_TRIM_FRAMES, data: str | None = None, seed: int = 0,
+             frames: int | None = None, data: str | None = None, seed: int = 0,
              **admm) -> dict:
     """The edge-efficient seed's Algorithm 1 on one FC layer (default: the first) of a trained
-    checkpoint, with activations of `frames` training frames; no retraining (as the seed)."""
-    from .nettrim import first_fc, net_trim_layer
+    checkpoint, with activations of `frames` training frames (default: the seed's 20,000, or
+    the layer's input width P if larger); no retraining (as the seed). A sparse ADMM phase
+    that does not converge is a PruneError naming the layer unless admm has
+    keep_unconverged=True."""
+    from .nettrim import NotConverged, _linear, first_fc, net_trim_layer
 
     model, ck = model_from_checkpoint(start)
     layer = layer or first_fc(model)
-    x = training_frames(ck, _data(ck, data), frames, seed)
-    res = net_trim_layer(model, layer, x, epsilon, **admm)
-    info = {"layer": layer, "epsilon": epsilon, "frames": res.frames, "n_T": res.n_total,
-            "n_b": res.n_before, "n_a": res.n_after, "p_e": res.p_e,
+    p = _linear(model, layer).in_features
+    x = training_frames(ck, _data(ck, data), frames or max(NET_TRIM_FRAMES, p), seed)
+    try:
+        res = net_trim_layer(model, layer, x, epsilon, **admm)
+    except NotConverged as e:
+        raise PruneError(f"{layer} (epsilon {epsilon:g}, {x.shape[0]:,} frames): {e}; raise "
+                         "--max-iter, or pass --keep-unconverged to keep the iterate") from e
+    info = {"layer": layer, "epsilon": epsilon, "frames": res.frames, "P": p,
+            "n_T": res.n_total, "n_b": res.n_before, "n_a": res.n_after, "p_e": res.p_e,
             "discrepancy": res.discrepancy, "iterations": res.iterations,
-            "converged": res.converged, "start": str(start)}
+            "converged": res.converged, "repair": res.repair, "residuals": res.residuals,
+            "start": str(start)}
     save_checkpoint(out, ck, model, net_trim=info)
     return info
 

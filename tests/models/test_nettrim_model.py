@@ -81,3 +81,42 @@ def test_errors_name_the_layer():
         net_trim_layer(_Skip(), "unused", torch.randn(4, 3), 0.05)
     with pytest.raises(PruneError, match="no Linear layer"):
         first_fc(nn.Sequential(nn.ReLU()))
+
+
+def test_on_a_trained_layer_sparsity_rises_with_epsilon_and_accuracy_holds():
+    """The seed's promise on a layer that has learned: a small quantized MLP trained on four
+    Gaussian classes; Net-Trim of its first layer (N = 600 >= P = 16 frames) converges, meets
+    ||relu(X U^T + b) - Y||_F <= epsilon ||Y||_F on the collected activations, prunes more
+    at each larger epsilon, and keeps the accuracy at a small epsilon."""
+    g = torch.Generator().manual_seed(3)
+    centers = 1.5 * torch.randn(4, 16, generator=g)
+    y = torch.arange(600) % 4
+    x = centers[y] + torch.randn(600, 16, generator=g)
+    model = _tiny_model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    model.eval()
+
+    def acc(m):
+        with torch.no_grad():
+            return float((m(x).argmax(1) == y).float().mean())
+
+    base = acc(model)
+    assert base > 0.9                                   # it has learned
+    X = collect_activations(model, "fc1", x)
+    W0 = model.fc1.weight.detach().double().numpy().copy()
+    b = model.fc1.bias.detach().double().numpy()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    pes = []
+    for eps in (0.02, 0.1, 0.3):
+        model.load_state_dict(state)
+        res = net_trim_layer(model, "fc1", x, eps)
+        assert res.converged and res.frames == 600
+        assert gap(X, model.fc1.weight.detach().double().numpy(), b, W0) <= eps
+        pes.append(res.p_e)
+        if eps == 0.02:
+            assert acc(model) >= base - 0.02
+    assert pes[0] < pes[1] < pes[2], pes

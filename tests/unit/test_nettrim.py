@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from amchw.compress import net_trim
-from amchw.compress.nettrim import _Solver
+from amchw.compress.nettrim import NotConverged, _Solver
 from nettrim_checks import check_result
 
 
@@ -58,6 +58,21 @@ def test_redundant_inputs_are_pruned():
     assert res.n_before == W.size  # the noisy weights were dense
 
 
+def test_mostly_dead_inputs_still_converge_and_follow_epsilon():
+    """More than half the inputs all-zero (a ReLU layer early in training): the L1 weights are
+    scaled to the live inputs, so the ADMM converges and epsilon still sets the sparsity
+    (with the median over all inputs, the live weights' L1 terms weighed ~1e-6: never
+    converged, the same support at every epsilon)."""
+    X, W, b = _layer(seed=7, n=300, p=40, m=8, noise=0.02, density=0.5, dead=28)
+    pes = []
+    for eps in (0.02, 0.1, 0.3):
+        res = net_trim(X, W, b, eps, max_iter=3000)
+        check_result(res, X, W, b, eps)
+        assert res.converged and np.all(res.weight[:, 12:] == 0)
+        pes.append(res.p_e)
+    assert pes[0] < pes[1] < pes[2], pes
+
+
 def test_no_bias_and_float32_rounding():
     X, W, b = _layer(seed=3)
     res = net_trim(X.astype(np.float32), W, None, 0.04, weight_dtype=np.float32)
@@ -68,15 +83,27 @@ def test_no_bias_and_float32_rounding():
 @pytest.mark.parametrize("iters,how", [(1, "original"), (10, "grown("), (30, "polished"),
                                        (60, "admm")])
 def test_an_unconverged_admm_is_repaired_to_a_feasible_result(iters, how):
-    """Cut short, the sparse iterate is infeasible; each fallback of the repair is reached."""
+    """Cut short (and asked to keep the iterate), the sparse iterate is infeasible; each
+    fallback of the repair is reached."""
     X, W, b = _layer(seed=4)
-    res = net_trim(X, W, b, 0.03, max_iter=iters, polish_iter=iters)
+    res = net_trim(X, W, b, 0.03, max_iter=iters, polish_iter=iters, keep_unconverged=True)
     check_result(res, X, W, b, 0.03)
     assert not res.converged and res.repair.startswith(how), res.repair
     if how == "original":
         assert np.array_equal(res.weight, W) and res.discrepancy == 0.0
     if how == "grown(":
         assert res.n_after <= int(res.repair[6:-1]) < W.size
+
+
+def test_an_unconverged_admm_is_an_error_unless_kept():
+    """Stopping at max_iter before the tolerance is refused by default, with the residuals."""
+    X, W, b = _layer(seed=4)
+    with pytest.raises(NotConverged, match=r"did not converge in 10 iterations \(primal") as e:
+        net_trim(X, W, b, 0.03, max_iter=10)
+    assert e.value.residuals["primal"] > e.value.residuals["eps_pri"] or \
+        e.value.residuals["dual"] > e.value.residuals["eps_dual"]
+    res = net_trim(X, W, b, 0.03)
+    assert res.converged and res.residuals["primal"] <= res.residuals["eps_pri"]
 
 
 @pytest.mark.parametrize("n,p", [(50, 30), (30, 50)])

@@ -6,15 +6,18 @@ simulates the pruned layers in the sparse format and prints the seed's Table I."
 from __future__ import annotations
 
 from amchw import seeds
-from amchw.compress.defaults import NET_TRIM_EPSILON, NET_TRIM_FRAMES, NET_TRIM_RHO
+from amchw.compress.defaults import (NET_TRIM_EPSILON, NET_TRIM_FRAMES, NET_TRIM_MAX_ITER,
+                                     NET_TRIM_RHO)
 from amchw.compress.registry import (Method, Option, Report, Section, SeedRow, Storage,
                                      register, sparse_storage)
 
 EPSILON = Option("epsilon", NET_TRIM_EPSILON,
                  "Relative bound on the layer's ReLU output change, ||Y^ - Y||_F <= epsilon "
                  "||Y||_F.", "float", min=0, min_open=True)
-FRAMES = Option("frames", NET_TRIM_FRAMES, "Training frames whose activations form X.", "int",
-                min=2)
+FRAMES = Option("frames", None, f"Training frames whose activations form X (default: the "
+                f"seed's {NET_TRIM_FRAMES:,}, or the layer's input width P if larger: with "
+                "fewer frames than P the L1 problem is underdetermined and the sparsity "
+                "follows the frame count, not epsilon).", "int", min=2)
 
 OPTIONS = (
     Option("start", type="ref", required=True, argument="CHECKPOINT"),
@@ -23,7 +26,10 @@ OPTIONS = (
     FRAMES,
     Option("data", None, "Data file (default: the checkpoint's).", "data", recipe=False),
     Option("rho", NET_TRIM_RHO, "ADMM penalty.", "float", min=0, min_open=True),
-    Option("max_iter", None, "ADMM iterations cap.", "int", min=1),
+    Option("max_iter", NET_TRIM_MAX_ITER, "Cap on the sparse ADMM phase's iterations.", "int",
+           min=1),
+    Option("keep_unconverged", False, "Keep the ADMM iterate (repaired to meet the constraint) "
+           "when it stops at --max-iter before its tolerance, instead of failing.", "flag"),
     Option("seed", 0, type="int", recipe=False),
 )
 
@@ -31,7 +37,8 @@ OPTIONS = (
 def run(inputs: dict, out: str, o: dict, log=print) -> dict:
     from amchw.compress.pipeline import net_trim
 
-    admm = {"rho": o["rho"]} | ({"max_iter": o["max_iter"]} if o["max_iter"] else {})
+    admm = {"rho": o["rho"], "max_iter": o["max_iter"],
+            "keep_unconverged": bool(o["keep_unconverged"])}
     return net_trim(inputs["start"], out, o["layer"], o["epsilon"], o["frames"], o["data"],
                     o["seed"], **admm)
 
@@ -39,10 +46,14 @@ def run(inputs: dict, out: str, o: dict, log=print) -> dict:
 def figures(info: dict) -> list[str]:
     return [f"Net-Trim {info['layer']} (epsilon {info['epsilon']:g}, {info['frames']} "
             f"frames, {info['iterations']} ADMM iterations"
-            f"{'' if info['converged'] else ', not converged'})",
+            f"{'' if info['converged'] else ', NOT converged: the iterate kept'}"
+            f"{', repair ' + info['repair'] if info.get('repair') else ''})",
             f"  n_T {info['n_T']:,}  n_b {info['n_b']:,}  n_a {info['n_a']:,}  "
             f"p_e {100 * info['p_e']:.2f}%  output discrepancy "
-            f"{info['discrepancy']:.4f} (<= epsilon)"]
+            f"{info['discrepancy']:.4f} (<= epsilon)"] + (
+        [f"  warning: {info['frames']:,} frames < {info['P']:,} inputs: the problem is "
+         "underdetermined and p_e follows the frame count more than epsilon"]
+        if info.get("P") and info["frames"] < info["P"] else [])
 
 
 def section(ctx, cks) -> None:
@@ -54,12 +65,16 @@ def section(ctx, cks) -> None:
         i, s = c.info, seeds.EDGE_TABLE_I.get(c.info["model"], {})
         start = ctx.final[ctx.exps[c.experiment]["start"]]
         rows.append([c.label, c.info["model"], i["layer"], f"{i['epsilon']:g}",
+                     f"{i['frames']:,}" + (" (< P)" if i["frames"] < i.get("P", 0) else ""),
+                     f"{i['iterations']:,}" + ("" if i["converged"] else " (NOT converged)")
+                     + (f", {i['repair']}" if i.get("repair") else ""),
                      f"{i['n_T']:,}", f"{i['n_b']:,}", f"{i['n_a']:,}", pct(i["p_e"], 2),
                      f"{i['discrepancy']:.4f}", pct(acc(c)),
                      f"{100 * (acc(c) - acc(start)):+.1f}",
                      s.get("n_T", "-"), s.get("n_a", "-"), pct(s.get("p_e"), 2)]
                     + ctx.hw_vals(c))
-    ctx.page.table(["checkpoint", "network", "layer", "epsilon", "n_T", "n_b", "n_a", "p_e %",
+    ctx.page.table(["checkpoint", "network", "layer", "epsilon", "frames N", "ADMM iterations",
+                    "n_T", "n_b", "n_a", "p_e %",
                     "output discrepancy", "int acc %", "vs start (pp)", "seed n_T", "seed n_a",
                     f"seed p_e % (eps {seeds.EDGE_TABLE_I_EPSILON})"] + ctx.hw_cols(), rows)
 
