@@ -29,8 +29,9 @@ outputs are divided by c = rms(Y): Y~ = Y / c, b~ = b / c, eps~ = eps_abs / c. T
 V = diag(col) U^T / c (P x M) and ||U||_1 = (c / r) sum_j w_j ||V_j||_1 with w_j = r / col_j,
 r the median of col over the live inputs (those above the floor; the median over all of them
 is the floor itself when most inputs are dead, and the live weights' L1 terms would then
-weigh ~1e-6 and the ADMM's duals stay near 0), so the weighted L1 of V has the same minimiser; the soft threshold of
-row j is w_j / rho. Weights are recovered as U = c V^T diag(1/col) (exact zeros stay exact).
+weigh ~1e-6 and the ADMM's duals stay near 0), so the weighted L1 of V has the same
+minimiser; the soft threshold of row j is w_j / rho. Weights are recovered as
+U = c V^T diag(1/col) (exact zeros stay exact).
 X~ is never formed (products go through X and 1/col), so there is no N x P copy of X.
 
 ADMM. Variables V (P x M, stored transposed), W (copy of V carrying the L1 term), Z (N x M,
