@@ -21,6 +21,27 @@ def confusion(pred: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
                        minlength=k * k).reshape(k, k)
 
 
+def per_class(conf, classes) -> dict:
+    """Precision, recall, F1 and support of each class from a confusion matrix (rows true,
+    columns predicted), and their macro averages (unweighted mean over the classes) and the
+    accuracy. A class never predicted has precision 0, one never present recall 0 (and F1 0
+    where both are 0), as scikit-learn reports them with zero_division=0."""
+    m = np.asarray(conf, dtype=np.float64)
+    tp = np.diag(m)
+    pred, true = m.sum(axis=0), m.sum(axis=1)
+    prec = np.divide(tp, pred, out=np.zeros_like(tp), where=pred > 0)
+    rec = np.divide(tp, true, out=np.zeros_like(tp), where=true > 0)
+    s = prec + rec
+    f1 = np.divide(2 * prec * rec, s, out=np.zeros_like(tp), where=s > 0)
+    rows = {c: {"precision": float(p), "recall": float(r), "f1": float(f),
+                "support": int(n)} for c, p, r, f, n in zip(classes, prec, rec, f1, true)}
+    total = float(m.sum())
+    return {"classes": rows,
+            "macro": {"precision": float(prec.mean()), "recall": float(rec.mean()),
+                      "f1": float(f1.mean()), "support": int(total)},
+            "accuracy": float(tp.sum() / total) if total else 0.0}
+
+
 def check_classes(ck: dict, classes, data) -> None:
     """DatasetError naming both lists when a file's classes are not, in order, the ones the
     checkpoint was trained on (a model's output k means the checkpoint's class k)."""
@@ -83,10 +104,14 @@ def evaluate_checkpoint(path: str, data: str, split: str = "test", max_frames: i
     by = {int(s): {"float": confusion(pf[snr == s], y[snr == s], k).tolist(),
                    "int": confusion(pi[snr == s], y[snr == s], k).tolist()}
           for s in sorted(set(confusion_snrs))}
+    for m in by.values():
+        m["per_class_int"] = per_class(m["int"], classes)
+    conf_int = confusion(pi, y, k)
     return {
         "classes": classes,
         "confusion_float": confusion(pf, y, k).tolist(),
-        "confusion_int": confusion(pi, y, k).tolist(),
+        "confusion_int": conf_int.tolist(),
+        "per_class_int": per_class(conf_int, classes),
         "confusion_by_snr": by,
         "model": ck["model"], "config": ck["config"], "frames": int(idx.size), "split": split,
         "normalize": norm,

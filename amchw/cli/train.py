@@ -147,7 +147,11 @@ def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, floa
 @click.option("--confusion", "show_confusion", is_flag=True,
               help="Print the confusion matrices (integer model) as well.")
 @click.option("--confusion-snr", "confusion_snrs", type=int, multiple=True,
-              help="Also a confusion matrix at this SNR in dB (repeatable).")
+              help="Also a confusion matrix (and per-class figures) at this SNR in dB "
+                   "(repeatable).")
+@click.option("--per-class", "show_per_class", is_flag=True,
+              help="Print precision, recall, F1 and support per class (integer model), over "
+                   "all SNRs and at each --confusion-snr (always in --json).")
 @click.option("--plot-accuracy", default=None,
               help="PNG: accuracy vs SNR, one line per checkpoint, float and integer.")
 @click.option("--plot-confusion", default=None,
@@ -158,7 +162,7 @@ def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, floa
               help="Only frames with SNR in [LO, HI] dB (within the split).")
 @device_option
 def eval_cmd(checkpoints, data, normalize, split, max_frames, show_confusion, confusion_snrs,
-             plot_accuracy, plot_confusion, as_json, snr_range, device):
+             show_per_class, plot_accuracy, plot_confusion, as_json, snr_range, device):
     """Accuracy of checkpoints, float (Brevitas) and integer (IR), overall, per SNR and as
     confusion matrices."""
     from amchw.data.radioml import DatasetError
@@ -214,8 +218,24 @@ def eval_cmd(checkpoints, data, normalize, split, max_frames, show_confusion, co
             click.echo(format_confusion(r["confusion_int"], r["classes"], "all SNRs"))
             for snr, m in r["confusion_by_snr"].items():
                 click.echo(format_confusion(m["int"], r["classes"], f"SNR {snr} dB"))
+        if show_per_class:
+            click.echo(format_per_class(r["per_class_int"], "all SNRs"))
+            for snr, m in r["confusion_by_snr"].items():
+                click.echo(format_per_class(m["per_class_int"], f"SNR {snr} dB"))
     for w in written:
         click.echo(f"wrote {w}")
+
+
+def format_per_class(pc: dict, where: str) -> str:
+    """amchw.evaluate.per_class's figures as a table."""
+    w = max(9, max(len(c) for c in pc["classes"]))
+    lines = [f"per class, integer model, {where}",
+             f"{'class':>{w}} {'precision':>9} {'recall':>7} {'F1':>7} {'support':>8}"]
+    for c, v in list(pc["classes"].items()) + [("macro avg", pc["macro"])]:
+        lines.append(f"{c:>{w}} {v['precision']:>9.4f} {v['recall']:>7.4f} {v['f1']:>7.4f} "
+                     f"{v['support']:>8}")
+    lines.append(f"{'accuracy':>{w}} {pc['accuracy']:>33.4f}")
+    return "\n".join(lines)
 
 
 def format_confusion(m, classes, where: str) -> str:

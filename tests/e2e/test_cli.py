@@ -172,9 +172,10 @@ def test_first_example_end_to_end(tmp_path):
     acc, cm = tmp_path / "acc.png", tmp_path / "cm.png"
     r = run(main, ["eval", str(ck), "--data", str(d), "--split", "all", "--confusion",
                    "--confusion-snr", "18", "--plot-accuracy", str(acc),
-                   "--plot-confusion", str(cm)])
+                   "--plot-confusion", str(cm), "--per-class"])
     assert r.exit_code == 0, r.output
     assert "confusion matrix, integer model, SNR 18 dB" in r.output
+    assert "per class, integer model, SNR 18 dB" in r.output and "macro avg" in r.output
     for p in (acc, cm, tmp_path / "cm.snr18.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", p
     r = run(main, ["eval", str(ck), str(ck), "--data", str(d), "--split", "all", "--json"])

@@ -99,6 +99,19 @@ def test_evaluation_float_and_integer(data16, tmp_path):
     assert np.trace(np.array(r["confusion_int"])) / 132 == r["int_acc"]
     # power-of-two scales and no BatchNorm: the integer model is the float model, exactly
     assert r["agreement"] == 1.0 and r["float_acc"] == r["int_acc"]
+    # per-class precision, recall, F1 and support: scikit-learn's on the same predictions
+    from sklearn.metrics import precision_recall_fscore_support
+
+    p, rc, f, n = precision_recall_fscore_support(rd.labels, pred, labels=list(range(k)),
+                                                  zero_division=0)
+    got = r["per_class_int"]["classes"]
+    for i, c in enumerate(rd.classes):
+        assert got[c]["support"] == n[i]
+        assert got[c]["precision"] == pytest.approx(p[i], abs=1e-12)
+        assert got[c]["recall"] == pytest.approx(rc[i], abs=1e-12)
+        assert got[c]["f1"] == pytest.approx(f[i], abs=1e-12)
+    assert r["per_class_int"]["macro"]["f1"] == pytest.approx(f.mean(), abs=1e-12)
+    assert r2["confusion_by_snr"][18]["per_class_int"]["accuracy"] == r["int_by_snr"][18]
     with pytest.raises(ValueError, match="no all frames at SNR 4 dB"):
         evaluate_checkpoint(str(out), data16, split="all", confusion_snrs=(4,))
     # a file with the same number of classes in another order is refused, naming both lists
