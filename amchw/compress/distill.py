@@ -4,7 +4,12 @@
     L = alpha * KL(Softmax_T(teacher) || Softmax_T(student))
         + (1 - alpha) * CE(Softmax_T(student), labels)
     alpha weighs the distillation term; the cross-entropy is taken on the softened student
-    output, as the algorithm writes it; no T^2 factor.
+    output, as the algorithm writes it (line 8: Cross-entropy(Y^s_B, Y_B) with
+    Y^s_B = Softmax_T(f^s(X_B)), line 6); no T^2 factor. Both terms' gradients with respect
+    to the student's logits are then 1/T of their T = 1 values, (alpha (p_s - p_t) +
+    (1 - alpha) (p_s - y)) / T; Adam, the optimiser amchw trains with, takes steps that do
+    not depend on a constant loss scale (up to its epsilon), so this reading does not act as
+    a T-fold smaller learning rate (tests/models/test_distill.py checks the gradient).
 "hinton" (the distillation slides, after Hinton et al. and Keras' distiller):
     L = alpha * CE(softmax(student), labels)
         + (1 - alpha) * T^2 * KL(Softmax_T(teacher) || Softmax_T(student))
