@@ -32,25 +32,52 @@ def atomic_save(obj, path) -> None:
         torch.save(obj, f)
 
 
-def model_from_checkpoint(path) -> tuple[nn.Module, dict]:
+def model_from_checkpoint(path, float_only_ok: bool = False) -> tuple[nn.Module, dict]:
     """(model in eval mode, checkpoint dict) of an amchw checkpoint; ValueError naming the file
     when it is not one. Loading a trained state marks Brevitas' statistics-initialised scales
     as initialised, so training it further continues from the learned scales."""
     try:
         ck = load(path)
-        model = model_of(ck)
+    except Exception as e:  # any unreadable file (unpickling errors included) names the file
+        raise ValueError(f"{path}: not an amchw checkpoint ({type(e).__name__}: {e})") from None
+    if isinstance(ck, dict) and ck.get("float_only") and not float_only_ok:
+        raise ValueError(f"{path}: " + _FLOAT_ONLY)
+    try:
+        model = model_of(ck, float_only_ok)
     except Exception as e:  # any unreadable file (unpickling errors included) names the file
         raise ValueError(f"{path}: not an amchw checkpoint ({type(e).__name__}: {e})") from None
     return model, ck
 
 
-def model_of(ck: dict) -> nn.Module:
-    """The model of a checkpoint dict, in eval mode (exceptions as building and loading raise)."""
+_FLOAT_ONLY = ("a float-only training: its quantizers were never set; quantize it with "
+               "`amchw compress ptq` (post-training) or train on from it with `amchw train "
+               "--init` (QAT)")
+
+
+def model_of(ck: dict, float_only_ok: bool = False) -> nn.Module:
+    """The model of a checkpoint dict, in eval mode (exceptions as building and loading raise).
+    A float-only training (no quantizer ever ran) is a ValueError saying how to quantize it,
+    unless float_only_ok (post-training quantization reads it so)."""
     from amchw.models import QuantConfig, build
 
+    if ck.get("float_only") and not float_only_ok:
+        raise ValueError(_FLOAT_ONLY)
     model = build(ck["model"], QuantConfig(**ck["config"]))
-    model.load_state_dict(ck["state_dict"])
+    load_state(model, ck["state_dict"], bool(ck.get("float_only")))
     return model.eval()
+
+
+def load_state(model: nn.Module, state: dict, float_only: bool = False) -> None:
+    """model.load_state_dict(state); for a float-only training's state, whose activation
+    scales were never initialised (saved as their statistics buffer, without the value a
+    loaded model expects), those values may be missing and every other key must match."""
+    if not float_only:
+        model.load_state_dict(state)
+        return
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    bad = [k for k in missing if not k.endswith("scaling_impl.value")] + list(unexpected)
+    if bad:
+        raise ValueError(f"state_dict does not fit the model: {', '.join(bad[:5])}")
 
 
 def save_checkpoint(path, ck: dict, model: nn.Module, **extra) -> None:

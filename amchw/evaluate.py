@@ -53,7 +53,8 @@ def check_classes(ck: dict, classes, data) -> None:
 
 def evaluate_checkpoint(path: str, data: str, split: str = "test", max_frames: int | None = None,
                         seed: int = 0, confusion_snrs=(), normalize: str | None = None,
-                        device: str | None = "cpu", snr_range=None) -> dict:
+                        device: str | None = "cpu", snr_range=None,
+                        float_only_ok: bool = False) -> dict:
     """Accuracy of a checkpoint on a data file: the float (Brevitas fake-quant) model and the
     integer IR (lowered, run by the fused executor), overall and per SNR, with confusion
     matrices (lists of rows: true class, predicted class) overall and at `confusion_snrs`.
@@ -61,15 +62,22 @@ def evaluate_checkpoint(path: str, data: str, split: str = "test", max_frames: i
     drawn with `seed`), normalised as `normalize` says (default: as training normalised them,
     amchw.checkpoint.open_data), only those with SNR in `snr_range` (lo, hi) dB when given.
     The float model runs on `device` (amchw.train.resolve_device);
-    the integer model on the CPU."""
+    the integer model on the CPU. A float-only training (amchw train --float-only) is a
+    ValueError unless float_only_ok: then only the float model (quantizers off) is evaluated,
+    and the integer figures are None (int_by_snr empty)."""
     from amchw.data.torch_dataset import FrameDataset
     from amchw.ir.interp import run
     from amchw.lower.brevitas import lower
     from amchw.models import ZOO
     from amchw.train import _batches, evaluate_float, resolve_device
 
+    from amchw.train import set_quantization
+
     ck = load(path)
-    model = model_of(ck).to(resolve_device(device))
+    float_only = bool(ck.get("float_only"))
+    model = model_of(ck, float_only_ok).to(resolve_device(device))
+    if float_only:
+        set_quantization(model, False)
     with open_data(data, ck, normalize) as reader:
         check_classes(ck, reader.classes, data)
         idx, _ = split_rows(reader, ck, split, max_frames, seed)
@@ -83,17 +91,18 @@ def evaluate_checkpoint(path: str, data: str, split: str = "test", max_frames: i
         t0 = time.perf_counter()
         _, pf = evaluate_float(model, ds)
         t_float = time.perf_counter() - t0
-        x = ds.batch(np.arange(min(len(ds), 8)))[0]
-        graph = lower(model.cpu(), x, name=ck["model"])
         pi = []
         t0 = time.perf_counter()
-        for pos in _batches(len(ds), 512, None):
+        if not float_only:
+            x = ds.batch(np.arange(min(len(ds), 8)))[0]
+            graph = lower(model.cpu(), x, name=ck["model"])
+        for pos in _batches(len(ds), 512, None) if not float_only else ():
             xb = ds.batch(pos)[0].numpy()
             out = run(graph, xb, "fast")
             out = out[-1] if isinstance(out, tuple) else out  # the final classifier
             pi.append(np.asarray(out).argmax(1))
         t_int = time.perf_counter() - t0
-        pi = np.concatenate(pi)
+        pi = np.concatenate(pi) if pi else None
         y, snr = reader.labels[idx], reader.snrs[idx]
         classes = list(ck.get("classes") or reader.classes)
         norm = reader.normalize
@@ -101,24 +110,25 @@ def evaluate_checkpoint(path: str, data: str, split: str = "test", max_frames: i
     missing = sorted(set(confusion_snrs) - set(np.unique(snr).tolist()))
     if missing:
         raise ValueError(f"{data}: no {split} frames at SNR {', '.join(map(str, missing))} dB")
+    common = {
+        "classes": classes, "model": ck["model"], "config": ck["config"],
+        "frames": int(idx.size), "split": split, "normalize": norm,
+        "float_acc": float(np.mean(pf == y)), "float_by_snr": accuracy_by_snr(pf, y, snr),
+        "confusion_float": confusion(pf, y, k).tolist(), "float_seconds": t_float,
+        "train_seconds": float(sum(h["seconds"] for h in ck.get("history", []))),
+        "epochs": len(ck.get("history", [])), "best_epoch": ck.get("best_epoch", -1) + 1,
+    }
+    if pi is None:   # a float-only training: no integer model yet
+        return dict(common, float_only=True, int_acc=None, int_by_snr={}, agreement=None,
+                    confusion_int=None, per_class_int=None, confusion_by_snr={},
+                    int_seconds=0.0)
     by = {int(s): {"float": confusion(pf[snr == s], y[snr == s], k).tolist(),
                    "int": confusion(pi[snr == s], y[snr == s], k).tolist()}
           for s in sorted(set(confusion_snrs))}
     for m in by.values():
         m["per_class_int"] = per_class(m["int"], classes)
     conf_int = confusion(pi, y, k)
-    return {
-        "classes": classes,
-        "confusion_float": confusion(pf, y, k).tolist(),
-        "confusion_int": conf_int.tolist(),
-        "per_class_int": per_class(conf_int, classes),
-        "confusion_by_snr": by,
-        "model": ck["model"], "config": ck["config"], "frames": int(idx.size), "split": split,
-        "normalize": norm,
-        "float_acc": float(np.mean(pf == y)), "int_acc": float(np.mean(pi == y)),
-        "agreement": float(np.mean(pf == pi)),
-        "float_by_snr": accuracy_by_snr(pf, y, snr), "int_by_snr": accuracy_by_snr(pi, y, snr),
-        "float_seconds": t_float, "int_seconds": t_int,
-        "train_seconds": float(sum(h["seconds"] for h in ck.get("history", []))),
-        "epochs": len(ck.get("history", [])), "best_epoch": ck.get("best_epoch", -1) + 1,
-    }
+    return dict(common, int_acc=float(np.mean(pi == y)), agreement=float(np.mean(pf == pi)),
+                int_by_snr=accuracy_by_snr(pi, y, snr), confusion_int=conf_int.tolist(),
+                per_class_int=per_class(conf_int, classes), confusion_by_snr=by,
+                int_seconds=t_int)

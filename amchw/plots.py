@@ -22,7 +22,7 @@ def _pyplot():
 def _save(fig, plt, path) -> Path:
     buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return atomic_write(path, buf.getvalue())
 
@@ -37,6 +37,8 @@ def accuracy_vs_snr(results: list[dict], path) -> Path:
         label = r.get("label", r["model"])
         for kind, style in (("float", "-"), ("int", "--")):
             acc = r[f"{kind}_by_snr"]
+            if not acc:          # a float-only training has no integer curve
+                continue
             snrs = sorted(acc, key=int)
             ax.plot([int(s) for s in snrs], [100 * acc[s] for s in snrs], style, color=c,
                     marker="o", ms=3,
@@ -45,7 +47,8 @@ def accuracy_vs_snr(results: list[dict], path) -> Path:
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    # beside the axes, not over the curves (a page's plot carries a dozen lines)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     ax.set_title("accuracy vs SNR")
     return _save(fig, plt, path)
 

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from amchw.checkpoint import (DEFAULT_SEED, DEFAULT_VAL_FRACTION, atomic_save, load,
-                              config_split, model_from_checkpoint)
+from amchw.checkpoint import (DEFAULT_SEED, DEFAULT_VAL_FRACTION, atomic_save, config_split,
+                              load, load_state, model_from_checkpoint)
 from amchw.data.radioml import DatasetError, H5Frames, open_frames
 from amchw.data.torch_dataset import FrameDataset
 
@@ -53,6 +53,8 @@ class TrainConfig:
     preload_mb: int = 4096              # train/val splits up to this size are read into memory
     schedule: str = "cosine"            # learning rate: cosine | constant | step:EVERY:GAMMA
     float_epochs: int = 0               # float warm-up: the first epochs train unquantized
+    float_only: bool = False            # every epoch float (for post-training quantization:
+                                        # amchw compress ptq); the best epoch by float val loss
     stream: bool = False                # fresh synthetic training frames every epoch after the
                                         # first (amchw.data.stream; an amchw synthetic file)
     split: str = "auto"                 # amchw.checkpoint.SPLIT_CHOICES
@@ -367,7 +369,7 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
         if ck.get("method", method) != method:
             raise ValueError(f"{out}: was trained by another method ({ck['method']}); remove it "
                              "or choose another --out")
-        model.load_state_dict(ck["last_state_dict"])
+        load_state(model, ck["last_state_dict"], bool(ck.get("float_only")))
         _set_quant_state(model, ck["quant_state"])
         model.to(device)
     for c in constraints:
@@ -393,6 +395,9 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
     # statistics of the first training steps, then learns it (a scale calibrated on the random
     # initial activations saturates once the weights grow, and its log-domain parameter moves
     # too slowly to follow, which stalls training)
+    if cfg.float_only and cfg.float_epochs:
+        raise ValueError("float-only training has no separate float warm-up: give one of "
+                         "them")
     if cfg.float_epochs < 0 or (cfg.float_epochs and cfg.float_epochs >= cfg.epochs):
         raise ValueError(f"float epochs ({cfg.float_epochs}) must be fewer than the epochs "
                          f"({cfg.epochs}): the last epochs train quantized")
@@ -412,7 +417,7 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
                 log(f"early stop: no validation improvement for {cfg.patience} epochs")
                 break
             t0 = time.perf_counter()
-            warmup = epoch < cfg.float_epochs
+            warmup = epoch < cfg.float_epochs or cfg.float_only
             set_quantization(model, not warmup)
             model.train()
             seen = correct = 0
@@ -440,7 +445,7 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
                          val_acc, time.perf_counter() - t0, "float" if warmup else "qat")
             history.append(asdict(h))
             # (a running schedule, or a float warm-up epoch, is no candidate)
-            if not warmup and all(c.ready(step) for c in constraints):
+            if (cfg.float_only or not warmup) and all(c.ready(step) for c in constraints):
                 if val_loss < best["val_loss"]:
                     best = {"val_loss": val_loss, "epoch": epoch,
                             "state_dict": to_cpu({k: v.clone() for k, v in
@@ -462,6 +467,8 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
                   "epoch": epoch, "history": history,
                   "train_config": asdict(cfg), "data": str(cfg.data), "method": method,
                   "step": step, "stale": stale}
+            if cfg.float_only:
+                ck["float_only"] = True
             if start_ck is not None:
                 ck["init"] = {"path": str(cfg.init),
                               **{k: start_ck[k] for k in start_ck if k in _LINEAGE}}

@@ -58,7 +58,7 @@ def prune_cmd(model_spec, sparsity, pattern, layers, output, scales, weight_bits
 @group("compress")
 def compress_group() -> None:
     """The seeds' compression methods, each writing a checkpoint that verifies and simulates:
-    net-trim, imp, pq, kd, dp, dq, early-exit."""
+    net-trim, imp, pq, kd, dp, dq, early-exit, ptq."""
 
 
 def _value(o: Option, v):

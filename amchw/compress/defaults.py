@@ -10,6 +10,9 @@ NET_TRIM_FRAMES = 20000
 NET_TRIM_RHO = 1.0
 NET_TRIM_MAX_ITER = 5000     # the sparse phase's cap: not converged by then is an error
 
+#: post-training quantization (compression seed): calibration frames from the validation split
+PTQ_CALIBRATION_FRAMES = 1000
+
 #: product quantization (edge-efficient seed): centroids per subspace, retraining epochs (the
 #: seed's 20 when asked) and the fraction of the training frames retraining uses
 PQ_CENTROIDS = 256

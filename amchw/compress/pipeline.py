@@ -22,6 +22,7 @@ from .defaults import (EARLY_EXIT_BATCH_SIZE, EARLY_EXIT_EPOCHS, EARLY_EXIT_LR,
                        EARLY_EXIT_PATIENCE, IMP_FREQUENCY, IMP_INITIAL_SPARSITY, IMP_POWER,
                        IMP_PRUNE_EPOCHS, KD_ALPHA, KD_CONVENTION, KD_TEMPERATURE,
                        NET_TRIM_EPSILON, NET_TRIM_FRAMES, PQ_CENTROIDS, PQ_RETRAIN_EPOCHS,
+                       PTQ_CALIBRATION_FRAMES,
                        PQ_TRAIN_FRACTION, imp_training)
 from .prune import PruneError
 
@@ -208,3 +209,26 @@ def imp(start: str, targets, out_dir: str, prune_epochs: int = IMP_PRUNE_EPOCHS,
     base = replace(_config(ck, _data(ck, data), "unused", **kw), quant={})
     return imp_schedule(base, start, targets, out_dir, prune_epochs, initial, frequency, power,
                         layers, log=log)
+
+
+def post_training_quantization(start: str, out: str, frames: int = PTQ_CALIBRATION_FRAMES,
+                               data: str | None = None, seed: int = 0) -> dict:
+    """The compression seed's INT8 post-training quantization of a float-trained checkpoint
+    (`amchw train --float-only`; any checkpoint's float weights will do): calibrated on up to
+    `frames` frames of its validation split (held out from training); writes `out`."""
+    from amchw.models import ZOO
+
+    from .ptq import post_training_quantize
+
+    model, ck = model_from_checkpoint(start, float_only_ok=True)
+    float_only = bool(ck.get("float_only"))
+    x, *_ = split_frames(_data(ck, data), ZOO[ck["model"]].input_shape, ck, "val", frames,
+                         seed=[seed, 5])
+    if x.shape[0] == 0:
+        raise PruneError(f"{start}: its validation split is empty: no calibration frames")
+    post_training_quantize(model, torch.as_tensor(x))
+    ck = {k: v for k, v in ck.items() if k != "float_only"}
+    info = {"calibration_frames": int(x.shape[0]), "split": "val",
+            "float_only_start": float_only, "start": str(start)}
+    save_checkpoint(out, ck, model, ptq=info)
+    return dict(info, model=ck["model"])

@@ -45,11 +45,16 @@ def measure(cks: list[Checkpoint], recipe: dict, log=print) -> None:
     exps = {e["name"]: e for e in recipe["experiment"]}
     for ck in cks:
         log(f"[measure] {ck.label}")
-        ck.eval = evaluate_checkpoint(ck.path, ck.data, max_frames=n_eval)
-        model, saved = model_from_checkpoint(ck.path)
+        ck.eval = evaluate_checkpoint(ck.path, ck.data, max_frames=n_eval,
+                                      float_only_ok=True)
+        model, saved = model_from_checkpoint(ck.path, float_only_ok=True)
         fp = footprint(model, int(saved["config"].get("weight_bits", 8)))
         ck.info.update({"model": saved["model"], "parameters": fp["parameters"],
                         "total_parameters": fp["total_parameters"]})
+        if saved.get("float_only"):      # no integer model to simulate until it is quantized
+            ck.info["float_only"] = True
+            ck.hardware = {t.name: None for t in targets}
+            continue
         x, y, snr, _, which = split_frames(ck.data, model_input(saved["model"]), saved, "test",
                                            n_eval)
         graph = lower(model, torch.as_tensor(x[:8]), name=saved["model"])

@@ -25,12 +25,14 @@ def _pct(v, nd: int = 1) -> str:
     return "-" if v is None else f"{100 * v:.{nd}f}"
 
 
-def _acc(ck: Checkpoint, kind: str = "int") -> float:
+def _acc(ck: Checkpoint, kind: str = "int") -> float | None:
+    """A checkpoint's accuracy (None: a float-only training has no integer model)."""
     return ck.eval[f"{kind}_acc"]
 
 
-def _best_snr(ck: Checkpoint, kind: str = "int") -> float:
-    return max(ck.eval[f"{kind}_by_snr"].values())
+def _best_snr(ck: Checkpoint, kind: str = "int") -> float | None:
+    by = ck.eval[f"{kind}_by_snr"]
+    return max(by.values()) if by else None
 
 
 class Page:
@@ -100,6 +102,9 @@ def _hw_vals(ck: Checkpoint, targets: list[str]) -> list[str]:
     vals = []
     for t in targets:
         hw = ck.hardware[t]
+        if hw is None:            # a float-only training: nothing to simulate
+            vals += ["-", "-"]
+            continue
         best = hw.get("compressed", hw["dense"])
         tag = f" ({'/'.join(hw['format'])})" if "compressed" in hw else ""
         vals += [f"{best['cycles']:,}{tag}", f"{best['energy_uj']:.2f}"]
@@ -123,6 +128,7 @@ def _benchmark(c: Checkpoint, cks: list[Checkpoint], exps: dict, final: dict):
             continue
         break
     same = [b for b in cks if b.kind == "train" and b.info["model"] == c.info["model"]
+            and not b.info.get("float_only")
             and b.data == c.data]
     return same[0] if same else None
 
@@ -268,10 +274,11 @@ def _slimming(ctx: PageContext) -> None:
     for c in slim:
         s = seeds.COMPRESSION_TABLE_III.get(c.info["model"])
         sq = seeds.COMPRESSION_TABLE_III.get(c.info["model"] + " int8")
-        macs = next(iter(c.hardware.values()))["dense"]["macs"]
+        hw = next(iter(c.hardware.values()))
+        macs = f"{hw['dense']['macs']:,}" if hw else "-"
         p = c.info["total_parameters"]
         rows.append([c.label, c.info["model"], _pct(_acc(c, "float"), 2), _pct(_acc(c), 2),
-                     f"{macs:,}", f"{p * 4 / 1e6:.4f}", f"{p / 1e6:.4f}",
+                     macs, f"{p * 4 / 1e6:.4f}", f"{p / 1e6:.4f}",
                      "-" if s is None else f"{s[0]}: {100 * s[1]:.2f}%",
                      "-" if s is None else f"{s[2]:,}",
                      "-" if s is None else f"{s[3]:.4f}",

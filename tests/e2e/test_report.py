@@ -69,6 +69,21 @@ frequency = 1
 batch_size = 32
 
 [[experiment]]
+name = "f32"
+kind = "train"
+model = "ee-baseline"
+data = "b"
+epochs = 1
+batch_size = 32
+float_only = true
+
+[[experiment]]
+name = "int8"
+kind = "ptq"
+start = "f32"
+frames = 16
+
+[[experiment]]
 name = "ee"
 kind = "early-exit"
 model = "ee-v3"
@@ -104,7 +119,12 @@ def test_report_files_and_sections(report):
     assert html.startswith("<!DOCTYPE html>") and html.count("<table>") == tables
     assert (out / "accuracy_0.png").stat().st_size > 1000 and (out / "early_exit.png").exists()
     assert [c["label"] for c in rep["checkpoints"]] == ["base", "nt", "kd", "dq",
-                                                        "imp s=0.6", "ee"]
+                                                        "imp s=0.6", "f32", "int8", "ee"]
+    # the float-only training has no integer model (nor hardware); its PTQ has both
+    assert "Post-training INT8 quantization" in md
+    f32 = next(line for line in md.splitlines() if line.startswith("| f32 | train |"))
+    assert f32.split(" | ")[5] == "-" and f32.rstrip(" |").endswith("| - | -")
+    assert _ck(rep, "int8")["eval"]["int_acc"] is not None
     assert "| DQ |" in md and "| NT |" in md and "| KD |" in md
     assert "T=4 alpha=0.3 edge" in md  # Table III shows the settings the recipe ran with
     # every row of a Markdown table has its header's number of cells (pipes in text escaped)

@@ -18,7 +18,7 @@ from amchw.compress.registry import (OPTION_TYPES, QUANT_OPTIONS, Method, Option
                                      register, stage_path)
 
 #: what the checkpoints record a method's result under (docs/compression.md)
-STORAGE_KEYS = {"net_trim", "pq", "method", "pruning"}
+STORAGE_KEYS = {"net_trim", "pq", "method", "pruning", "ptq"}
 
 
 def test_every_method_has_a_runner_options_storage_and_section():

@@ -4,6 +4,6 @@ a new method is a module here and its name in this import."""
 
 from amchw.compress.registry import METHODS
 
-from . import net_trim, pq, kd, dp, dq, imp, early_exit  # noqa: F401  (each registers itself)
+from . import net_trim, pq, kd, dp, dq, imp, early_exit, ptq  # noqa: F401  (each registers)
 
 __all__ = ["METHODS"]
