@@ -28,6 +28,16 @@ def _sim_summary(rep) -> dict:
             "latency_us": t["latency_us"]}
 
 
+def _weights_and_biases(model) -> dict:
+    """The conv and linear layers' weight and bias counts (BatchNorm not included), as the
+    compression seed counts a network's parameter memory."""
+    from torch import nn
+
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
+    return {"weights": sum(m.weight.numel() for m in layers),
+            "biases": sum(m.bias.numel() for m in layers if m.bias is not None)}
+
+
 def measure(cks: list[Checkpoint], recipe: dict, log=print) -> None:
     """Evaluate and simulate every checkpoint (in place)."""
     import torch
@@ -50,7 +60,8 @@ def measure(cks: list[Checkpoint], recipe: dict, log=print) -> None:
         model, saved = model_from_checkpoint(ck.path, float_only_ok=True)
         fp = footprint(model, int(saved["config"].get("weight_bits", 8)))
         ck.info.update({"model": saved["model"], "parameters": fp["parameters"],
-                        "total_parameters": fp["total_parameters"]})
+                        "total_parameters": fp["total_parameters"],
+                        **_weights_and_biases(model)})
         if saved.get("float_only"):      # no integer model to simulate until it is quantized
             ck.info["float_only"] = True
             ck.hardware = {t.name: None for t in targets}

@@ -178,7 +178,7 @@ def _table_iv(ctx: PageContext) -> None:
         sr = rows_of[c.kind]
         method = sr.distilled if _distilled(e, ctx.exps) else sr.code
         bench = ctx.benchmark(c)
-        s = seeds.EDGE_TABLE_IV[method]
+        s = seeds.EDGE_TABLE_IV[method] if _table_iv_setting(c, method) else (None, None, "-")
         rows.append([c.label, method, c.info["model"],
                      pct(c.info.get("p_e"), 1) if sr.p_e else "-",
                      f"{c.info['C_Q_64bit']:.2f}" if sr.c_q else "-",
@@ -187,6 +187,20 @@ def _table_iv(ctx: PageContext) -> None:
                     + ctx.hw_vals(c))
     ctx.page.table(["checkpoint", "method", "network", "p_e %", "C_Q", "acc vs benchmark (pp)",
                     "seed p_e %", "seed C_Q", "seed accuracy"] + ctx.hw_cols(), rows)
+    ctx.page.p("The seed's Table IV is VTCNN2's, with Net-Trim at epsilon 0.08 and PQ at P = 2; "
+               "its columns stay '-' on rows of another network or setting.")
+
+
+def _table_iv_setting(c: Checkpoint, method: str) -> bool:
+    """Whether a checkpoint is in the setting of the seed's Table IV (VTCNN2; NT and DP at
+    epsilon 0.08; PQ and DQ at P = 2), so that the seed's row compares with it."""
+    if c.info.get("model") != "vtcnn2":
+        return False
+    if method in ("NT", "DP"):
+        return abs(float(c.info.get("epsilon", -1)) - 0.08) < 1e-12
+    if method in ("PQ", "DQ"):
+        return c.info.get("subspaces") == 2
+    return True
 
 
 def _gru_cells(model: str) -> int | None:
@@ -276,16 +290,23 @@ def _slimming(ctx: PageContext) -> None:
         sq = seeds.COMPRESSION_TABLE_III.get(c.info["model"] + " int8")
         hw = next(iter(c.hardware.values()))
         macs = f"{hw['dense']['macs']:,}" if hw else "-"
-        p = c.info["total_parameters"]
+        w, b = c.info["weights"], c.info["biases"]
         rows.append([c.label, c.info["model"], _pct(_acc(c, "float"), 2), _pct(_acc(c), 2),
-                     macs, f"{p * 4 / 1e6:.4f}", f"{p / 1e6:.4f}",
+                     macs, f"{w + b:,}", f"{(w + b) * 4 / 2**20:.4f}",
+                     f"{(w + 4 * b) / 2**20:.4f}",
                      "-" if s is None else f"{s[0]}: {100 * s[1]:.2f}%",
                      "-" if s is None else f"{s[2]:,}",
                      "-" if s is None else f"{s[3]:.4f}",
                      "-" if sq is None else f"{sq[3]:.4f}"] + ctx.hw_vals(c))
     ctx.page.table(["checkpoint", "model", "float acc %", "int8 acc %", "MACs",
-                    "param memory float32 MB", "param memory int8 MB", "seed accuracy",
-                    "seed MACs", "seed MB", "seed int8 MB"] + ctx.hw_cols(), rows)
+                    "weights and biases", "param memory float32 MiB",
+                    "param memory int8 MiB", "seed accuracy", "seed MACs", "seed MiB",
+                    "seed int8 MiB"] + ctx.hw_cols(), rows)
+    ctx.page.p("Parameter memory as the seed counts it: the convolution and dense layers' "
+               "weights and biases (BatchNorm not included) in MiB (2^20 bytes), 4 bytes each "
+               "in float32 (cnn-matlab: 96,835 x 4 / 2^20 = 0.3694, the seed's figure); int8: "
+               "1 byte per weight and 4 per (int32) bias. The seed's int8 figure (0.0521 MiB "
+               "for cnn-slim) follows neither this nor any other simple count we found.")
 
 
 _OWN = {"table-iv": _table_iv, "gru-cnn": _gru_cnn, "slimming": _slimming}
@@ -315,8 +336,11 @@ def build_page(recipe: dict, cks: list[Checkpoint], out: Path, seconds: float,
     pg.h(1, title)
     if recipe.get("notes"):
         pg.p(recipe["notes"])
+    trained = sum(float(c.eval.get("train_seconds", 0.0)) for c in cks)
     pg.p(f"{len(cks)} checkpoints from {len(exps)} experiments, measured on "
-         f"{', '.join(targets)}; the run took {seconds / 60:.1f} min. Accuracies are on each "
+         f"{', '.join(targets)}; their training took {trained / 60:.1f} min in all (the "
+         f"epochs' recorded times), and this invocation of the report {seconds / 60:.1f} min "
+         "(less when it reused checkpoints). Accuracies are on each "
          "checkpoint's test split (integer IR = what the hardware computes; float = Brevitas). "
          "Seed columns are the papers' published figures on the real datasets; ours are on "
          "the data named below, so compare trends, not digits.")

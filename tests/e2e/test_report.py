@@ -256,3 +256,23 @@ def test_the_gru_tables_carry_the_trained_models_accuracy():
              or ln.startswith("| 6")]
     assert lines[0].split(" | ")[4:6] == ["43.21", "87.65"]
     assert lines[1].split(" | ")[4:6] == ["-", "-"]
+
+
+def test_slimming_memory_is_counted_as_the_seed_counts_it():
+    """Table III's parameter memory: conv and dense weights and biases, no BatchNorm, in MiB:
+    cnn-matlab's 96,835 parameters give the seed's 0.3694 MiB in float32."""
+    from types import SimpleNamespace
+
+    from amchw.models import build
+    from amchw.report.measure import _weights_and_biases
+    from amchw.report.page import Page, _slimming
+
+    info = dict(model="cnn-matlab", **_weights_and_biases(build("cnn-matlab")))
+    assert info["weights"] + info["biases"] == 96835
+    ck = SimpleNamespace(kind="train", label="m", info=info, hardware={"t": None},
+                         eval={"int_acc": 0.5, "float_acc": 0.5})
+    ctx = SimpleNamespace(cks=[ck], page=Page(), hw_vals=lambda c: [], hw_cols=lambda: [])
+    _slimming(ctx)
+    row = next(ln for ln in ctx.page.markdown().splitlines() if ln.startswith("| m |"))
+    cells = row.split(" | ")
+    assert cells[5:7] == ["96,835", "0.3694"] and cells[10] == "0.3694"   # ours, the seed's
