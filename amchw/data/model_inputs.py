@@ -27,6 +27,7 @@ MODEL_INPUTS: dict[str, ModelInput] = {
     "inception": ModelInput("rml2016", (1, 2, 128)),
     "sbcnn-teacher": ModelInput("rml2018", (1, 2, 1024)),
     "sbcnn-student": ModelInput("rml2018", (1, 2, 1024)),
+    "ibcnn-teacher": ModelInput("rml2018", (1, 2, 1024)),
     "gru-cnn": ModelInput("rml2018", (2, 1024)),
     **{f"gru-cnn-{c}": ModelInput("rml2018", (2, 1024)) for c in (50, 60, 70, 90)},
     "ee-baseline": _EARLY_EXIT,

@@ -19,6 +19,7 @@ from amchw.ir import (GRU, Add, AvgPool, Concat, Conv, Dense, FloatType, GateMix
                       Mul, QType, Quantize, Reshape, acc_type, fixed_multiplier, validate)
 from amchw.ir.types import exact
 from amchw.models.gru import QuantGRU
+from amchw.models.ibcnn import ToImage
 from amchw.models.layers import Cat
 
 from .common import Affine, Codes, Emitter, FloatIn, LoweringError, bn_affine
@@ -264,6 +265,19 @@ def _h_flatten(L: _Lowerer, path, module, args, out):
     return Codes(v.name)
 
 
+def _h_to_image(L: _Lowerer, path, module, args, out):
+    """A feature map read as an image (amchw.models.ibcnn.ToImage): a Reshape of the codes
+    (same order)."""
+    h = L.get(args[0], path)
+    if not isinstance(h, Codes):
+        raise LoweringError(f"{path}: reshape of a float tensor; quantize before it")
+    x = L.b.value(h.name)
+    if int(np.prod(module.shape)) != int(np.prod(x.shape)):
+        raise LoweringError(f"{path}: cannot reshape {x.shape} to {module.shape}")
+    v = L.b.add(path.replace(".", "_"), Reshape(module.shape), [h.name], path)
+    return Codes(v.name)
+
+
 def _h_identity(L: _Lowerer, path, module, args, out):
     return L.get(args[0], path)
 
@@ -419,6 +433,7 @@ _HANDLERS: list[tuple[tuple[type, ...], object]] = [
     ((nn.MaxPool1d, nn.MaxPool2d), _h_maxpool),
     ((nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d), _h_avgpool),
     ((nn.Flatten,), _h_flatten),
+    ((ToImage,), _h_to_image),
     ((nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity), _h_identity),
     ((qnn.QuantEltwiseAdd,), _h_add),
     ((Cat,), _h_cat),

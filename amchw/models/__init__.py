@@ -23,6 +23,7 @@ from .vgg10 import vgg10
 from .vtcnn2 import vtcnn2
 from .early_exit import EARLY_EXIT_BUILDERS, ee_baseline
 from .gru import QuantGRU, gru_cnn
+from .ibcnn import ibcnn_teacher
 from .sbcnn import sbcnn_student, sbcnn_teacher
 from .west import inception, resnet
 
@@ -170,6 +171,18 @@ register(
         **_reads("sbcnn-student"),
         description="SBCNN single-block student (distillation seed): block A, GAP, dense 24; "
         "4,184 parameters",
+    )
+)
+
+register(
+    ZooEntry(
+        name="ibcnn-teacher",
+        builder=ibcnn_teacher,
+        num_classes=24,
+        **_reads("ibcnn-teacher"),
+        description="IBCNN teacher (distillation seed, inferred): SBCNN blocks A, B; the "
+        "64 x 256 feature map as an image; 2-D blocks A0, B0, C0, C1, GAP, dropout 0.2, "
+        "dense 24",
     )
 )
 
