@@ -53,6 +53,8 @@ class TrainConfig:
     preload_mb: int = 4096              # train/val splits up to this size are read into memory
     schedule: str = "cosine"            # learning rate: cosine | constant | step:EVERY:GAMMA
     float_epochs: int = 0               # float warm-up: the first epochs train unquantized
+    best_by: str = "loss"               # the kept epoch: lowest validation loss, or highest
+                                        # validation accuracy ("accuracy", the slides')
     float_only: bool = False            # every epoch float (for post-training quantization:
                                         # amchw compress ptq); the best epoch by float val loss
     stream: bool = False                # fresh synthetic training frames every epoch after the
@@ -60,6 +62,10 @@ class TrainConfig:
     split: str = "auto"                 # amchw.checkpoint.SPLIT_CHOICES
     snr_range: tuple[int, int] | None = None   # train/val/test only on SNRs in [lo, hi] dB
     undersample: int | None = None      # at most this many frames per (class, SNR), seeded
+
+
+#: what picks the kept epoch (TrainConfig.best_by)
+BEST_BY = ("loss", "accuracy")
 
 
 @dataclass
@@ -379,7 +385,9 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
     sched = lr_schedule(opt, cfg.schedule, cfg.epochs)
     gen = torch.Generator().manual_seed(cfg.seed)
     history: list[dict] = []
-    best = {"val_loss": math.inf, "epoch": -1, "state_dict": None}
+    if cfg.best_by not in BEST_BY:
+        raise ValueError(f"best_by must be one of {', '.join(BEST_BY)}, got {cfg.best_by!r}")
+    best = {"val_loss": math.inf, "val_acc": -math.inf, "epoch": -1, "state_dict": None}
     start = 0
     if resume:
         opt.load_state_dict(ck["optimizer"])
@@ -388,7 +396,7 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
         torch.set_rng_state(ck["torch_rng"])
         history = ck["history"]
         best = {"val_loss": ck["best_val_loss"], "epoch": ck["best_epoch"],
-                "state_dict": ck["state_dict"]}
+                "val_acc": ck.get("best_val_acc", -math.inf), "state_dict": ck["state_dict"]}
         start = ck["epoch"] + 1
         log(f"resuming {out} at epoch {start + 1}")
     # no calibration pass: Brevitas initialises each learned activation scale from the
@@ -446,8 +454,9 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
             history.append(asdict(h))
             # (a running schedule, or a float warm-up epoch, is no candidate)
             if (cfg.float_only or not warmup) and all(c.ready(step) for c in constraints):
-                if val_loss < best["val_loss"]:
-                    best = {"val_loss": val_loss, "epoch": epoch,
+                if (val_loss < best["val_loss"] if cfg.best_by == "loss"
+                        else val_acc > best["val_acc"]):
+                    best = {"val_loss": val_loss, "val_acc": val_acc, "epoch": epoch,
                             "state_dict": to_cpu({k: v.clone() for k, v in
                                                   model.state_dict().items()})}
                     stale = 0
@@ -460,7 +469,8 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
                   "normalize": reader.normalize, "data_kind": reader.kind,
                   "state_dict": (best["state_dict"] if best["state_dict"] is not None
                                  else model.state_dict()), "best_epoch": best["epoch"],
-                  "best_val_loss": best["val_loss"], "last_state_dict": model.state_dict(),
+                  "best_val_loss": best["val_loss"], "best_val_acc": best["val_acc"],
+                  "last_state_dict": model.state_dict(),
                   "quant_state": _quant_state(model),
                   "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                   "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),

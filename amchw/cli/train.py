@@ -43,6 +43,10 @@ def device_option(f):
 @click.option("--float-epochs", type=click.IntRange(0), default=0, show_default=True,
               help="Float warm-up: the first N epochs train with every quantizer off, the "
                    "rest quantization-aware (N < --epochs; only QAT epochs can be the best).")
+@click.option("--best-by", type=click.Choice(["loss", "accuracy"]), default="loss",
+              show_default=True,
+              help="Keep the epoch of lowest validation loss, or of highest validation "
+                   "accuracy (the distillation slides' rule).")
 @click.option("--float-only", is_flag=True,
               help="Train every epoch in float (quantizers off; the best epoch by float "
                    "validation loss), to quantize afterwards with `amchw compress ptq`.")
@@ -76,7 +80,7 @@ def device_option(f):
 @device_option
 @quant_options
 def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, float_epochs,
-              float_only,
+              best_by, float_only,
               stream, batch_size, lr,
               weight_decay, patience, max_train, per_channel, split, snr_range, undersample,
               schedule, device, scales, weight_bits, act_bits, seed):
@@ -111,7 +115,7 @@ def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, floa
                       batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                       patience=patience, seed=seed, max_train=max_train, normalize=normalize,
                       device=device, split=split, snr_range=snrs, float_epochs=float_epochs,
-                      float_only=float_only,
+                      float_only=float_only, best_by=best_by,
                       stream=stream, undersample=undersample, schedule=schedule,
                       quant={"weight_bits": weight_bits, "act_bits": act_bits,
                              "scales": scales, "per_channel": per_channel})

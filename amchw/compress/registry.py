@@ -256,8 +256,11 @@ _TRAIN = (
     Option("patience", None, "Early stopping: epochs without a better validation loss (imp: "
                              "12, the seed's).", "int", min=1),
     Option("max_train", None, "Use at most this many training frames.", "int", min=2),
+    Option("best_by", None, "Keep the epoch of lowest validation loss or of highest "
+                            "validation accuracy (the distillation slides'; default: loss).",
+           "choice", choices=("loss", "accuracy")),
 )
-TRAINING = ("epochs", "batch_size", "lr", "patience", "max_train")
+TRAINING = ("epochs", "batch_size", "lr", "patience", "max_train", "best_by")
 
 
 def train_options(recipe=TRAINING) -> tuple[Option, ...]:

@@ -12,7 +12,7 @@ from amchw.compress.methods import METHODS
 #: a recipe's own kind: a zoo model trained (the start of the compression experiments)
 TRAIN_KEYS = frozenset({"model", "data", "epochs", "batch_size", "lr", "patience", "max_train",
                         "seed", "weight_bits", "act_bits", "scales", "float_epochs", "schedule",
-                        "split", "undersample", "float_only"})
+                        "split", "undersample", "float_only", "best_by"})
 #: the kinds of experiment: train, then the registered methods that recipes take
 KINDS = ("train",) + tuple(n for n, m in METHODS.items() if m.report is not None)
 _COMMON = {"name", "kind", "label"}
@@ -37,6 +37,8 @@ def _check_train(e: dict) -> str | None:
             return f"schedule: {err}"
     if "split" in e and e["split"] not in SPLIT_CHOICES:
         return f"split must be one of {', '.join(SPLIT_CHOICES)}, got {e['split']!r}"
+    if "best_by" in e and e["best_by"] not in ("loss", "accuracy"):
+        return f"best_by must be loss or accuracy, got {e['best_by']!r}"
     if "float_only" in e and not isinstance(e["float_only"], bool):
         return f"float_only must be true or false, got {e['float_only']!r}"
     for key, low in (("float_epochs", 0), ("undersample", 1)):

@@ -58,7 +58,7 @@ def _train(e: dict, path: str, data: str, log) -> dict:
                       quant={k: e[k] for k in ("weight_bits", "act_bits", "scales") if k in e},
                       **{k: e[k] for k in ("epochs", "batch_size", "lr", "patience",
                                            "max_train", "float_epochs", "schedule", "split",
-                                           "undersample", "float_only") if k in e})
+                                           "undersample", "float_only", "best_by") if k in e})
     train(cfg, log=log)
     return {"model": e["model"]}
 

@@ -59,6 +59,20 @@ def test_resume_after_an_interruption_loses_nothing_done(data16, tmp_path):
         assert torch.equal(v, resumed["last_state_dict"][k]), k
 
 
+def test_the_kept_epoch_follows_best_by(data16, tmp_path):
+    """best_by "loss" keeps the epoch of lowest validation loss, "accuracy" the first epoch of
+    highest validation accuracy (the distillation slides' rule), read back from the history."""
+    for rule in ("loss", "accuracy"):
+        ck = train(_cfg(data16, tmp_path / f"{rule}.pt", epochs=4, lr=3e-3, best_by=rule),
+                   log=_quiet)
+        h = ck["history"]
+        want = (min(range(len(h)), key=lambda i: h[i]["val_loss"]) if rule == "loss"
+                else max(range(len(h)), key=lambda i: (h[i]["val_acc"], -i)))
+        assert ck["best_epoch"] == want, (rule, h)
+    with pytest.raises(ValueError, match="best_by must be one of loss, accuracy"):
+        train(_cfg(data16, tmp_path / "x.pt", best_by="f1"), log=_quiet)
+
+
 def test_early_stopping(data16, tmp_path):
     ck = train(_cfg(data16, tmp_path / "e.pt", epochs=6, lr=0.0, patience=2), log=_quiet)
     # lr 0: the validation loss never improves after epoch 1, so two stale epochs end it
