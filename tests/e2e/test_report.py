@@ -276,3 +276,12 @@ def test_slimming_memory_is_counted_as_the_seed_counts_it():
     row = next(ln for ln in ctx.page.markdown().splitlines() if ln.startswith("| m |"))
     cells = row.split(" | ")
     assert cells[5:7] == ["96,835", "0.3694"] and cells[10] == "0.3694"   # ours, the seed's
+
+
+@pytest.mark.parametrize("path", sorted(
+    str(p) for p in __import__("pathlib").Path(__file__).parents[2].glob("docs/recipes/*.toml")))
+def test_the_documented_recipes_load(path):
+    """Every recipe docs/ documents passes the recipe checks (a run would start)."""
+    from amchw.report import load_recipe
+
+    assert load_recipe(path)["experiment"]
