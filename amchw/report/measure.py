@@ -47,6 +47,7 @@ def measure(cks: list[Checkpoint], recipe: dict, log=print) -> None:
     from amchw.evaluate import evaluate_checkpoint
     from amchw.lower.brevitas import lower
     from amchw.sims.simulate import simulate
+    from amchw.verify.brevitas import verify_model
 
     targets = hardware_targets(recipe)
     fmt = recipe.get("sparse_format", "csr")
@@ -69,6 +70,11 @@ def measure(cks: list[Checkpoint], recipe: dict, log=print) -> None:
         x, y, snr, _, which = split_frames(ck.data, model_input(saved["model"]), saved, "test",
                                            n_eval)
         graph = lower(model, torch.as_tensor(x[:8]), name=saved["model"])
+        # amchw verify on the checkpoint: Brevitas, the IR and the kernels layer by layer
+        # (float64 reference; a GRU's 1,024 Brevitas steps per frame: 4 frames)
+        n_ver = 4 if any(n.op.kind == "GRU" for n in graph.nodes) else 32
+        rep = verify_model(model, x[:n_ver], name=saved["model"])
+        ck.info["verify"] = {"frames": rep.frames, "forbidden": rep.forbidden}
         comp = _compressed_graph(graph, ck, fmt, min_sp)
         for t in targets:
             hw = {"dense": _sim_summary(simulate(graph, t))}

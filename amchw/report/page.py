@@ -354,11 +354,15 @@ def build_page(recipe: dict, cks: list[Checkpoint], out: Path, seconds: float,
     pg.h(2, "All checkpoints")
     rows = []
     for c in cks:
+        v = c.info.get("verify")
+        ver = "-" if v is None else ("OK" if v["forbidden"] == 0 else
+                                     f"{v['forbidden']} forbidden") + f" ({v['frames']})"
         rows.append([c.label, c.kind, c.info.get("model", ""), f"{c.info['parameters']:,}",
-                     _pct(_acc(c, "float")), _pct(_acc(c)), _pct(_best_snr(c))]
+                     _pct(_acc(c, "float")), _pct(_acc(c)), _pct(_best_snr(c)), ver]
                     + _hw_vals(c, targets))
     pg.table(["checkpoint", "method", "model", "non-zero parameters", "float acc %",
-              "int acc %", "best-SNR int acc %"] + _hw_cols(targets), rows)
+              "int acc %", "best-SNR int acc %", "amchw verify (frames)"] + _hw_cols(targets),
+             rows)
     pg.p("Cycles and energy per frame at batch 1; a compressed checkpoint is simulated with "
          "its compressed storage (format in brackets; zero weights skipped or PQ look-ups).")
 

@@ -125,6 +125,10 @@ def test_report_files_and_sections(report):
     f32 = next(line for line in md.splitlines() if line.startswith("| f32 | train |"))
     assert f32.split(" | ")[5] == "-" and f32.rstrip(" |").endswith("| - | -")
     assert _ck(rep, "int8")["eval"]["int_acc"] is not None
+    # every quantized checkpoint passed amchw verify (layer by layer, 0 forbidden mismatches)
+    assert all(c["info"]["verify"]["forbidden"] == 0 and c["info"]["verify"]["frames"] > 0
+               for c in rep["checkpoints"] if c["label"] != "f32")
+    assert re.search(r"\| OK \(\d+\) \|", md)
     assert "| DQ |" in md and "| NT |" in md and "| KD |" in md
     assert "T=4 alpha=0.3 edge" in md  # Table III shows the settings the recipe ran with
     # every row of a Markdown table has its header's number of cells (pipes in text escaped)
