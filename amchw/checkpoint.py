@@ -40,13 +40,17 @@ def model_from_checkpoint(path, float_only_ok: bool = False) -> tuple[nn.Module,
         ck = load(path)
     except Exception as e:  # any unreadable file (unpickling errors included) names the file
         raise ValueError(f"{path}: not an amchw checkpoint ({type(e).__name__}: {e})") from None
-    if isinstance(ck, dict) and ck.get("float_only") and not float_only_ok:
-        raise ValueError(f"{path}: " + _FLOAT_ONLY)
     try:
         model = model_of(ck, float_only_ok)
+    except NotReady as e:
+        raise ValueError(f"{path}: {e}") from None
     except Exception as e:  # any unreadable file (unpickling errors included) names the file
         raise ValueError(f"{path}: not an amchw checkpoint ({type(e).__name__}: {e})") from None
     return model, ck
+
+
+class NotReady(ValueError):
+    """A checkpoint whose quantized model does not exist yet (float-only, or mid warm-up)."""
 
 
 _FLOAT_ONLY = ("a float-only training: its quantizers were never set; quantize it with "
@@ -60,11 +64,23 @@ def model_of(ck: dict, float_only_ok: bool = False) -> nn.Module:
     unless float_only_ok (post-training quantization reads it so)."""
     from amchw.models import QuantConfig, build
 
+    if not isinstance(ck, dict):
+        raise ValueError(f"not a checkpoint dict but a {type(ck).__name__}")
     if ck.get("float_only") and not float_only_ok:
-        raise ValueError(_FLOAT_ONLY)
+        raise NotReady(_FLOAT_ONLY)
+    if not ck.get("float_only") and ck.get("best_epoch", 0) == -1 and in_float_phase(ck):
+        raise NotReady("still in its float warm-up: no quantized epoch yet; train on to "
+                         "finish it (amchw train resumes it)")
     model = build(ck["model"], QuantConfig(**ck["config"]))
     load_state(model, ck["state_dict"], bool(ck.get("float_only")))
     return model.eval()
+
+
+def in_float_phase(ck: dict) -> bool:
+    """Whether a checkpoint's last epoch trained with the quantizers off (a float-only run or
+    a float warm-up not yet over): its activation scales were never set."""
+    hist = ck.get("history") or []
+    return bool(ck.get("float_only")) or bool(hist and hist[-1].get("phase") == "float")
 
 
 def load_state(model: nn.Module, state: dict, float_only: bool = False) -> None:

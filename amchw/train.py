@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from amchw.checkpoint import (DEFAULT_SEED, DEFAULT_VAL_FRACTION, atomic_save, config_split,
-                              load, load_state, model_from_checkpoint)
+                              in_float_phase, load, load_state, model_from_checkpoint)
 from amchw.data.radioml import DatasetError, H5Frames, open_frames
 from amchw.data.torch_dataset import FrameDataset
 
@@ -375,7 +375,7 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
         if ck.get("method", method) != method:
             raise ValueError(f"{out}: was trained by another method ({ck['method']}); remove it "
                              "or choose another --out")
-        load_state(model, ck["last_state_dict"], bool(ck.get("float_only")))
+        load_state(model, ck["last_state_dict"], in_float_phase(ck))
         _set_quant_state(model, ck["quant_state"])
         model.to(device)
     for c in constraints:

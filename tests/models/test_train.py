@@ -7,7 +7,7 @@ import torch
 
 from amchw.data.radioml import DatasetError, synth_to_h5
 from amchw.evaluate import evaluate_checkpoint
-from amchw.train import TrainConfig, train
+from amchw.train import TrainConfig, batches_per_epoch, train
 
 
 @pytest.fixture(scope="module")
@@ -251,19 +251,29 @@ def test_float_warmup_then_qat(data16, tmp_path):
     assert ck["best_epoch"] >= 1
     res = evaluate_checkpoint(str(tmp_path / "w.pt"), data16)
     assert res["agreement"] == 1.0          # po2 scales, no BatchNorm: float == integer
-    seen = {"n": 0}
+    per_epoch = batches_per_epoch(_cfg(data16, tmp_path / "w.pt"))
+    # interrupted inside the float epoch (nothing saved yet), and inside the first QAT epoch
+    # (the file holds the float epoch: its activation scales never set): both resume to the
+    # same weights
+    for stop, name in ((4, "r.pt"), (per_epoch + 2, "s.pt")):
+        seen = {"n": 0}
 
-    def interrupt(kind, n):
-        seen["n"] += 1
-        if seen["n"] == 4:
-            raise KeyboardInterrupt
+        def interrupt(kind, n, stop=stop):
+            seen["n"] += 1
+            if seen["n"] == stop:
+                raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        train(_cfg(data16, tmp_path / "r.pt", epochs=3, float_epochs=1), progress=interrupt,
-              log=_quiet)
-    resumed = train(_cfg(data16, tmp_path / "r.pt", epochs=3, float_epochs=1), log=_quiet)
-    for k, v in ck["last_state_dict"].items():
-        assert torch.equal(v, resumed["last_state_dict"][k]), k
+        with pytest.raises(KeyboardInterrupt):
+            train(_cfg(data16, tmp_path / name, epochs=3, float_epochs=1),
+                  progress=interrupt, log=_quiet)
+        if name == "s.pt":
+            saved = torch.load(tmp_path / name, weights_only=False)
+            assert [h["phase"] for h in saved["history"]] == ["float"]
+            with pytest.raises(ValueError, match="float warm-up"):
+                evaluate_checkpoint(str(tmp_path / name), data16)
+        resumed = train(_cfg(data16, tmp_path / name, epochs=3, float_epochs=1), log=_quiet)
+        for k, v in ck["last_state_dict"].items():
+            assert torch.equal(v, resumed["last_state_dict"][k]), (name, k)
     # off: plain tensors out, no statistics; on again: QuantTensors as built
     m = build("vtcnn2", QuantConfig(), seed=0).train()
     set_quantization(m, False)
