@@ -52,6 +52,9 @@ run_one() {
         --epochs 8 --patience 8 --float-epochs 3 -o $D/warmup-float.pt
     timed warmup-float.eval $AMCHW eval $D/warmup-float.pt --data $D/rml2016b-300.h5 --json
     return ;;
+  gru-cnn)  # the GRU-CNN seed's Tables 2-4: a report recipe (about an hour on 2 cores)
+    timed gru-cnn.report $AMCHW report docs/recipes/gru-cnn.toml -o $D/gru-report
+    return ;;
   *) echo "unknown run $1" >&2; exit 2 ;;
   esac
   local data

@@ -232,6 +232,8 @@ _TRAIN = "[data.d]\nprofile='rml2018'\n[[experiment]]\nname='a'\nkind='train'\n"
     (_TRAIN + "schedule='step:0:0.1'\n", "schedule: learning-rate schedule 'step:0:0.1'"),
     (_TRAIN + "split='1/2'\n", "split must be one of auto"),
     (_TRAIN + "float_epochs=-1\n", "float_epochs must be an integer >= 0, got -1"),
+    (_TRAIN + "[[experiment]]\nname='i'\nkind='imp'\nstart='a'\nprune_epochs=2\nepochs=2\n",
+     "epochs (2) must exceed prune_epochs (2)"),
 ])
 def test_recipe_errors_name_the_file_and_entry(tmp_path, text, msg):
     p = tmp_path / "bad.toml"

@@ -57,8 +57,14 @@ def checkpoints(method, out, stages, o, label, start):
 
 
 def check_recipe(e: dict, earlier: dict) -> str | None:
+    from amchw.compress.defaults import IMP_PRUNE_EPOCHS
+
     if earlier.get(e.get("start"), {}).get("kind") == "imp":
         return "start an imp from a trained model, not from an imp"
+    prune = e.get("prune_epochs", IMP_PRUNE_EPOCHS)
+    if "epochs" in e and e["epochs"] <= prune:
+        return (f"epochs ({e['epochs']}) must exceed prune_epochs ({prune}): each stage "
+                "prunes for prune_epochs, then retrains for the rest")
     return None
 
 
