@@ -46,8 +46,10 @@ def _config(ck_or_model, data, out, **kw) -> TrainConfig:
     """A TrainConfig continuing a checkpoint (its seed and split) with `kw` overrides."""
     base = dict(ck_or_model.get("train_config", {})) if isinstance(ck_or_model, dict) else {}
     fields = set(TrainConfig.__dataclass_fields__)
-    # (the device is where this run trains, not where the checkpoint was trained)
-    base = {k: v for k, v in base.items() if k in fields and k not in ("init", "device")}
+    # (the device is where this run trains, not where the checkpoint was trained; a float
+    # warm-up or float-only training was the start's way to its weights, not this run's)
+    base = {k: v for k, v in base.items()
+            if k in fields and k not in ("init", "device", "float_epochs", "float_only")}
     base.update(model=kw.pop("model", base.get("model")), data=data, out=str(out))
     base.update({k: v for k, v in kw.items() if v is not None})
     base.setdefault("quant", {})

@@ -296,3 +296,17 @@ def test_imp_reaches_its_exact_sparsities_on_the_gru_while_training():
     dense = [node for node in gru.op.cell.nodes if node.op.kind == "Dense"]
     zeros = sum(int((node.op.weight == 0).sum()) for node in dense)
     assert zeros == sum(round(0.85 * layers[f"gru.w_h{k}"].weight.numel()) for k in "rzn")
+
+
+def test_a_continued_training_does_not_inherit_the_starts_warm_up(tmp_path):
+    """A method that trains on from a checkpoint (IMP, PQ retraining, ...) takes the start's
+    training settings, but not its float warm-up or float-only mode: those were the start's
+    way to its weights (an IMP stage of 2 epochs after a 6-epoch warm-up was refused)."""
+    from amchw.compress.pipeline import _config
+
+    start = {"train_config": {"model": "vtcnn2", "data": "d.h5", "out": "a.pt", "epochs": 7,
+                              "float_epochs": 6, "float_only": False, "batch_size": 32,
+                              "device": "cuda", "init": "x.pt"}}
+    cfg = _config(start, "d.h5", tmp_path / "b.pt", epochs=2)
+    assert (cfg.epochs, cfg.float_epochs, cfg.float_only, cfg.batch_size) == (2, 0, False, 32)
+    assert cfg.device is None and cfg.init is None
