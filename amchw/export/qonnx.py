@@ -107,11 +107,6 @@ def finn_problems(model) -> list[str]:
             out.append(f"{where}: FINN maps an average pool only as a square Trunc-quantized "
                        "pool; this one stays outside its HW layers (export with form 'finn' "
                        "writes it as a depthwise convolution)")
-        if n.op_type == "Reshape" and (ranks.get(n.output[0], 0) >= 3 or (
-                len(n.input) > 1 and n.input[1] in inits and inits[n.input[1]].size >= 3)):
-            out.append(f"{where}: reshapes into a feature map (rank >= 3) inside the network "
-                       "(e.g. features read as an image); FINN has no HW layer for that layout "
-                       "change, and the Flatten/Transpose around it stay outside its dataflow")
         if n.op_type == "Conv" and len(n.input) > 2 and n.input[2] in producer:
             q = producer[n.input[2]]
             if q.op_type in ("Quant", "IntQuant") and any(

@@ -14,13 +14,13 @@ from amchw.models.calibrate import calibrate
 #: step_streamline_forks; so is InceptionNet (test_finn_inception.py, slow). The GRU-CNN is
 #: refused (recurrent; tests/lower/test_lower_qonnx.py)
 BUILDS = ("vgg10", "vtcnn2", "ee-baseline", "cnn-matlab", "cnn-slim", "sbcnn-student",
-          "ee-v0", "ee-v1", "ee-v2", "ee-v3", "resnet", "sbcnn-teacher")
+          "ee-v0", "ee-v1", "ee-v2", "ee-v3", "resnet", "sbcnn-teacher", "ibcnn-teacher")
 #: built in the slow run only (`pytest -q -m slow`): the middle early exits, the same
 #: structure as ee-v0 and ee-v3 with the exit elsewhere (25 s each through FINN)
-SLOW_BUILDS = ("ee-v1", "ee-v2", "resnet", "sbcnn-teacher")
+SLOW_BUILDS = ("ee-v1", "ee-v2", "resnet", "sbcnn-teacher", "ibcnn-teacher")
 #: compared on outputs only: FINN requantizes each addend of a residual add with its own
 #: MultiThreshold where the IR's Add does both in one op, so there is no one-to-one pairing
-NO_LAYER_VIEW = ("resnet", "sbcnn-teacher")
+NO_LAYER_VIEW = ("resnet", "sbcnn-teacher", "ibcnn-teacher")
 
 def _model(name):
     fr = frames_for(name, 16, seed=0)

@@ -38,7 +38,8 @@ def test_finn_builds_the_export_and_computes_amchws_integers(finn, tmp_path, nam
     outputs = 2 if name.startswith("ee-v") else 1      # an early exit: (exit, final)
     assert all(s.outputs_compared == FRAMES * ZOO[name].num_classes * outputs
                for s in r.steps)
-    forks = {"resnet": 4, "sbcnn-teacher": 3}.get(name, 1 if outputs == 2 else 0)
+    forks = {"resnet": 4, "sbcnn-teacher": 3, "ibcnn-teacher": 4}.get(
+        name, 1 if outputs == 2 else 0)
     assert rep.forks == forks and r.streamlining == ("forks" if forks else "standard")
     # from streamlining on FINN computes as its hardware will: equal bits
     exact = [s for s in r.steps if s.step in EXACT_STEPS]

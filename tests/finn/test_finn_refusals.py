@@ -5,8 +5,7 @@ does not build it whole. Needs FINN (tests/finn/conftest.py)."""
 import onnx
 import pytest
 
-from amchw.export.finn_form import (avgpool_as_depthwise, pools_per_branch, unit_height,
-                                    vector_quant_params)
+from amchw.export.finn_form import avgpool_as_depthwise, unit_height, vector_quant_params
 from amchw.export.qonnx import finn_problems
 from amchw.models import ZOO
 from amchw.verify.finn import finn_steps
@@ -16,8 +15,7 @@ from finn_helpers import BUILDS, _export
 
 def test_every_zoo_model_is_covered():
     """Every zoo model goes through FINN (the GRU-CNN is refused as recurrent)."""
-    assert set(BUILDS) | {"inception", "ibcnn-teacher"} == \
-        {n for n in ZOO if not n.startswith("gru-cnn")}
+    assert set(BUILDS) | {"inception"} == {n for n in ZOO if not n.startswith("gru-cnn")}
 
 
 # (model, rewrites applied, the rule left broken, the FINN step that then fails or None when
@@ -54,29 +52,6 @@ def test_rules_the_finn_form_fixes_are_finns(finn, tmp_path, name, rewrites, rul
         assert "AveragePool" in [op for _, op in hw.non_hw]
     else:
         assert failed == [step], [(s.step, s.error) for s in r.steps]
-
-
-@pytest.mark.slow
-def test_a_feature_image_reshape_is_refused_as_finn_refuses_it(finn, tmp_path):
-    """The IBCNN teacher reads its stage-1 features as an image (Flatten, Reshape to a 4-D
-    map): with every FINN-form rewrite applied, the export's rules name that Reshape and only
-    it, and FINN's dataflow partition indeed leaves it (with the Flatten) outside its HW
-    layers. The teacher is a distillation teacher; the export refuses it for FINN."""
-    plain = tmp_path / "ibcnn.qonnx"
-    _export("ibcnn-teacher", plain, form="qonnx")
-    m = onnx.load(str(plain))
-    for fix in (unit_height, vector_quant_params, avgpool_as_depthwise, pools_per_branch):
-        fix(m)
-    probs = finn_problems(m)
-    assert probs and all("reshapes into a feature map" in p for p in probs), probs
-    onnx.save(m, str(plain))
-    r = finn_steps(plain, python=finn)
-    failed = [s for s in r.steps if not s.ok]
-    assert [s.step for s in failed] == ["dataflow_partition"], [(s.step, s.error)
-                                                                 for s in r.steps]
-    assert "Flatten" in failed[0].error
-    with pytest.raises(Exception, match="reshapes into a feature map"):
-        _export("ibcnn-teacher", tmp_path / "finn.qonnx")
 
 
 @pytest.mark.slow
