@@ -25,8 +25,14 @@ def zoo_model(name, scales, frames):
     return calibrate(build(name, scales=scales, seed=0), torch.as_tensor(frames), seed=0)
 
 
+#: in the slow run only: models whose verification is long and whose layers other cases cover
+#: (the IBCNN teacher: SBCNN blocks and residual units, 28M MACs per frame)
+SLOW_VERIFY = ("ibcnn-teacher",)
+
+
 @pytest.mark.parametrize("name,scales,reference", [
-    (name, scales, ref) for name in sorted(ZOO) if not name.startswith("gru-cnn-")
+    pytest.param(name, scales, ref, marks=pytest.mark.slow) if name in SLOW_VERIFY
+    else (name, scales, ref) for name in sorted(ZOO) if not name.startswith("gru-cnn-")
     for scales, ref in (("po2", "float32"), ("float", "float64"))])
 def test_zoo_verifies_bit_exact(name, scales, reference):
     """The whole zoo: 0 forbidden mismatches against Brevitas, layer by layer, over 256 frames
