@@ -29,10 +29,9 @@ from __future__ import annotations
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
 from torch import nn
 
-from .layers import Cat
 from .quant import QuantConfig, input_kwargs, relu_kwargs, weight_kwargs
-from .sbcnn import WIDTH_A, WIDTH_B, BlockA, BlockB
-from .west import ResidualUnit, _Net
+from .sbcnn import WIDTH_A, WIDTH_B, BlockA, BlockB, BlockC
+from .west import _Net
 
 INPUT_SHAPE = (1, 2, 1024)
 NUM_CLASSES = 24
@@ -75,33 +74,6 @@ class BlockA0(nn.Module):
         return self.pool(self.relu2(self.bn2(self.conv2(x))))
 
 
-class BlockB0(nn.Module):
-    def __init__(self, config: QuantConfig):
-        super().__init__()
-        self.conv3 = _conv(WIDTH, WIDTH, 3, config)
-        self.bn3 = nn.BatchNorm2d(WIDTH)
-        self.conv5 = _conv(WIDTH, WIDTH, 5, config)
-        self.bn5 = nn.BatchNorm2d(WIDTH)
-        self.relu = QuantReLU(**relu_kwargs(config))  # shared: one scale for the concat
-        self.cat = Cat(dim=1)
-        self.pool = nn.MaxPool2d(2)
-
-    def forward(self, x):
-        a = self.relu(self.bn3(self.conv3(x)))
-        b = self.relu(self.bn5(self.conv5(x)))
-        return self.pool(self.cat(a, b))
-
-
-class BlockC2d(nn.Module):
-    def __init__(self, channels: int, config: QuantConfig):
-        super().__init__()
-        self.res = ResidualUnit(channels, config)
-        self.pool = nn.MaxPool2d(2)
-
-    def forward(self, x):
-        return self.pool(self.res(x))
-
-
 def ibcnn_teacher(config: QuantConfig | None = None, *, num_classes: int = NUM_CLASSES,
                   dropout: float = 0.2) -> nn.Module:
     """Stage 1 (SBCNN blocks A, B) -> the 64 x 256 feature image -> stage 2 (A0, B0, C0, C1,
@@ -113,9 +85,9 @@ def ibcnn_teacher(config: QuantConfig | None = None, *, num_classes: int = NUM_C
         ("b", BlockB(WIDTH_A, config)),
         ("image", ToImage()),
         ("a0", BlockA0(config)),
-        ("b0", BlockB0(config)),
-        ("c0", BlockC2d(2 * WIDTH, config)),
-        ("c1", BlockC2d(2 * WIDTH, config)),
+        ("b0", BlockB(WIDTH, config, WIDTH, kernels=((3, 3), (5, 5)), pool=2)),
+        ("c0", BlockC(2 * WIDTH, config, pool=2)),
+        ("c1", BlockC(2 * WIDTH, config, pool=2)),
         ("gap", nn.AvgPool2d((FEATURES[0] >> 5, FEATURES[1] >> 5))),
         ("qgap", QuantReLU(**relu_kwargs(config))),
         ("flatten", nn.Flatten()),

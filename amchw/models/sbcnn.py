@@ -51,15 +51,21 @@ class BlockA(nn.Module):
 
 
 class BlockB(nn.Module):
-    def __init__(self, cin: int, config: QuantConfig):
+    """Two convolutions in parallel (kernels k3 and k5, 'same' padding), each with BN, through
+    one shared ReLU quantizer, concatenated to 2 x width channels; max pool `pool`. SBCNN's
+    B (1x3 and 1x5 along time); the IBCNN's B0 gives 3x3 and 5x5 (amchw.models.ibcnn)."""
+
+    def __init__(self, cin: int, config: QuantConfig, width: int = WIDTH_B,
+                 kernels=((1, 3), (1, 5)), pool=(1, 2)):
         super().__init__()
-        self.conv3 = _conv(cin, WIDTH_B, (1, 3), (0, 1), config)
-        self.bn3 = nn.BatchNorm2d(WIDTH_B)
-        self.conv5 = _conv(cin, WIDTH_B, (1, 5), (0, 2), config)
-        self.bn5 = nn.BatchNorm2d(WIDTH_B)
+        k3, k5 = kernels
+        self.conv3 = _conv(cin, width, k3, tuple(k // 2 for k in k3), config)
+        self.bn3 = nn.BatchNorm2d(width)
+        self.conv5 = _conv(cin, width, k5, tuple(k // 2 for k in k5), config)
+        self.bn5 = nn.BatchNorm2d(width)
         self.relu = QuantReLU(**relu_kwargs(config))  # shared: one scale for the concat
         self.cat = Cat(dim=1)
-        self.pool = nn.MaxPool2d((1, 2))
+        self.pool = nn.MaxPool2d(pool)
 
     def forward(self, x):
         a = self.relu(self.bn3(self.conv3(x)))
@@ -68,10 +74,12 @@ class BlockB(nn.Module):
 
 
 class BlockC(nn.Module):
-    def __init__(self, channels: int, config: QuantConfig):
+    """A residual unit, then max pool `pool` (SBCNN's C; the IBCNN's C0 and C1 pool 2x2)."""
+
+    def __init__(self, channels: int, config: QuantConfig, pool=(1, 2)):
         super().__init__()
         self.res = ResidualUnit(channels, config)
-        self.pool = nn.MaxPool2d((1, 2))
+        self.pool = nn.MaxPool2d(pool)
 
     def forward(self, x):
         return self.pool(self.res(x))
