@@ -65,23 +65,19 @@ def measure(name, args, targets):
     import torch
 
     from amchw.data.synthetic import frames_for
-    from amchw.ir.early_exit import add_exit_rule, exit_node
-    from amchw.ir.graph import Graph
+    from amchw.ir.early_exit import add_exit_rule, exit_path
     from amchw.ir.interp import run
     from amchw.lower.brevitas import lower
     from amchw.models import build
     from amchw.models.calibrate import calibrate
-    from sims.early_exit import needed_by, split_layers
+    from sims.early_exit import split_layers
     from sims.simulate import simulate
 
     calib = frames_for(name, 64, seed=args.seed + 1000)
     model = calibrate(build(name, seed=args.seed), calib, seed=args.seed).eval()
     g = lower(model, torch.from_numpy(calib[:2]), name=name)
     g = add_exit_rule(g)
-    dec = exit_node(g)
-    need = needed_by(g, ["out0", dec.output.name])
-    exit_g = Graph(f"{name}-exit", g.inputs, [n for n in g.nodes if n.name in need],
-                   ("out0", dec.output.name))
+    exit_g = exit_path(g, "out0")
     X = frames_for(name, args.batch, seed=args.seed + 2000)
     row = {"model": name, "exact": True, "cpu_ms": {}, "targets": {}}
     for path, graph in (("exit", exit_g), ("full", g)):

@@ -55,6 +55,9 @@ run_one() {
   gru-cnn)  # the GRU-CNN seed's Tables 2-4: a report recipe (about an hour on 2 cores)
     timed gru-cnn.report $AMCHW report docs/recipes/gru-cnn.toml -o $D/gru-report
     return ;;
+  seeds)    # every seed's claims on learned networks: a report recipe (about 100 minutes)
+    timed seeds.report $AMCHW report docs/recipes/seeds.toml -o $D/seeds-report
+    return ;;
   *) echo "unknown run $1" >&2; exit 2 ;;
   esac
   local data

@@ -34,6 +34,13 @@ minimiser; the soft threshold of row j is w_j / rho. Weights are recovered as
 U = c V^T diag(1/col) (exact zeros stay exact).
 X~ is never formed (products go through X and 1/col), so there is no N x P copy of X.
 
+Dead inputs. An input that is 0 in every frame (a ReLU channel that never fires on the
+collected frames: in a trained VTCNN2 most of fc3's 10,560 inputs are) changes no output, so
+the constraint does not involve its weights and the L1 minimum sets them to 0. The problem is
+therefore solved on the live inputs alone, exactly the same minimiser at a fraction of the
+cost (an iteration is two N x P_live x M products), and the dead inputs' weights are 0 in the
+result (`dead_inputs` counts them; n_a and p_e are over all P inputs, as the seed's).
+
 ADMM. Variables V (P x M, stored transposed), W (copy of V carrying the L1 term), Z (N x M,
 carrying the indicator of C); constraints V = W and Z = X~ V + b~; scaled duals A (P x M) and
 B (N x M); penalty rho. The augmented Lagrangian
@@ -87,7 +94,7 @@ The first feasible candidate is returned; `repair` says which.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.linalg as sla
@@ -114,6 +121,7 @@ class NetTrimResult:
     # the sparse phase's last residuals and their stopping thresholds (primal r <= eps_pri
     # and dual s <= eps_dual is convergence)
     residuals: dict | None = None
+    dead_inputs: int = 0  # inputs zero in every frame: weight 0, left out of the ADMM
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -286,7 +294,7 @@ class NotConverged(PruneError):
 def net_trim(X, weight, bias, epsilon, rho=NET_TRIM_RHO, max_iter=NET_TRIM_MAX_ITER, tol=1e-3,
              atol=1e-9, margin=0.05, relax=1.6, polish_iter=300, system="auto",
              precondition=True, weight_dtype=None, callback=None,
-             keep_unconverged=False) -> NetTrimResult:
+             keep_unconverged=False, drop_dead=True) -> NetTrimResult:
     """Net-Trim one fully connected ReLU layer. Pure numpy.
 
     X (N, P) inputs, weight (M, P), bias (M,) or None (kept fixed), epsilon >= 0 relative
@@ -299,9 +307,10 @@ def net_trim(X, weight, bias, epsilon, rho=NET_TRIM_RHO, max_iter=NET_TRIM_MAX_I
     "polish"; keep_unconverged: without it a sparse phase that stops at max_iter before its
     tolerance raises NotConverged (the iterate's support then reflects where the iterations
     stopped, not epsilon); with it the iterate goes on to the repair below and the result
-    says converged=False. The returned weights always satisfy the constraint (module
-    docstring); at worst max_iter + 9 polish_iter iterations run before W0 itself is
-    returned."""
+    says converged=False; drop_dead: solve on the live inputs only (module docstring, "Dead
+    inputs"; False keeps them in the ADMM, for tests). The returned weights always satisfy
+    the constraint (module docstring); at worst max_iter + 9 polish_iter iterations run
+    before W0 itself (its dead inputs' weights zeroed) is returned."""
     X = np.asarray(X, dtype=np.float64)
     W0 = np.asarray(weight, dtype=np.float64)
     if X.ndim != 2 or W0.ndim != 2 or X.shape[1] != W0.shape[1]:
@@ -317,6 +326,20 @@ def net_trim(X, weight, bias, epsilon, rho=NET_TRIM_RHO, max_iter=NET_TRIM_MAX_I
         raise ValueError(f"margin must be in [0, 1), got {margin!r}")
     if n < 1:
         raise ValueError("X has no frames")
+
+    live = np.flatnonzero(np.any(X != 0.0, axis=0)) if drop_dead else np.arange(p)
+    if live.size < p:  # dead inputs: weight 0, the same problem on the live ones
+        U = np.zeros((m, p))
+        if live.size:
+            r = net_trim(X[:, live], W0[:, live], b, epsilon, rho, max_iter, tol, atol, margin,
+                         relax, polish_iter, system, precondition, weight_dtype, callback,
+                         keep_unconverged, drop_dead=False)
+            U[:, live] = r.weight
+        else:  # no input reaches the layer: relu(b) whatever the weights
+            r = NetTrimResult(U, 0, 0, 0, 1.0, float(epsilon), 0.0, 0, True, n, "admm")
+        n_a = int(np.count_nonzero(U))
+        return replace(r, weight=U, n_total=m * p, n_before=int(np.count_nonzero(W0)),
+                       n_after=n_a, p_e=1.0 - n_a / (m * p), dead_inputs=p - live.size)
 
     Y = X @ W0.T
     Y += b

@@ -79,6 +79,7 @@ def net_trim(start: str, out: str, layer: str | None = None, epsilon: float = NE
             "n_T": res.n_total, "n_b": res.n_before, "n_a": res.n_after, "p_e": res.p_e,
             "discrepancy": res.discrepancy, "iterations": res.iterations,
             "converged": res.converged, "repair": res.repair, "residuals": res.residuals,
+            "dead_inputs": res.dead_inputs,
             "start": str(start)}
     save_checkpoint(out, ck, model, net_trim=info)
     return info

@@ -163,3 +163,41 @@ def decide(graph: Graph, codes: np.ndarray, threshold: float | None = None,
     t = g.values()[node.inputs[0]].dtype
     return eval_node(node, [np.ascontiguousarray(codes, dtype=np.int32)], [t],
                      kernels_for(backend))
+
+
+def exit_path(graph: Graph, exit_output: str) -> Graph:
+    """The subgraph a frame that leaves at the exit runs: the nodes that the exit head's
+    logits (`exit_output`) and the decision of add_exit_rule need (trunk, exit head,
+    EntropyExit), with those two as its outputs."""
+    from amchw.sims.early_exit import needed_by
+
+    dec, _, _, _ = _need_exit(graph)
+    need = needed_by(graph, [exit_output, dec.output.name])
+    nodes = tuple(n for n in graph.nodes if n.name in need)
+    return Graph(f"{graph.name}-exit", graph.inputs, nodes, (exit_output, dec.output.name))
+
+
+def path_times(graph: Graph, x: np.ndarray, exit_output: str, batches=(1, 256),
+               min_time: float = 0.5) -> dict[str, float]:
+    """Measured CPU time per frame (ms) of the exit path (exit_path) and of the whole graph,
+    each run by the fused integer executor on the first b frames of x for each b in
+    `batches`: the median of at least 5 timed calls spanning at least `min_time` seconds,
+    after one untimed call. Keys "exit@b" and "full@b"."""
+    import statistics
+    import time
+
+    from .interp import run
+
+    out = {}
+    for path, g in (("exit", exit_path(graph, exit_output)), ("full", graph)):
+        for b in batches:
+            xb = np.ascontiguousarray(x[:b])
+            run(g, xb, "fast")
+            times: list[float] = []
+            start = time.perf_counter()
+            while len(times) < 5 or time.perf_counter() - start < min_time:
+                t = time.perf_counter()
+                run(g, xb, "fast")
+                times.append(time.perf_counter() - t)
+            out[f"{path}@{xb.shape[0]}"] = statistics.median(times) / xb.shape[0] * 1000
+    return out

@@ -18,7 +18,7 @@ from .runner import Checkpoint
 
 #: where the sections go: the methods' (net-trim 10, pq 20, kd 30, imp 40, early-exit 70) and
 #: the report's own below
-ORDER = {"table-iv": 35, "gru-cnn": 50, "slimming": 60}
+ORDER = {"table-iv": 35, "gru-cnn": 50, "slimming": 60, "claims": 90}
 
 
 def _pct(v, nd: int = 1) -> str:
@@ -309,7 +309,13 @@ def _slimming(ctx: PageContext) -> None:
                "for cnn-slim) follows neither this nor any other simple count we found.")
 
 
-_OWN = {"table-iv": _table_iv, "gru-cnn": _gru_cnn, "slimming": _slimming}
+def _claims(ctx: PageContext) -> None:
+    from .claims import section
+
+    section(ctx)
+
+
+_OWN = {"table-iv": _table_iv, "gru-cnn": _gru_cnn, "slimming": _slimming, "claims": _claims}
 
 
 def sections() -> list[tuple[int, str, object]]:

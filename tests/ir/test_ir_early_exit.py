@@ -195,3 +195,21 @@ def test_ee_models_agree_with_the_float_rule(name, stretches):
         for T, exit_frac, agree, near in rows:
             print(f"  T={T:<5} exit {exit_frac:.3f} agreement with the float rule {agree:.4f} "
                   f"({near} frames within the margin)")
+
+
+def test_exit_path_computes_the_exit_alone_and_is_timed():
+    """exit_path: only the nodes the exit logits and the decision need, giving the same bits
+    as the whole graph; path_times measures both paths per frame."""
+    from amchw.ir.early_exit import exit_path, path_times
+
+    g = add_exit_rule(two_head_graph(), 0.3)
+    ep = exit_path(g, "out0")
+    assert {n.name for n in ep.nodes} == {"q", "fc0", "out0", "exit"}
+    assert ep.outputs == ("out0", "exit")
+    x = frames(50)
+    full = dict(zip(g.outputs, run(g, x, "fast")))
+    part = dict(zip(ep.outputs, run(ep, x, "fast")))
+    for k in ("out0", "exit"):
+        assert np.array_equal(part[k], full[k])
+    t = path_times(g, x, "out0", (1, 50), min_time=0.0)
+    assert set(t) == {"exit@1", "full@1", "exit@50", "full@50"} and min(t.values()) > 0

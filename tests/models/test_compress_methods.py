@@ -164,11 +164,14 @@ def test_distillation_gradients_are_the_formula(base_ck):
 
 
 def test_distill_run_writes_a_student_that_verifies(data, base_ck, tmp_path):
+    """A distillation with a float warm-up epoch (as a benchmark student trained with
+    --float-epochs) then QAT writes a student that verifies."""
     out = tmp_path / "kd.pt"
-    info = distill(base_ck, "ee-baseline", str(out), temperature=10, alpha=0.5, epochs=1,
-                   batch_size=32, log=_quiet)
+    info = distill(base_ck, "ee-baseline", str(out), temperature=10, alpha=0.5, epochs=2,
+                   float_epochs=1, batch_size=32, max_train=256, log=_quiet)
     _, ck = model_from_checkpoint(out)
     assert info["teacher_model"] == "ee-baseline" and ck["method"]["objective"]["alpha"] == 0.5
+    assert [h["phase"] for h in ck["history"]] == ["float", "qat"]
     _verify(str(out))
     with pytest.raises(PruneError, match="differ in input shape"):
         distill(base_ck, "vtcnn2", str(tmp_path / "x.pt"), epochs=1, log=_quiet)

@@ -58,19 +58,37 @@ def test_redundant_inputs_are_pruned():
     assert res.n_before == W.size  # the noisy weights were dense
 
 
-def test_mostly_dead_inputs_still_converge_and_follow_epsilon():
-    """More than half the inputs all-zero (a ReLU layer early in training): the L1 weights are
-    scaled to the live inputs, so the ADMM converges and epsilon still sets the sparsity
-    (with the median over all inputs, the live weights' L1 terms weighed ~1e-6: never
-    converged, the same support at every epsilon)."""
+@pytest.mark.parametrize("drop_dead", [True, False])
+def test_mostly_dead_inputs_still_converge_and_follow_epsilon(drop_dead):
+    """More than half the inputs all-zero (a ReLU layer early in training). Kept in the ADMM
+    (drop_dead=False), the L1 weights are scaled to the live inputs, so the ADMM converges and
+    epsilon still sets the sparsity (with the median over all inputs, the live weights' L1
+    terms weighed ~1e-6: never converged, the same support at every epsilon); left out
+    (the default), the same holds of the smaller problem."""
     X, W, b = _layer(seed=7, n=300, p=40, m=8, noise=0.02, density=0.5, dead=28)
     pes = []
     for eps in (0.02, 0.1, 0.3):
-        res = net_trim(X, W, b, eps, max_iter=3000)
+        res = net_trim(X, W, b, eps, max_iter=3000, drop_dead=drop_dead)
         check_result(res, X, W, b, eps)
         assert res.converged and np.all(res.weight[:, 12:] == 0)
         pes.append(res.p_e)
     assert pes[0] < pes[1] < pes[2], pes
+
+
+def test_dead_inputs_left_out_give_the_same_minimiser():
+    """Solving on the live inputs only (the default) and with the dead ones in the ADMM reach
+    the same L1 minimum: the dead inputs' weights are 0 either way, the L1 norms agree to the
+    ADMM's tolerance, and the counts are over all P inputs."""
+    X, W, b = _layer(seed=8, n=400, p=60, m=8, noise=0.02, density=0.4, dead=35)
+    fast = net_trim(X, W, b, 0.05)
+    full = net_trim(X, W, b, 0.05, drop_dead=False)
+    for r in (fast, full):
+        check_result(r, X, W, b, 0.05)
+        assert r.converged and np.all(r.weight[:, 25:] == 0) and r.n_total == W.size
+    assert fast.dead_inputs == 35 and full.dead_inputs == 0
+    l1f, l1s = np.abs(full.weight).sum(), np.abs(fast.weight).sum()
+    assert abs(l1f - l1s) <= 0.01 * l1s, (l1f, l1s)
+    assert abs(fast.n_after - full.n_after) <= 0.05 * full.n_after
 
 
 def test_no_bias_and_float32_rounding():

@@ -50,7 +50,8 @@ def checkpoints(method, out, result, o, label, start):
 def measure(ck, graph, frames, o: dict, targets) -> None:
     """The exit decision in the integer IR on the test frames: per SNR at the threshold, and
     the sweep, with each target's expected cost (ck.early_exit)."""
-    from amchw.ir.early_exit import add_exit_rule, decide, error_bound, run_early_exit
+    from amchw.ir.early_exit import (add_exit_rule, decide, error_bound, path_times,
+                                     run_early_exit)
     from amchw.sims.early_exit import early_exit, split_layers, sweep
     from amchw.sims.simulate import simulate
 
@@ -60,7 +61,10 @@ def measure(ck, graph, frames, o: dict, targets) -> None:
     r = run_early_exit(g, x, "fast", exit_output=graph.outputs[0])
     pe, pf = r["exit_logits"].argmax(1), r["final_logits"].argmax(1)
     ck.early_exit = {"threshold": thr, "frames": int(x.shape[0]), "which": which,
-                     "error_bound": error_bound(g), "targets": {}}
+                     "error_bound": error_bound(g), "targets": {},
+                     # the early-exit seed measures inference time per exit path: ours on
+                     # this CPU (fused integer executor), next to the simulated cycles
+                     "cpu_ms": path_times(g, x, graph.outputs[0], (1, min(256, len(x))))}
     ts = [float(v) for v in o["sweep"]]
     for t in targets:
         split = split_layers(g, simulate(g, t), exit_output=graph.outputs[0])
@@ -70,7 +74,8 @@ def measure(ck, graph, frames, o: dict, targets) -> None:
 
 
 def section(ctx, ee) -> None:
-    """The trade-off (threshold sweep) and, per network, the per-SNR table and plot."""
+    """The trade-off (threshold sweep), the measured time of each path, and, per network,
+    the per-SNR table and plot."""
     pct, page, targets = ctx.pct, ctx.page, ctx.targets
     page.h(2, "Early exits: the early-exit seed's trade-off on the simulated hardware")
     t0 = targets[0]
@@ -82,6 +87,7 @@ def section(ctx, ee) -> None:
                          f"{r['expected_energy_uj']:.3f}", pct(r["cycles_saving"])])
     page.table(["network", "entropy threshold", "exit %", "int acc %",
                 f"{t0} cycles/frame", f"{t0} uJ/frame", "cycles saved %"], rows)
+    _times(ctx, ee)
     for c in ee:
         d = c.early_exit
         page.h(3, f"{c.label}: per SNR at threshold {d['threshold']:g}")
@@ -100,6 +106,33 @@ def section(ctx, ee) -> None:
     png = ctx.out / "early_exit.png"
     _exit_plot(ee, t0, png)
     page.img(png.name, "exit fraction vs SNR")
+
+
+def _times(ctx, ee) -> None:
+    """Measured CPU time per frame of the exit path and of the whole network (the early-exit
+    seed's measure) beside the simulated cycles of the same split."""
+    ee = [c for c in ee if c.early_exit.get("cpu_ms")]
+    if not ee:
+        return
+    rows = []
+    for c in ee:
+        cpu = c.early_exit["cpu_ms"]
+        big = max(int(k.split("@")[1]) for k in cpu)
+        sims = []
+        for t in ctx.targets:
+            sp = c.early_exit["targets"][t]["split"]
+            sims.append(f"{sp['exit_cycles']:,.0f} / {sp['full_cycles']:,.0f} = "
+                        f"{sp['exit_cycles'] / sp['full_cycles']:.2f}")
+        rows.append([c.label] + [f"{cpu[f'exit@{b}']:.4f} / {cpu[f'full@{b}']:.4f} = "
+                                 f"{cpu[f'exit@{b}'] / cpu[f'full@{b}']:.2f}"
+                                 for b in (1, big)] + sims)
+    ctx.page.table(["network", "CPU ms/frame exit / full, batch 1", f"CPU ms/frame exit / full,"
+                    f" batch {big}"] + [f"{t} cycles/frame exit / full" for t in ctx.targets],
+                   rows)
+    ctx.page.p("Measured: the integer IR run by amchw's fused executor on this machine's CPU "
+               "(median of timed calls, per frame); 'exit' is the path a frame leaving at the "
+               "exit runs (trunk, exit head, decision), 'full' the whole network. Simulated: "
+               "the same split of the target's cycles.")
 
 
 def _exit_plot(ee, target: str, path) -> None:

@@ -24,6 +24,9 @@ OPTIONS = (
                                         "(edge-efficient seed, Algorithm 3); hinton: L = a CE + "
                                         "(1-a) T^2 KL (the slides).",
            "choice", choices=KD_CONVENTIONS),
+    Option("float_epochs", None, "Epochs of float training (quantizers off, the teacher as "
+                                 "trained) before QAT, as a benchmark student trained with "
+                                 "--float-epochs.", "int", min=0),
 )
 
 
@@ -31,7 +34,8 @@ def run(inputs: dict, out: str, o: dict, log=print) -> dict:
     from amchw.compress.pipeline import distill
 
     return distill(inputs["teacher"], o["student"], out, o["data"], o["temperature"],
-                   o["alpha"], o["convention"], log=log, **training(o))
+                   o["alpha"], o["convention"], log=log, **training(o),
+                   **({"float_epochs": o["float_epochs"]} if o.get("float_epochs") else {}))
 
 
 def summary(info: dict, o: dict, out: str) -> list[str]:
