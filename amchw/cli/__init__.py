@@ -14,6 +14,7 @@ from .export import cost_cmd, export_cmd
 from .info import targets_cmd, zoo_cmd
 from .report import report_cmd
 from .simulate import simulate_cmd
+from .sweep import sweep_cmd
 from .train import eval_cmd, train_cmd
 from .verify import verify_cmd
 
@@ -28,5 +29,5 @@ def main() -> None:
 
 
 for _cmd in (zoo_cmd, targets_cmd, verify_cmd, simulate_cmd, prune_cmd, export_cmd, cost_cmd,
-             data_group, train_cmd, eval_cmd, compress_group, report_cmd):
+             data_group, train_cmd, eval_cmd, compress_group, report_cmd, sweep_cmd):
     main.add_command(_cmd)
