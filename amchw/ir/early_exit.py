@@ -174,7 +174,8 @@ def exit_path(graph: Graph, exit_output: str) -> Graph:
     dec, _, _, _ = _need_exit(graph)
     need = needed_by(graph, [exit_output, dec.output.name])
     nodes = tuple(n for n in graph.nodes if n.name in need)
-    return Graph(f"{graph.name}-exit", graph.inputs, nodes, (exit_output, dec.output.name))
+    return Graph(f"{graph.name}-exit", graph.inputs, nodes, (exit_output, dec.output.name),
+                 dict(graph.meta))
 
 
 def path_times(graph: Graph, x: np.ndarray, exit_output: str, batches=(1, 256),

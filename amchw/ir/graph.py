@@ -78,6 +78,11 @@ class Graph:
 
     __hash__ = None  # type: ignore[assignment]  # equal by value, so unhashable
 
+    def __getstate__(self) -> dict:
+        """Pickled without the caches the executors attach (a compiled plan holds locks and
+        threads): a graph that has run still goes to another process (Dask, multiprocessing)."""
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
 
 class GraphBuilder:
     """Appends nodes in order, inferring each output shape; used by the lowerings."""

@@ -41,7 +41,7 @@ class Best:
 class Spec:
     path: str
     title: str
-    models: tuple
+    models: tuple                         # (model, its data file or None) pairs
     formats: tuple = ("dense",)
     targets: tuple = ("edge-asic-45nm",)
     arrays: tuple = (None,)               # None: each target's own array
@@ -145,7 +145,7 @@ def load_spec(path) -> Spec:
     if "models" not in r:
         raise SpecError(f"{where}: needs models = [...] (zoo names, checkpoints, QONNX files)")
     kw: dict = {"path": where, "title": str(r.get("title", path.stem)),
-                "models": _list(r, "models", str, where, None)}
+                "models": _models(r, where, path)}
     kw["formats"] = _list(r, "formats", str, where, ("dense",))
     for f in kw["formats"]:
         try:
@@ -189,12 +189,7 @@ def load_spec(path) -> Spec:
             raise SpecError(f"{where}: scales must be po2 or float")
         kw["scales"] = r["scales"]
     if "data" in r:
-        if not isinstance(r["data"], str):
-            raise SpecError(f"{where}: data must be the path of a RadioML-layout HDF5 file")
-        data = Path(r["data"])
-        if not data.is_absolute():   # relative to the spec, as a user writes it
-            data = (path.parent / data) if (path.parent / data).exists() else data
-        kw["data"] = str(data)
+        kw["data"] = _data(r["data"], f"{where}: data", path)
     kw["best"] = tuple(_best(b, i, where) for i, b in enumerate(r.get("best", []), 1))
     if "pareto" in r:
         p = r["pareto"]
@@ -205,6 +200,36 @@ def load_spec(path) -> Spec:
                             f"{', '.join(FIGURES)} (a leading '-' maximises)")
         kw["pareto"] = tuple(tuple(x) for x in p)
     return Spec(**kw)
+
+
+def _data(v, where: str, spec_path: Path) -> str:
+    """A data file path (relative: to the spec's folder when it exists there)."""
+    if not isinstance(v, str):
+        raise SpecError(f"{where} must be the path of a RadioML-layout HDF5 file")
+    data = Path(v)
+    if not data.is_absolute() and (spec_path.parent / data).exists():
+        data = spec_path.parent / data
+    return str(data)
+
+
+def _models(r: dict, where: str, spec_path: Path) -> tuple:
+    """models: names or paths, or tables {model = ..., data = ...} (that model's accuracy on
+    its own data file); returned as (model, data or None) pairs."""
+    v = r["models"]
+    if not isinstance(v, list) or not v:
+        raise SpecError(f"{where}: models must be a non-empty list")
+    out = []
+    for m in v:
+        if isinstance(m, str):
+            out.append((m, None))
+        elif isinstance(m, dict) and isinstance(m.get("model"), str) and set(m) <= {
+                "model", "data"}:
+            out.append((m["model"], _data(m["data"], f"{where}: models: {m['model']}: data",
+                                          spec_path) if "data" in m else None))
+        else:
+            raise SpecError(f"{where}: models holds {m!r}: give a zoo name or file, or a "
+                            "table {model = ..., data = ...}")
+    return tuple(out)
 
 
 def _best(b, i: int, where: str) -> Best:

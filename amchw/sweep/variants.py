@@ -147,7 +147,8 @@ def resolve(spec: Spec, log=print) -> list[Variant]:
     from amchw.resolve import RequestError, graph_and_frames
 
     out = []
-    for m in spec.models:
+    for m, data in spec.models:
+        data = data or spec.data
         try:
             graph, _, _ = graph_and_frames(m, spec.scales, spec.weight_bits, spec.act_bits, 4,
                                            spec.seed)
@@ -165,9 +166,9 @@ def resolve(spec: Spec, log=print) -> list[Variant]:
                     v.graph, v.skipped = apply_format(graph, f, spec.seed)
                 except ValueError as e:
                     v.error = f"{m}: {e}"
-            if v.graph is not None and spec.data:
+            if v.graph is not None and data:
                 if frames is None:
-                    frames = _test_frames(m, graph, spec)
+                    frames = _test_frames(m, graph, data, spec)
                 if isinstance(frames, str):
                     v.error = frames
                 else:
@@ -176,25 +177,25 @@ def resolve(spec: Spec, log=print) -> list[Variant]:
     return out
 
 
-def _test_frames(model: str, graph, spec: Spec):
-    """(x, y, snr) of the spec's data file for this model (a checkpoint's test split, else
-    all frames; at most eval_frames), or the error text."""
+def _test_frames(model: str, graph, data: str, spec: Spec):
+    """(x, y, snr) of the data file for this model (a checkpoint's test split, else all
+    frames; at most eval_frames), or the error text."""
     from amchw.data.radioml import DatasetError
     from amchw.runs import early_exit_frames
 
     shape = tuple(graph.inputs[0].shape)
     try:
-        x, y, snr, _, _ = early_exit_frames(model, shape, spec.data, spec.eval_frames,
-                                            spec.seed)
+        x, y, snr, _, _ = early_exit_frames(model, shape, data, spec.eval_frames, spec.seed)
     except (DatasetError, OSError, ValueError) as e:
-        return f"{spec.data}: {e}"
+        return f"{data}: {e}"
     return x, y, snr
 
 
 def _accuracy(v: Variant, x, y, snr) -> None:
     from amchw.ir.interp import run
 
-    logits = run(v.graph, x, "fast")[-1]
+    out = run(v.graph, x, "fast")
+    logits = out[-1] if isinstance(out, (list, tuple)) else out   # several: the final one
     ok = logits.argmax(axis=1) == y
     v.accuracy = float(ok.mean())
     v.acc_by_snr = {int(s): float(ok[snr == s].mean()) for s in np.unique(snr)}

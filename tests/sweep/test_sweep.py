@@ -171,3 +171,28 @@ def test_a_folder_holding_another_sweep_is_refused(swept, tmp_path):
     other = load_spec(_spec(tmp_path, SPEC.replace('"2:4"', '"gated@0.5"'), "o.toml"))
     with pytest.raises(SweepError, match="holds another sweep's points"):
         run_sweep(other, d / "two", workers=1, log=lambda m: None)
+
+
+def test_accuracy_of_each_variant_is_its_integer_graph_on_the_data(tmp_path):
+    """A model with a data file: each (model, format) variant's accuracy, overall and per SNR,
+    is its integer graph's on those frames (recomputed here with the reference interpreter)."""
+    import pyarrow.parquet as pq
+
+    from amchw.data.radioml import synth_to_h5
+    from amchw.ir.interp import run
+    from amchw.resolve import graph_and_frames
+    from amchw.runs import early_exit_frames
+
+    data = tmp_path / "d.h5"
+    synth_to_h5(data, "rml2016b", 3, (0, 10), seed=1)
+    spec = load_spec(_spec(tmp_path, f'models = [{{model = "ee-baseline", data = "{data}"}}]\n'
+                                     'formats = ["dense", "csc@0.6"]\neval_frames = 50\n'))
+    run_sweep(spec, tmp_path / "o", workers=1, log=lambda m: None)
+    t = pq.read_table(tmp_path / "o" / "points.parquet").to_pylist()
+    g, _, _ = graph_and_frames("ee-baseline", "po2", 8, 8, 2, 0)
+    x, y, snr, _, _ = early_exit_frames("ee-baseline", g.inputs[0].shape, str(data), 50, 0)
+    for r in t:
+        pred = run(apply_format(g, r["format"])[0], x, "ref").argmax(axis=1)
+        assert r["accuracy"] == float((pred == y).mean())
+        for s in (0, 10):
+            assert r[f"acc_{s}dB"] == float((pred == y)[snr == s].mean())
