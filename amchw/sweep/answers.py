@@ -77,14 +77,20 @@ def summarise(spec: Spec, table, out: Path, log=print) -> dict:
     summary: dict = {"schema": "amchw.sweep-summary/1", "title": spec.title,
                      "points": table.num_rows, "errors": int((~ok).sum()), "pareto": [],
                      "best": []}
+    models = _col(table, "model")
+    groups = [("all models", ok)] + [(m, ok & (models == m)) for m in
+                                     sorted({str(x) for x in models[ok].tolist()})]
+    if len(groups) == 2:
+        groups = groups[:1]
     for objs in fronts:
         vals = np.stack([_signed(table, o) for o in objs], axis=1)
-        good = ok & np.all(np.isfinite(vals), axis=1)
-        idx = np.flatnonzero(good)
-        front = idx[pareto_front(vals[good])]
-        summary["pareto"].append({"objectives": list(objs),
-                                  "points": [_row(table, i) for i in front]})
-        log(f"[pareto] {' vs '.join(objs)}: {len(front)} of {len(idx):,} points")
+        for label, sel in groups:   # the front over all points, then each model's own
+            good = sel & np.all(np.isfinite(vals), axis=1)
+            idx = np.flatnonzero(good)
+            front = idx[pareto_front(vals[good])]
+            summary["pareto"].append({"objectives": list(objs), "models": label,
+                                      "points": [_row(table, i) for i in front]})
+            log(f"[pareto] {' vs '.join(objs)} ({label}): {len(front)} of {len(idx):,} points")
     for b in spec.best:
         try:
             m = ok & _mask(table, b.where)
@@ -104,16 +110,18 @@ def summarise(spec: Spec, table, out: Path, log=print) -> dict:
                                     f"on {pick['target']} {pick['array']} {pick['dataflow']}, "
                                     f"{b.objective.lstrip('-')} "
                                     f"{pick[b.objective.lstrip('-')]:.4g})"))
-    _plot(table, ok, summary["pareto"][0] if summary["pareto"] else None, out / "pareto.png")
+    _plot(table, ok, [f for f in summary["pareto"] if f["objectives"][:2] == ["latency_us",
+                                                                           "energy_uj"]
+                      and len(f["objectives"]) == 2], out / "pareto.png")
     tmp = out / ".summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1, default=str))
     os.replace(tmp, out / "summary.json")
     return summary
 
 
-def _plot(table, ok, front, path: Path) -> None:
+def _plot(table, ok, fronts, path: Path) -> None:
     """Every point (latency vs energy per frame, log-log, one colour per model) and the
-    first front."""
+    latency-energy fronts: each model's in its colour, the overall one in black."""
     try:
         from amchw.plots import _pyplot, _save
 
@@ -123,13 +131,17 @@ def _plot(table, ok, front, path: Path) -> None:
     lat, en = _col(table, "latency_us"), _col(table, "energy_uj")
     models = _col(table, "model")
     fig, ax = plt.subplots(figsize=(7.5, 5.0))
+    colour = {}
     for i, m in enumerate(sorted({str(x) for x in models[ok].tolist()})):
         sel = ok & (models == m)
-        ax.scatter(lat[sel] / 1000, en[sel], s=6, alpha=0.35, color=f"C{i % 10}", label=m)
-    if front and front["objectives"][:2] == ["latency_us", "energy_uj"]:
-        fl = np.array([p["latency_us"] for p in front["points"]]) / 1000
-        fe = np.array([p["energy_uj"] for p in front["points"]])
-        ax.plot(fl, fe, "k-o", ms=3, lw=1, label="Pareto front")
+        colour[m] = f"C{i % 10}"
+        ax.scatter(lat[sel] / 1000, en[sel], s=6, alpha=0.35, color=colour[m], label=m)
+    for f in fronts:
+        fl = np.array([p["latency_us"] for p in f["points"]]) / 1000
+        fe = np.array([p["energy_uj"] for p in f["points"]])
+        c = colour.get(f["models"], "k")
+        ax.plot(fl, fe, "-o", color=c, ms=3, lw=1.2 if c == "k" else 0.9,
+                label=f"Pareto front ({f['models']})")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("latency per batch (ms)")
