@@ -125,7 +125,8 @@ def _run_chunks(spec, variants, targets, snrs, schema, parts, chunk, n, todo, sc
                 workers, log, on_part):
     from distributed import as_completed
 
-    light = [(v.model, v.format, v.graph, v.error, v.accuracy, v.acc_by_snr) for v in variants]
+    light = [(v.model, v.format, v.graph, v.error, v.accuracy, v.acc_by_snr, v.exits,
+              v.exit_output) for v in variants]
     client, cluster = _client(scheduler, workers)
     try:
         [vf] = client.scatter([light], broadcast=True, hash=False)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 #: every list key of the grid, in the order the points enumerate them (the last varies fastest)
 GRID_KEYS = ("models", "formats", "targets", "arrays", "freq_mhz", "dram_bytes_per_cycle",
-             "sram_kib", "dataflows", "timings", "batches")
+             "sram_kib", "dataflows", "timings", "batches", "exit_thresholds")
 _TOP = set(GRID_KEYS) | {"title", "data", "eval_frames", "chunk", "scales", "weight_bits",
                          "act_bits", "seed", "best", "pareto"}
 _FORMAT = re.compile(r"(dense)|(gated|csr|csc)@(0?\.\d+|1(?:\.0*)?|0)|(\d+):(\d+)|pq(\d+):(\d+)")
@@ -51,6 +51,7 @@ class Spec:
     dataflows: tuple = (None,)            # None: each target's own dataflow
     timings: tuple = ("pipelined",)
     batches: tuple = (1,)
+    exit_thresholds: tuple = (None,)      # early-exit models with data: the exit rule's T
     data: str | None = None               # accuracy of each (model, format) on its test split
     eval_frames: int = 2000
     chunk: int = 0                        # points per task; 0: chosen from the grid's size
@@ -175,6 +176,9 @@ def load_spec(path) -> Spec:
     for t in kw["timings"]:
         if t not in ("pipelined", "scalesim"):
             raise SpecError(f"{where}: timings must be pipelined or scalesim, got {t!r}")
+    kw["exit_thresholds"] = _list(r, "exit_thresholds", (int, float), where, (None,))
+    if kw["exit_thresholds"] != (None,) and any(not t >= 0 for t in kw["exit_thresholds"]):
+        raise SpecError(f"{where}: exit_thresholds must be numbers >= 0 (base-10 entropy)")
     kw["batches"] = _list(r, "batches", int, where, (1,))
     if any(b < 1 for b in kw["batches"]):
         raise SpecError(f"{where}: batches must be positive integers")

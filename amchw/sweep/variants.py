@@ -32,6 +32,10 @@ class Variant:
     skipped: dict = field(default_factory=dict)   # layer -> why it kept dense storage
     accuracy: float | None = None
     acc_by_snr: dict = field(default_factory=dict)
+    # an early-exit model with data: threshold -> (exit fraction, accuracy, {snr: accuracy})
+    # of the exit rule on the test frames; `graph` then carries the rule (EntropyExit)
+    exits: dict | None = None
+    exit_output: str | None = None
 
 
 def _mac_nodes(graph):
@@ -173,6 +177,8 @@ def resolve(spec: Spec, log=print) -> list[Variant]:
                     v.error = frames
                 else:
                     _accuracy(v, *frames)
+                    if spec.exit_thresholds != (None,) and len(v.graph.outputs) == 2:
+                        _exits(v, spec.exit_thresholds, *frames)
             out.append(v)
     return out
 
@@ -189,6 +195,26 @@ def _test_frames(model: str, graph, data: str, spec: Spec):
     except (DatasetError, OSError, ValueError) as e:
         return f"{data}: {e}"
     return x, y, snr
+
+
+def _exits(v: Variant, thresholds, x, y, snr) -> None:
+    """An early-exit variant: its integer exit rule (amchw.ir.early_exit) added and run once
+    on the test frames; at each threshold, the fraction of frames that leave at the exit and
+    the accuracy of the combined decision (the exit's class where it exits, the final one
+    elsewhere), overall and per SNR."""
+    from amchw.ir.early_exit import add_exit_rule, decide, run_early_exit
+
+    out = v.graph.outputs[0]
+    g = add_exit_rule(v.graph, float(thresholds[0]), exit_output=out)
+    r = run_early_exit(g, x, "fast", exit_output=out)
+    pe, pf = r["exit_logits"].argmax(1), r["final_logits"].argmax(1)
+    v.exits = {}
+    for t in thresholds:
+        flags = decide(g, r["codes"], float(t)).astype(bool)
+        ok = np.where(flags, pe, pf) == y
+        v.exits[float(t)] = (float(flags.mean()), float(ok.mean()),
+                             {int(s): float(ok[snr == s].mean()) for s in np.unique(snr)})
+    v.graph, v.exit_output = g, out
 
 
 def _accuracy(v: Variant, x, y, snr) -> None:

@@ -196,3 +196,38 @@ def test_accuracy_of_each_variant_is_its_integer_graph_on_the_data(tmp_path):
         assert r["accuracy"] == float((pred == y).mean())
         for s in (0, 10):
             assert r[f"acc_{s}dB"] == float((pred == y)[snr == s].mean())
+
+
+def test_exit_thresholds_give_the_expected_cost_of_the_exit_rule(tmp_path):
+    """An early-exit model with data: at each threshold, the exit fraction of its integer exit
+    rule on the frames, and cycles and energy per frame that interpolate between the whole
+    network (nothing exits) and the exit path (everything does) by that fraction."""
+    import pyarrow.parquet as pq
+
+    from amchw.data.radioml import synth_to_h5
+    from amchw.ir.early_exit import add_exit_rule
+    from amchw.resolve import graph_and_frames
+    from amchw.sims.early_exit import split_layers
+    from amchw.sims.hardware import get_target
+    from amchw.sims.simulate import simulate
+
+    data = tmp_path / "d.h5"
+    synth_to_h5(data, "rml2016b", 3, (0, 10), seed=1)
+    spec = load_spec(_spec(tmp_path, f'models = [{{model = "ee-v1", data = "{data}"}}, '
+                                     '"ee-baseline"]\nexit_thresholds = [0.0, 0.99, 1.0]\n'
+                                     'eval_frames = 60\n'))
+    run_sweep(spec, tmp_path / "o", workers=1, log=lambda m: None)
+    rows = pq.read_table(tmp_path / "o" / "points.parquet").to_pylist()
+    ee = {r["exit_threshold"]: r for r in rows if r["model"] == "ee-v1"}
+    g, _, _ = graph_and_frames("ee-v1", "po2", 8, 8, 2, 0)
+    g = add_exit_rule(g, 0.5, exit_output=g.outputs[0])
+    split = split_layers(g, simulate(g, get_target("edge-asic-45nm")), g.outputs[0])
+    assert ee[0.0]["exit_fraction"] == 0.0 and ee[1.0]["exit_fraction"] == 1.0  # H10 <= 1
+    assert ee[0.0]["cycles"] == split.full_cycles and ee[1.0]["cycles"] == split.cycles(1.0)
+    f = ee[0.99]["exit_fraction"]
+    assert ee[0.99]["cycles"] == round(split.cycles(f))
+    assert ee[0.99]["energy_uj"] == split.energy_uj(f)
+    # a model without an exit ignores the threshold: the same figures at each
+    base = [r for r in rows if r["model"] == "ee-baseline"]
+    assert len({r["cycles"] for r in base}) == 1 and all(r["exit_fraction"] is None
+                                                          for r in base)
