@@ -28,11 +28,17 @@ def _unknown(spec: str) -> RequestError:
                         usage=True, option="--model")
 
 
+def _zoo_name(spec: str) -> bool:
+    """Whether `spec` is a zoo model's name, from the torch-free table of what each reads
+    (amchw.data.model_inputs), so that a file is told apart without importing the zoo."""
+    from amchw.data.model_inputs import MODEL_INPUTS
+
+    return spec in MODEL_INPUTS
+
+
 def is_qonnx_file(spec: str) -> bool:
     """Whether `spec` names a QONNX file (not a zoo model)."""
-    from amchw.models import ZOO
-
-    return spec not in ZOO and Path(spec).suffix.lower() in QONNX_SUFFIXES
+    return not _zoo_name(spec) and Path(spec).suffix.lower() in QONNX_SUFFIXES
 
 
 def checkpoint_model_name(spec: str) -> str:
@@ -126,19 +132,16 @@ def load_qonnx_file(path):
 def graph_and_frames(spec: str, scales: str, weight_bits: int, act_bits: int, n_frames: int,
                      seed: int):
     """MODEL -> (IR graph, sample frames, what the frames are). MODEL: a zoo name, an amchw
-    checkpoint (.pt), an IR graph saved by amchw (.npz) or a QONNX file (.qonnx/.onnx)."""
-    import torch
-
+    checkpoint (.pt), an IR graph saved by amchw (.npz) or a QONNX file (.qonnx/.onnx). A
+    QONNX or IR file is read without importing torch or Brevitas."""
     from amchw.ir.io import load as load_ir
     from amchw.ir.types import IRError
-    from amchw.lower.brevitas import LoweringError, lower
-    from amchw.models import ZOO
 
     path = Path(spec)
     if is_qonnx_file(spec):
         graph = load_qonnx_file(path)
         return (graph, *frames_for_shape(graph, n_frames, seed))
-    if spec not in ZOO and path.suffix.lower() == ".npz":
+    if not _zoo_name(spec) and path.suffix.lower() == ".npz":
         if not path.is_file():
             raise RequestError(f"{spec}: no such file")
         try:
@@ -146,6 +149,10 @@ def graph_and_frames(spec: str, scales: str, weight_bits: int, act_bits: int, n_
         except (IRError, OSError, ValueError, KeyError) as e:
             raise RequestError(f"{spec}: {e}") from None
         return (graph, *frames_for_shape(graph, n_frames, seed))
+    import torch
+
+    from amchw.lower.brevitas import LoweringError, lower
+
     name, model, frames = model_and_frames(spec, scales, weight_bits, act_bits,
                                            max(n_frames, 16), seed)
     try:

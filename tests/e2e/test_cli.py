@@ -1,6 +1,8 @@
 """The amchw command line: verify's exit codes, JSON output and option errors."""
 
 import json
+import subprocess
+import sys
 
 from click.testing import CliRunner
 
@@ -146,6 +148,13 @@ def test_export_cost_and_simulate_a_qonnx_file(tmp_path):
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
     assert d["model"] == "vtcnn2" and d["integer_check"]["equal"]
+    # a QONNX file is simulated without importing torch or Brevitas (seconds of start-up)
+    code = ("import sys; from amchw.cli import main\n"
+            "try:\n    main(['simulate', sys.argv[1], '--array', '4x4'])\n"
+            "except SystemExit as e:\n    assert e.code == 0, e.code\n"
+            "assert 'torch' not in sys.modules and 'brevitas' not in sys.modules\n")
+    p = subprocess.run([sys.executable, "-c", code, str(q)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
 
 
 def test_export_makes_missing_folders_and_refuses_an_unwritable_path(tmp_path):
