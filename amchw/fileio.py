@@ -38,17 +38,32 @@ def make_parent(path: str | os.PathLike) -> Path:
     return parent
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp"):
     """Yield a temporary path beside `path` for a writer that opens files by name (h5py);
-    on success it is renamed to `path`, on error removed."""
+    on success it is renamed to `path` with the mode a plain open() would give (0666 less the
+    umask; the temporary file is private while it is written), on error (SIGTERM included,
+    which the command line turns into an exit) removed. A directory at `path`, or a folder
+    that cannot be written, is an OSError naming `path`, not the temporary name."""
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a directory; give a file name")
     make_parent(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=suffix, dir=parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=suffix, dir=parent)
+    except OSError as e:
+        raise type(e)(f"{path}: cannot write in {parent} ({e.strerror or e})") from None
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

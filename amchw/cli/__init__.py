@@ -26,6 +26,21 @@ __all__ = ["PROFILE_NAMES", "fail", "main"]
 def main() -> None:
     """amchw: quantized AMC networks lowered to an integer IR, verified bit-exact, costed on
     hardware."""
+    _exit_on_sigterm()
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM ends a command as an exit (status 143), as Ctrl-C does, so the clean-up of
+    partial outputs runs (amchw.fileio removes its temporary files)."""
+    import signal
+
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    try:
+        signal.signal(signal.SIGTERM, stop)
+    except ValueError:   # not the main thread (an embedding application): leave it
+        pass
 
 
 for _cmd in (zoo_cmd, targets_cmd, verify_cmd, simulate_cmd, prune_cmd, export_cmd, cost_cmd,
