@@ -33,7 +33,7 @@ def data_synth_cmd(profile, per, snrs, channel, seed, out_path):
     """Write synthetic frames in the RadioML 2018.01A HDF5 layout (X (N, L, 2), Y one-hot,
     Z SNR, class names as an attribute), class by class with a progress bar, atomically."""
     from amchw.data.radioml import synth_to_h5
-    from amchw.data.synthetic import PROFILES
+    from amchw.data.synthetic import MAX_SNR_DB, PROFILES
 
     try:
         snr_list = PROFILES[profile].snrs if snrs is None else tuple(
@@ -41,6 +41,11 @@ def data_synth_cmd(profile, per, snrs, channel, seed, out_path):
     except ValueError:
         raise click.BadParameter(f"{snrs!r} is not a comma-separated list of integers",
                                  param_hint="--snrs") from None
+    bad = [v for v in snr_list if abs(v) > MAX_SNR_DB]
+    if bad:
+        raise click.BadParameter(f"SNR {bad[0]} dB is outside +-{MAX_SNR_DB} dB (at such SNRs "
+                                 "the noise or the signal underflows to nothing)",
+                                 param_hint="--snrs")
     n_cls = len(PROFILES[profile].classes)
     with click.progressbar(length=n_cls, label=f"{profile}: {n_cls} classes x "
                            f"{len(snr_list)} SNRs x {per}", file=sys.stderr) as bar:

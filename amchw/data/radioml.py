@@ -399,10 +399,12 @@ def synth_to_h5(path, profile: str, per_class_snr: int, snrs, seed: int = 0,
     import time
     from dataclasses import replace
 
-    from .synthetic import PROFILES, synthesize
+    from .synthetic import MAX_SNR_DB, PROFILES, synthesize
 
     prof = PROFILES[profile]
     snrs = tuple(int(s) for s in snrs)
+    if any(abs(s) > MAX_SNR_DB for s in snrs):
+        raise ValueError(f"SNRs must lie within +-{MAX_SNR_DB} dB, got {snrs}")
     n_cls = len(prof.classes)
     per_class = len(snrs) * per_class_snr
     n = n_cls * per_class

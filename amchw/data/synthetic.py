@@ -45,6 +45,9 @@ SPS = 8  # samples per symbol of every digital modulation
 ROLLOFF = 0.35  # root-raised-cosine roll-off
 RRC_SPAN = 6  # RRC half-length in symbols (taps = 2 * RRC_SPAN * SPS + 1)
 FREQ_OFFSET_MAX = 1e-3  # default carrier-frequency offset bound, cycles per sample
+#: the largest |SNR| a file may ask for: beyond it the noise (or the signal) underflows in the
+#: frames' float32 and the frames are no longer what their label says (NaN at +-1000 dB)
+MAX_SNR_DB = 100
 
 
 @dataclass(frozen=True)

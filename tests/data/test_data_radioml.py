@@ -188,6 +188,14 @@ def test_synth_command_writes_the_2018_layout(tmp_path):
     r = CliRunner().invoke(main, ["data", "synth", "--per-class-snr", "3", "--snrs", "a,b",
                                   "-o", str(q)])
     assert r.exit_code == 2 and "--snrs" in r.output
+    r = CliRunner().invoke(main, ["data", "synth", "--per-class-snr", "3", "--snrs",
+                                  "1000,-1000", "-o", str(tmp_path / "n.h5")])
+    assert r.exit_code == 2 and "SNR 1000 dB is outside +-100 dB" in r.output
+    assert not (tmp_path / "n.h5").exists()
+    from amchw.data.radioml import synth_to_h5
+
+    with pytest.raises(ValueError, match="within"):
+        synth_to_h5(tmp_path / "n.h5", "rml2016", 1, (0, -200))
     r = CliRunner().invoke(main, ["data", "info", str(p)])
     assert r.exit_code == 0 and "66 frames" in r.output
 
