@@ -8,6 +8,8 @@ training or compression adds (classes, train_config, history, method keys...).""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
@@ -19,9 +21,29 @@ from amchw.data.splits import (DEFAULT_SEED, DEFAULT_VAL_FRACTION,  # noqa: F401
 SPLITS = ("train", "val", "test", "all")
 
 
+class CheckpointError(ValueError):
+    """A file that is not a readable amchw checkpoint (the message names it and says why)."""
+
+
 def load(path) -> dict:
-    """The raw checkpoint dict of `path` (torch.load on the CPU; exceptions as torch raises)."""
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """The raw checkpoint dict of `path` (torch.load on the CPU). CheckpointError naming the
+    file for a directory, a missing file, or one torch cannot read (truncated, random bytes,
+    a QONNX or other non-checkpoint file: the unpickling error's type is given) or that is not
+    an amchw checkpoint dict."""
+    p = Path(path)
+    if p.is_dir():
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
+    if not p.exists():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - whatever torch.load raises on a bad file
+        raise CheckpointError(f"{path}: not an amchw checkpoint (unreadable: "
+                              f"{type(e).__name__})") from None
+    if not isinstance(ck, dict) or "model" not in ck:
+        raise CheckpointError(f"{path}: not an amchw checkpoint (a {type(ck).__name__} "
+                              "without a 'model' entry)")
+    return ck
 
 
 def atomic_save(obj, path) -> None:

@@ -242,3 +242,29 @@ def test_simulate_compare_puts_versions_side_by_side(tmp_path):
     assert r.exit_code == 0 and "* fastest dataflow" in r.output
     r = CliRunner().invoke(main, ["simulate", "vtcnn2", "vgg10"])
     assert r.exit_code == 2 and "--compare" in r.output
+
+
+def test_a_bad_checkpoint_is_a_one_line_error_naming_it(tmp_path):
+    """Truncated, random, empty, a QONNX file, a dict without a model, a directory: eval ends
+    with exit 1 and `error: FILE: ...`, never a traceback."""
+    import pickle
+
+    import torch
+
+    good = tmp_path / "good.pt"
+    torch.save({"model": "x", "state_dict": {}}, good)
+    cases = {"trunc.pt": good.read_bytes()[:40], "random.pt": bytes(range(256)) * 8,
+             "empty.pt": b"", "model.qonnx": b"\x08\x07\x12\x04onnx", "wrongdict.pt": None}
+    for name, data in cases.items():
+        p = tmp_path / name
+        if data is None:
+            torch.save({"weights": [1, 2]}, p)
+        else:
+            p.write_bytes(data)
+    (tmp_path / "adir.pt").mkdir()
+    for name in list(cases) + ["adir.pt", "missing.pt"]:
+        r = CliRunner().invoke(main, ["eval", str(tmp_path / name), "--data", str(good)])
+        assert r.exit_code == 1, (name, r.output)
+        assert r.output.startswith("error: ") and name in r.output, (name, r.output)
+        assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1, r.output
+        assert isinstance(r.exception, SystemExit), (name, r.exception)
