@@ -16,8 +16,10 @@ from .common import command, fail
               help="Zoo name (random weights calibrated on synthetic frames) or checkpoint file.")
 @click.option("--scales", type=click.Choice(["po2", "float"]), default="po2", show_default=True,
               help="Scale kind for zoo models: power-of-two or float.")
-@click.option("--weight-bits", type=int, default=8, show_default=True)
-@click.option("--act-bits", type=int, default=8, show_default=True)
+@click.option("--weight-bits", type=click.IntRange(2, 8), default=8, show_default=True,
+              help="Weight width of a zoo model (signed, narrow range).")
+@click.option("--act-bits", type=click.IntRange(2, 8), default=8, show_default=True,
+              help="Activation width of a zoo model (unsigned after each ReLU).")
 @click.option("--frames", "n_frames", type=click.IntRange(1), default=256, show_default=True,
               help="Synthetic frames to compare on.")
 @click.option("--reference", type=click.Choice(["auto", "float64", "float32", "qonnx", "finn"]),

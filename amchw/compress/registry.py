@@ -240,9 +240,12 @@ def register(method: Method) -> Method:
 QUANT_OPTIONS = (
     Option("scales", "po2", "Scale kind for zoo models.", "choice", choices=("po2", "float"),
            recipe=False),
-    Option("weight_bits", 8, type="int", recipe=False),
-    Option("act_bits", 8, type="int", recipe=False),
-    Option("seed", 0, type="int", recipe=False),
+    Option("weight_bits", 8, "Weight width of a zoo model (signed, narrow range).", type="int",
+           min=2, max=8, recipe=False),
+    Option("act_bits", 8, "Activation width of a zoo model (unsigned after each ReLU).",
+           type="int", min=2, max=8, recipe=False),
+    Option("seed", 0, "Seed of a zoo model's weights and calibration frames.", type="int",
+           recipe=False),
 )
 
 _TRAIN = (

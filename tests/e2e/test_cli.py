@@ -268,3 +268,11 @@ def test_a_bad_checkpoint_is_a_one_line_error_naming_it(tmp_path):
         assert r.output.startswith("error: ") and name in r.output, (name, r.output)
         assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1, r.output
         assert isinstance(r.exception, SystemExit), (name, r.exception)
+
+
+def test_bit_widths_out_of_range_are_usage_errors():
+    for cmd in (["simulate", "vtcnn2"], ["verify", "--model", "vtcnn2"],
+                ["prune", "vtcnn2", "--sparsity", "0.5", "-o", "x.pt"]):
+        for opt, v in (("--weight-bits", "0"), ("--act-bits", "64")):
+            r = CliRunner().invoke(main, cmd + [opt, v])
+            assert r.exit_code == 2 and f"Invalid value for '{opt}'" in r.output, (cmd, r.output)
