@@ -247,8 +247,6 @@ def test_simulate_compare_puts_versions_side_by_side(tmp_path):
 def test_a_bad_checkpoint_is_a_one_line_error_naming_it(tmp_path):
     """Truncated, random, empty, a QONNX file, a dict without a model, a directory: eval ends
     with exit 1 and `error: FILE: ...`, never a traceback."""
-    import pickle
-
     import torch
 
     good = tmp_path / "good.pt"
