@@ -25,8 +25,8 @@ def _floats(text: str, option: str) -> list[float]:
 
 @command("prune")
 @click.argument("model_spec", metavar="MODEL")
-@click.option("--sparsity", type=float, default=None,
-              help="Fraction of each layer's weights to zero (unstructured).")
+@click.option("--sparsity", type=click.FloatRange(0, 1), default=None,
+              help="Fraction of each layer's weights to zero (needed by unstructured pruning).")
 @click.option("--pattern", default="unstructured", show_default=True,
               help="unstructured, or N:M (keep the N largest of every M consecutive weights).")
 @click.option("--layers", default=None,
@@ -41,6 +41,9 @@ def prune_cmd(model_spec, sparsity, pattern, layers, output, scales, weight_bits
     from amchw.compress.prune import PruneError
 
     names = [v.strip() for v in layers.split(",")] if layers else None
+    if pattern == "unstructured" and sparsity is None:
+        raise click.UsageError("unstructured pruning needs --sparsity (the fraction of each "
+                               "layer's weights to zero, e.g. 0.9); or give --pattern N:M")
     try:
         info = prune(model_spec, output, sparsity, pattern, names,
                      dict(scales=scales, weight_bits=weight_bits, act_bits=act_bits), seed)

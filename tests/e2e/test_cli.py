@@ -274,3 +274,10 @@ def test_bit_widths_out_of_range_are_usage_errors():
         for opt, v in (("--weight-bits", "0"), ("--act-bits", "64")):
             r = CliRunner().invoke(main, cmd + [opt, v])
             assert r.exit_code == 2 and f"Invalid value for '{opt}'" in r.output, (cmd, r.output)
+
+
+def test_prune_without_a_sparsity_says_what_it_needs(tmp_path):
+    r = CliRunner().invoke(main, ["prune", "vtcnn2", "-o", str(tmp_path / "p.pt")])
+    assert r.exit_code == 2 and "unstructured pruning needs --sparsity" in r.output
+    r = CliRunner().invoke(main, ["prune", "vtcnn2", "--sparsity", "1.5", "-o", "p.pt"])
+    assert r.exit_code == 2 and "--sparsity" in r.output
