@@ -24,8 +24,10 @@ class RequestError(Exception):
 def _unknown(spec: str) -> RequestError:
     from amchw.models import ZOO
 
-    return RequestError(f"{spec!r} is neither a zoo model ({', '.join(ZOO)}) nor a file",
-                        usage=True, option="--model")
+    if Path(spec).is_dir():
+        return RequestError(f"{spec}: is a directory, not a model file", usage=True)
+    return RequestError(f"MODEL {spec!r} is neither a zoo model ({', '.join(ZOO)}) nor a file",
+                        usage=True)
 
 
 def _zoo_name(spec: str) -> bool:
@@ -119,10 +121,25 @@ def frames_for_shape(graph, n: int, seed: int):
     return sample_inputs(graph, n, seed)
 
 
+def _missing(path) -> RequestError | None:
+    """A usage error for a model file that is not there, or is a directory, else None: the
+    same answer (exit 2) whatever the file's kind."""
+    p = Path(path)
+    if p.is_dir():
+        return RequestError(f"{path}: is a directory, not a model file", usage=True)
+    if not p.exists():
+        return RequestError(f"{path}: no such file (MODEL is a zoo name, a checkpoint, an IR "
+                            "graph or a QONNX file)", usage=True)
+    return None
+
+
 def load_qonnx_file(path):
     """The IR graph of a QONNX file (RequestError with the importer's reason)."""
     from amchw.lower.qonnx import QonnxImportError, load_qonnx
 
+    err = _missing(path)
+    if err is not None:
+        raise err
     try:
         return load_qonnx(path)
     except QonnxImportError as e:
@@ -142,8 +159,9 @@ def graph_and_frames(spec: str, scales: str, weight_bits: int, act_bits: int, n_
         graph = load_qonnx_file(path)
         return (graph, *frames_for_shape(graph, n_frames, seed))
     if not _zoo_name(spec) and path.suffix.lower() == ".npz":
-        if not path.is_file():
-            raise RequestError(f"{spec}: no such file")
+        err = _missing(path)
+        if err is not None:
+            raise err
         try:
             graph = load_ir(path)
         except (IRError, OSError, ValueError, KeyError) as e:

@@ -281,3 +281,14 @@ def test_prune_without_a_sparsity_says_what_it_needs(tmp_path):
     assert r.exit_code == 2 and "unstructured pruning needs --sparsity" in r.output
     r = CliRunner().invoke(main, ["prune", "vtcnn2", "--sparsity", "1.5", "-o", "p.pt"])
     assert r.exit_code == 2 and "--sparsity" in r.output
+
+
+def test_a_missing_model_file_or_a_directory_is_the_same_usage_error(tmp_path):
+    (tmp_path / "d.qonnx").mkdir()
+    for args, want in ((["simulate", "nosuch.qonnx"], "nosuch.qonnx: no such file"),
+                       (["simulate", "nosuch.npz"], "nosuch.npz: no such file"),
+                       (["simulate", "nosuch.pt"], "'nosuch.pt' is neither a zoo model"),
+                       (["simulate", str(tmp_path / "d.qonnx")], "is a directory"),
+                       (["cost", str(tmp_path)], "is a directory")):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 2 and want in r.output and "--model" not in r.output, r.output
