@@ -38,6 +38,18 @@ def make_parent(path: str | os.PathLike) -> Path:
     return parent
 
 
+def check_writable(path: str | os.PathLike) -> Path:
+    """Check, before long work starts, that a file can be written at `path`: not a
+    directory, its folder made (with parents) and writable. OSError naming `path`."""
+    p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"{path}: is a directory; give a file name")
+    parent = make_parent(p)
+    if not os.access(parent, os.W_OK):
+        raise PermissionError(f"{path}: cannot write in {parent} (permission denied)")
+    return p
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -316,8 +316,10 @@ def train(cfg: TrainConfig, progress=None, log=print, objective: Objective | Non
 
 
 def _train(cfg: TrainConfig, progress, log, objective: Objective, constraints: list) -> dict:
+    from amchw.fileio import check_writable
     from amchw.models import ZOO
 
+    check_writable(cfg.out)   # before an epoch is spent: a directory, an unwritable folder
     init_model = start_ck = None
     if cfg.init is not None:
         init_model, start_ck = model_from_checkpoint(cfg.init)

@@ -357,3 +357,17 @@ def test_learning_rate_schedules():
     res = CliRunner().invoke(main, ["train", "--model", "vtcnn2", "-o", "x.pt", "--schedule",
                                     "step:x:1"])
     assert res.exit_code == 2 and "--schedule" in res.output
+
+
+def test_an_unwritable_output_is_refused_before_training(data16, tmp_path):
+    """A directory as -o, or an output under a file, fails at once naming the path (no epoch
+    is spent); a missing folder is made."""
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(IsADirectoryError, match="adir: is a directory"):
+        train(_cfg(data16, tmp_path / "adir", epochs=1), log=_quiet)
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(NotADirectoryError, match="cannot create the folder"):
+        train(_cfg(data16, tmp_path / "f" / "t.pt", epochs=1), log=_quiet)
+    ck = train(_cfg(data16, tmp_path / "new" / "deep" / "t.pt", epochs=1, max_train=64),
+               log=_quiet)
+    assert (tmp_path / "new" / "deep" / "t.pt").is_file() and ck["history"]
