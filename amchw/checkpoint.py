@@ -168,6 +168,11 @@ def split_frames(data: str, input_shape, ck: dict | None = None, split: str = "t
     from amchw.data.torch_dataset import FrameDataset
 
     with open_data(data, ck) as reader:
+        need = int(np.prod(input_shape))
+        if 2 * reader.length != need:
+            raise ValueError(f"{data}: its frames are 2 x {reader.length} samples; the model "
+                             f"takes {' x '.join(map(str, input_shape))} ({need // 2} samples "
+                             "per channel)")
         idx, which = split_rows(reader, ck, split, max_frames, seed)
         x = FrameDataset(reader, idx, tuple(input_shape)).batch(np.arange(idx.size))[0]
         return x.numpy(), reader.labels[idx], reader.snrs[idx], list(reader.classes), which

@@ -146,7 +146,9 @@ def early_exit_run(spec: str, graph, rep, data_path: str, max_frames: int, seed:
         x, y, snr, n_cls, which = early_exit_frames(spec, graph.inputs[0].shape, data_path,
                                                      max_frames, seed)
     except (DatasetError, OSError, ValueError, KeyError) as e:
-        raise RequestError(f"{data_path}: {e}") from None
+        msg = str(e)
+        raise RequestError(msg if msg.startswith(f"{data_path}:") else f"{data_path}: {msg}") \
+            from None
     n_logits = graph.values()[graph.outputs[0]].shape[0]
     if n_cls != n_logits:
         raise RequestError(f"{data_path}: {n_cls} classes but {spec} has {n_logits} outputs")

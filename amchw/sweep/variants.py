@@ -193,7 +193,7 @@ def _test_frames(model: str, graph, data: str, spec: Spec):
     try:
         x, y, snr, _, _ = early_exit_frames(model, shape, data, spec.eval_frames, spec.seed)
     except (DatasetError, OSError, ValueError) as e:
-        return f"{data}: {e}"
+        return str(e) if str(e).startswith(f"{data}:") else f"{data}: {e}"
     return x, y, snr
 
 

@@ -89,3 +89,14 @@ def test_usage_errors(h5):
     assert r.exit_code == 2 and "--compare" in r.output
     r = CliRunner().invoke(main, ["simulate", "ee-v1", "--data", str(h5), "--exit-sweep", "a,b"])
     assert r.exit_code == 2 and "comma-separated" in r.output
+
+
+def test_data_of_another_frame_length_says_so(tmp_path):
+    from amchw.data.radioml import synth_to_h5
+
+    d = tmp_path / "r18.h5"
+    synth_to_h5(d, "rml2018", 1, (0,), seed=0)
+    r = CliRunner().invoke(main, ["simulate", "ee-v1", "--data", str(d)])
+    assert r.exit_code == 1, r.output
+    assert r.output.count("r18.h5") == 1 and "frames are 2 x 1024 samples; the model takes " \
+        "2 x 128" in r.output
