@@ -113,7 +113,7 @@ class H5Frames(FrameReader):
         self.path = str(path)
         self.normalize = resolve_normalize(normalize, self.kind)
         if not os.path.isfile(self.path):
-            raise DatasetError(f"{self.path}: no such file")
+            raise DatasetError(_not_a_file(self.path))
         try:
             self._f = h5py.File(self.path, "r")
         except OSError as e:
@@ -237,11 +237,18 @@ class ArrayFrames(FrameReader):
         return normalize_frames(self._x[idx], self.normalize)
 
 
+def _not_a_file(path) -> str:
+    """Why `path` cannot be read as a data file: a directory, or nothing there."""
+    if os.path.isdir(path):
+        return f"{path}: is a directory, not a data file (give the .h5 or .pkl file in it)"
+    return f"{path}: no such file"
+
+
 def file_kind(path) -> str:
     """"hdf5" for an HDF5 file (by its signature), else "pickle"; DatasetError if missing."""
     p = Path(path)
     if not p.is_file():
-        raise DatasetError(f"{p}: no such file")
+        raise DatasetError(_not_a_file(p))
     with open(p, "rb") as f:
         return "hdf5" if f.read(8) == b"\x89HDF\r\n\x1a\n" else "pickle"
 
@@ -282,7 +289,7 @@ def read_rml2016(path):
     Classes sorted (the order everyone uses); frames by class, then SNR, then file order."""
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f"{path}: no such file")
+        raise DatasetError(_not_a_file(path))
     try:
         with open(path, "rb") as f:
             d = pickle.load(f, encoding="latin1")

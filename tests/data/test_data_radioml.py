@@ -216,3 +216,14 @@ def test_write_h5_and_torch_dataset(tmp_path):
         assert np.array_equal(yb.numpy(), y[[4, 1, 7]])
     mem = FrameDataset((X, y))
     assert len(mem) == 10 and np.array_equal(mem[3][0].numpy(), X[3])
+
+
+def test_a_directory_as_data_is_called_a_directory(tmp_path):
+    from click.testing import CliRunner
+
+    from amchw.cli import main
+
+    r = CliRunner().invoke(main, ["data", "info", str(tmp_path)])
+    assert r.exit_code == 1 and "is a directory, not a data file" in r.output
+    with pytest.raises(DatasetError, match="is a directory"):
+        H5Frames(tmp_path)
