@@ -12,6 +12,8 @@ one after the other."""
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,14 +61,22 @@ class VectorOp:
 
 
 def _bytes(v, batch: int) -> int:
-    return -(-batch * int(np.prod(v.shape)) * v.dtype.bits // 8)
+    return -(-batch * math.prod(v.shape) * v.dtype.bits // 8)
 
 
 def layers(graph: Graph, batch: int = 1) -> list:
     """GemmView or VectorOp per node, in graph order (Reshape skipped: a view)."""
     if not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be a positive integer, got {batch!r}")
-    return _layers(graph, batch, "", 1)
+    # a graph is immutable: its views per batch size are kept with it (a sweep simulates one
+    # graph on many targets; pickling drops the cache, amchw.ir.graph.Graph.__getstate__)
+    cache = graph.__dict__.get("_layer_views")
+    if cache is None:
+        cache = {}
+        object.__setattr__(graph, "_layer_views", cache)
+    if batch not in cache:
+        cache[batch] = tuple(_layers(graph, batch, "", 1))
+    return list(cache[batch])
 
 
 def _layers(graph: Graph, batch: int, prefix: str, repeat: int) -> list:

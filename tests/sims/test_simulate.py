@@ -195,3 +195,23 @@ def test_csv_and_plot(tmp_path):
         write_csv(rep, tmp_path / "f" / "s.csv")
     assert sorted(x.name for x in tmp_path.iterdir()) == ["f", "new", "s.csv", "s.png"]
     assert "total cycles" in format_table(rep)
+
+
+def test_a_graph_simulated_again_gives_the_same_report():
+    """The layer views are kept with the graph (a sweep simulates one graph many times): a
+    second simulation, on another array and batch, then the first again, are identical to
+    fresh ones on a copy that has no cached views."""
+    import pickle
+
+    from amchw.resolve import graph_and_frames
+    from amchw.sims.hardware import get_target
+    from amchw.sims.simulate import simulate
+
+    g, _, _ = graph_and_frames("ee-v1", "po2", 8, 8, 2, 0)
+    t = get_target("edge-asic-45nm")
+    first = simulate(g, t, "ws", "pipelined", 1).to_dict()
+    simulate(g, t.with_array(4, 8), "os", "pipelined", 4)
+    assert simulate(g, t, "ws", "pipelined", 1).to_dict() == first
+    fresh = pickle.loads(pickle.dumps(g))
+    assert "_layer_views" not in fresh.__dict__
+    assert simulate(fresh, t, "ws", "pipelined", 1).to_dict() == first
