@@ -178,11 +178,14 @@ def compare(specs, target, timing: str, batch: int, scales: str, weight_bits: in
     for item in specs:
         spec, _, fmt = item.partition("@")
         graph, _, _ = graph_and_frames(spec, scales, weight_bits, act_bits, 16, seed)
+        kept: dict = {}
         if fmt:
             try:
-                graph, _ = set_format(graph, fmt, min_sparsity)
+                graph, kept = set_format(graph, fmt, min_sparsity)
             except IRError as e:
                 raise RequestError(f"{item}: {e}", usage=True, option="--compare") from None
+        stored = sorted({n.name for n in graph.nodes
+                         if str(getattr(n.op, "w_format", "dense")) != "dense"})
         for df in ("os", "ws", "is"):
             try:
                 rep = simulate(graph, target, df, timing, batch)
@@ -190,6 +193,7 @@ def compare(specs, target, timing: str, batch: int, scales: str, weight_bits: in
                 raise RequestError(f"{item}: {e}") from None
             tot = rep.totals()
             rows.append({"model": item, "format": fmt or "dense", "dataflow": df,
+                         "stored_in_format": stored, "kept_dense": kept,
                          "cycles": rep.cycles, "energy_uj": tot["energy_per_inference_uj"],
                          "weight_bytes": tot["weight_bytes"], "macs": tot["macs"],
                          "dram_bytes": tot["dram_bytes"]})

@@ -181,4 +181,16 @@ def compare_table(rows: list[dict], target, timing: str) -> str:
                    f"{r['energy_uj']:>11.3f} {r['weight_bytes']:>11,} {r['macs']:>13,} "
                    f"{r['dram_bytes']:>11,} {mark}")
     out.append("* fastest dataflow of the model, + least energy")
+    seen = set()
+    for r in rows:   # what each version really is: which layers its format reached
+        if r["format"] == "dense" or r["model"] in seen:
+            continue
+        seen.add(r["model"])
+        stored = r.get("stored_in_format", [])
+        line = (f"{r['model']}: {len(stored)} layer(s) stored as {r['format']}"
+                + (f" ({', '.join(stored)})" if stored else " - the numbers are the dense ones"))
+        kept = r.get("kept_dense", {})
+        if kept:
+            line += "; kept dense: " + "; ".join(f"{k} ({v})" for k, v in kept.items())
+        out.append(line)
     return "\n".join(out)

@@ -29,10 +29,10 @@ def fits(op, fmt: str) -> bool:
 def set_format(graph: Graph, fmt: str, min_sparsity: float = 0.0, index_bits: int = 0,
                layers=None) -> tuple[Graph, dict[str, str]]:
     """A copy of `graph` whose Conv/Dense layers (all, or those named in `layers`) with at
-    least `min_sparsity` zero weights store them in `fmt`; an N:M format goes only to layers
-    whose weights fit it. With no `layers` named, a GRU's recurrent layers (inside its cell)
-    are formatted too. Returns (graph, {node: why it was left as it was}; a cell's nodes as
-    GRU/node)."""
+    least `min_sparsity` zero weights (any, for a PQ format) store them in `fmt`; an N:M
+    format goes only to layers whose weights fit it. With no `layers` named, a GRU's
+    recurrent layers (inside its cell) are formatted too. Returns (graph, {node: why it was
+    left as it was}; a cell's nodes as GRU/node)."""
     err = format_error(fmt)
     if err:
         raise IRError(f"unknown {err}")
@@ -48,7 +48,7 @@ def set_format(graph: Graph, fmt: str, min_sparsity: float = 0.0, index_bits: in
             op = replace(op, cell=cell)
         elif isinstance(op, (Conv, Dense)) and (wanted is None or n.name in wanted):
             sp = sparsity(op)
-            if sp < min_sparsity:
+            if sp < min_sparsity and WeightFormat(fmt).pq is None:   # PQ is not about zeros
                 skipped[n.name] = f"sparsity {sp:.1%} < {min_sparsity:.1%}"
             elif not fits(op, fmt):
                 skipped[n.name] = f"its weights do not fit {fmt}"

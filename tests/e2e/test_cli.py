@@ -238,8 +238,14 @@ def test_simulate_compare_puts_versions_side_by_side(tmp_path):
     assert all(sparse[d]["weight_bytes"] < dense[d]["weight_bytes"] for d in dense)
     assert all(sparse[d]["macs"] < dense[d]["macs"] for d in dense)
     assert sparse["os"]["cycles"] < dense["os"]["cycles"]
-    r = CliRunner().invoke(main, ["simulate", "--compare", "vtcnn2", "--array", "4x4"])
+    assert sparse["os"]["stored_in_format"] == ["fc3"] and "fc4" in sparse["os"]["kept_dense"]
+    r = CliRunner().invoke(main, ["simulate", "--compare", "vtcnn2", f"{ck}@csc",
+                                  "--min-sparsity", "0.5", "--array", "4x4"])
     assert r.exit_code == 0 and "* fastest dataflow" in r.output
+    assert "1 layer(s) stored as csc (fc3); kept dense: " in r.output
+    r = CliRunner().invoke(main, ["simulate", "--compare", "vtcnn2@csc", "--array", "4x4",
+                                  "--min-sparsity", "0.5"])
+    assert "0 layer(s) stored as csc - the numbers are the dense ones" in r.output
     r = CliRunner().invoke(main, ["simulate", "vtcnn2", "vgg10"])
     assert r.exit_code == 2 and "--compare" in r.output
 
