@@ -11,6 +11,7 @@ of an output.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -57,6 +58,56 @@ def gemm_weights(op) -> np.ndarray:
     g = op.groups if isinstance(op, Conv) else 1
     kg = w.shape[0] // g
     return np.ascontiguousarray(w.reshape(g, kg, -1).transpose(0, 2, 1))
+
+
+#: what a layer's weights give every simulation of it (its nonzero mask and count, and per
+#: format and column-fold width the temporal lengths of its folds), keyed by the weight
+#: array's id and checked against a weak reference to it: a sweep simulates one layer on
+#: many arrays, and the weights never change (IR ops are immutable)
+_WEIGHTS: dict[int, tuple] = {}
+
+
+def _weight_facts(op) -> dict:
+    w = op.weight
+    key = id(w)
+    hit = _WEIGHTS.get(key)
+    if hit is not None and hit[0]() is w and hit[1] == (op.w_type.zero_point, _groups(op)):
+        return hit[2]
+    if len(_WEIGHTS) > 4096:   # forget the layers whose weights are gone
+        for k in [k for k, v in _WEIGHTS.items() if v[0]() is None]:
+            del _WEIGHTS[k]
+    B = gemm_weights(op)
+    nz = B != op.w_type.zero_point
+    facts = {"shape": B.shape, "nz": nz, "nnz": int(nz.sum()), "folds": {}}
+    _WEIGHTS[key] = (weakref.ref(w), (op.w_type.zero_point, _groups(op)), facts)
+    return facts
+
+
+def _groups(op) -> int:
+    return op.groups if isinstance(op, Conv) else 1
+
+
+def _fold_lengths(facts: dict, fmt: str, C: int) -> list:
+    """Per group, (temporal length, width) of each column fold of C outputs (os): csc, the
+    reduction steps with a nonzero in any column of the fold; csr, the busiest lane's
+    nonzeros."""
+    key = (str(fmt), C)
+    if key not in facts["folds"]:
+        nz = facts["nz"]
+        g, _, N = nz.shape
+        out = []
+        for gi in range(g):
+            widths = []
+            for j in range(ceil_div(N, C)):
+                cols = nz[gi, :, j * C:(j + 1) * C]
+                if fmt == "csc":
+                    T = int(cols.any(axis=1).sum())
+                else:
+                    T = int(cols.sum(axis=0).max(initial=0))
+                widths.append((T, cols.shape[1]))
+            out.append(widths)
+        facts["folds"][key] = out
+    return facts["folds"][key]
 
 
 def _fold_cycles(Ts, R: int, C: int, timing: str) -> int:
@@ -109,10 +160,9 @@ def sparse_gemm(op, M: int, R: int, C: int, dataflow: str, timing: str = "pipeli
     if not isinstance(op, (Conv, Dense)):
         raise TypeError("sparse_gemm takes a Conv or Dense op")
     fmt = WeightFormat(fmt or op.w_format)
-    B = gemm_weights(op)
-    g, K, N = B.shape
-    nz = B != op.w_type.zero_point
-    nnz_total = int(nz.sum())
+    facts = _weight_facts(op)
+    g, K, N = facts["shape"]
+    nnz_total = facts["nnz"]
     algorithmic = g * M * K * N
     actual = M * nnz_total
     wbits = op.w_type.bits
@@ -147,16 +197,10 @@ def sparse_gemm(op, M: int, R: int, C: int, dataflow: str, timing: str = "pipeli
         Sr, Sc, _ = spatial_temporal("os", M, K, N)
         rf = ceil_div(Sr, R)
         cycles = slots = 0
-        for gi in range(g):
-            Ts, widths = [], []
-            for j in range(ceil_div(N, C)):
-                cols = nz[gi, :, j * C:(j + 1) * C]
-                if fmt == "csc":  # steps with a nonzero in any column of the fold
-                    T = int(cols.any(axis=1).sum())
-                else:  # each lane walks its own nonzeros; the busiest one sets the time
-                    T = int(cols.sum(axis=0).max(initial=0))
-                Ts += [T] * rf
-                widths.append((T, cols.shape[1]))
+        # csc: the steps with a nonzero in any column of the fold; csr: each lane walks its
+        # own nonzeros and the busiest one sets the time
+        for widths in _fold_lengths(facts, fmt, C):
+            Ts = [T for T, _ in widths for _ in range(rf)]
             cycles += _fold_cycles(Ts, R, C, timing)
             slots += sum(M * w * T for T, w in widths)
         return SparseCost(fmt, "skipped", algorithmic, actual, algorithmic - slots,
