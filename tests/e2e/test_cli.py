@@ -126,7 +126,7 @@ def test_simulate_a_saved_ir_graph(tmp_path):
     assert d["target"] == "zcu104" and d["array"] == {"rows": 48, "cols": 64}
     assert d["integer_check"]["equal"]
     r = CliRunner().invoke(main, ["simulate", str(tmp_path / "missing.npz")])
-    assert r.exit_code == 1 and "missing.npz" in r.output
+    assert r.exit_code == 2 and "missing.npz: no such file" in r.output   # as any MODEL
 
 
 def test_export_cost_and_simulate_a_qonnx_file(tmp_path):

@@ -231,3 +231,9 @@ def test_exit_thresholds_give_the_expected_cost_of_the_exit_rule(tmp_path):
     base = [r for r in rows if r["model"] == "ee-baseline"]
     assert len({r["cycles"] for r in base}) == 1 and all(r["exit_fraction"] is None
                                                           for r in base)
+
+
+@pytest.mark.parametrize("path", sorted((__import__("pathlib").Path(__file__).parents[2] /
+                                         "docs" / "sweeps").glob("*.toml")), ids=str)
+def test_the_documented_sweeps_load(path):
+    assert load_spec(path).size() > 0
