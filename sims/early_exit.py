@@ -12,24 +12,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from amchw.ir.graph import Graph
+from amchw.ir.graph import Graph, needed_by
 from amchw.ir.ops import EntropyExit
 
 from .simulate import SimReport, SimulationError
-
-
-def needed_by(graph: Graph, outputs) -> set[str]:
-    """Names of the nodes that computing `outputs` needs (they and all their producers)."""
-    producer = {n.output.name: n for n in graph.nodes}
-    todo = [o for o in outputs if o in producer]
-    seen: set[str] = set()
-    while todo:
-        v = todo.pop()
-        if v in seen:
-            continue
-        seen.add(v)
-        todo += [i for i in producer[v].inputs if i in producer]
-    return {producer[v].name for v in seen}
 
 
 @dataclass(frozen=True)

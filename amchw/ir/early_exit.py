@@ -169,7 +169,7 @@ def exit_path(graph: Graph, exit_output: str) -> Graph:
     """The subgraph a frame that leaves at the exit runs: the nodes that the exit head's
     logits (`exit_output`) and the decision of add_exit_rule need (trunk, exit head,
     EntropyExit), with those two as its outputs."""
-    from amchw.sims.early_exit import needed_by
+    from .graph import needed_by
 
     dec, _, _, _ = _need_exit(graph)
     need = needed_by(graph, [exit_output, dec.output.name])

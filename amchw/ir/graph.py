@@ -218,3 +218,17 @@ def canonical_order(nodes) -> list[Node]:
     if len(out) != len(nodes):
         raise IRError("graph has a cycle or a node reading a value produced later")
     return out
+
+
+def needed_by(graph: Graph, outputs) -> set[str]:
+    """Names of the nodes that computing `outputs` needs (they and all their producers)."""
+    producer = {n.output.name: n for n in graph.nodes}
+    todo = [o for o in outputs if o in producer]
+    seen: set[str] = set()
+    while todo:
+        v = todo.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        todo += [i for i in producer[v].inputs if i in producer]
+    return {producer[v].name for v in seen}

@@ -5,6 +5,7 @@ after a resume, and when a worker is killed mid-sweep (every point exactly once)
 
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -233,7 +234,7 @@ def test_exit_thresholds_give_the_expected_cost_of_the_exit_rule(tmp_path):
                                                           for r in base)
 
 
-@pytest.mark.parametrize("path", sorted((__import__("pathlib").Path(__file__).parents[2] /
-                                         "docs" / "sweeps").glob("*.toml")), ids=str)
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "docs" / "sweeps")
+                                        .glob("*.toml")), ids=str)
 def test_the_documented_sweeps_load(path):
     assert load_spec(path).size() > 0
