@@ -23,6 +23,24 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
     return Path(path)
 
 
+def read_toml(path: str | os.PathLike, error=ValueError) -> dict:
+    """A TOML file's table; `error` (a ValueError subclass) naming the file when it is missing,
+    a directory, unreadable or not valid TOML (the recipe and sweep-spec readers)."""
+    import tomllib
+
+    p = Path(path)
+    if p.is_dir():
+        raise error(f"{path}: is a directory, not a TOML file")
+    if not p.exists():
+        raise error(f"{path}: no such file")
+    try:
+        return tomllib.loads(p.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise error(f"{path}: cannot read ({e})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise error(f"{path}: not valid TOML ({e})") from None
+
+
 def make_parent(path: str | os.PathLike) -> Path:
     """Create the folder `path` will be written in, with its parents; NotADirectoryError
     naming the path when a file stands where a folder must be (or it cannot be made)."""

@@ -87,8 +87,10 @@ def _net_trim(ctx) -> list[Claim]:
 
 
 def _distilled(ctx, c) -> bool:
-    e = ctx.exps[c.experiment]
-    return "start" in e and ctx.exps[e["start"]]["kind"] == "kd"
+    """Whether a checkpoint starts from a distilled student (DP, DQ): the page's rule."""
+    from .page import _distilled as starts_from_kd
+
+    return starts_from_kd(ctx.exps[c.experiment], ctx.exps)
 
 
 def _pq(ctx) -> list[Claim]:

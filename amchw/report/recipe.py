@@ -4,7 +4,6 @@ load_recipe, which parses and checks a recipe (docs/report.md is the reference).
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 from amchw.compress.methods import METHODS
@@ -59,13 +58,10 @@ def load_recipe(path) -> dict:
     from amchw.data.synthetic import PROFILES
     from amchw.models import ZOO
 
+    from amchw.fileio import read_toml
+
     path = Path(path)
-    try:
-        r = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as e:
-        raise RecipeError(f"{path}: cannot read ({e})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise RecipeError(f"{path}: not valid TOML ({e})") from None
+    r = read_toml(path, RecipeError)
     bad = set(r) - _TOP
     if bad:
         raise RecipeError(f"{path}: unknown key(s) {', '.join(sorted(bad))}")

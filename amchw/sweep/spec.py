@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -131,14 +130,9 @@ def load_spec(path) -> Spec:
 
     path = Path(path)
     where = str(path)
-    try:
-        r = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise SpecError(f"{where}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"{where}: cannot read ({e})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"{where}: not valid TOML ({e})") from None
+    from amchw.fileio import read_toml
+
+    r = read_toml(path, SpecError)
     bad = set(r) - _TOP
     if bad:
         raise SpecError(f"{where}: unknown key(s) {', '.join(sorted(bad))}; known: "
