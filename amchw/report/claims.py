@@ -64,7 +64,7 @@ def _start(ctx, c):
 
 def _net_trim(ctx) -> list[Claim]:
     out = []
-    nts = [c for c in ctx.cks if c.kind == "net-trim" and not _distilled(ctx, c)]
+    nts = [c for c in ctx.cks if c.kind == "net-trim" and not ctx.distilled(c)]
     for c in nts:
         model, eps = c.info["model"], float(c.info["epsilon"])
         s = seeds.EDGE_TABLE_I.get(model)
@@ -86,17 +86,10 @@ def _net_trim(ctx) -> list[Claim]:
     return out
 
 
-def _distilled(ctx, c) -> bool:
-    """Whether a checkpoint starts from a distilled student (DP, DQ): the page's rule."""
-    from .page import _distilled as starts_from_kd
-
-    return starts_from_kd(ctx.exps[c.experiment], ctx.exps)
-
-
 def _pq(ctx) -> list[Claim]:
     out = []
     for c in ctx.cks:
-        if c.kind != "pq" or _distilled(ctx, c):
+        if c.kind != "pq" or ctx.distilled(c):
             continue
         model, p = c.info["model"], c.info["subspaces"]
         s = seeds.EDGE_TABLE_II.get(model, {}).get(p)
@@ -136,9 +129,9 @@ def _kd(ctx) -> list[Claim]:
 def _combined(ctx) -> list[Claim]:
     out = []
     nt = {c.info["model"]: c for c in ctx.cks if c.kind == "net-trim"
-          and not _distilled(ctx, c) and abs(float(c.info["epsilon"]) - 0.08) < 1e-12}
+          and not ctx.distilled(c) and abs(float(c.info["epsilon"]) - 0.08) < 1e-12}
     for c in ctx.cks:
-        if c.kind not in ("net-trim", "pq") or not _distilled(ctx, c):
+        if c.kind not in ("net-trim", "pq") or not ctx.distilled(c):
             continue
         method = "DP" if c.kind == "net-trim" else "DQ"
         bench = ctx.benchmark(c)

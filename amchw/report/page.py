@@ -162,6 +162,10 @@ class PageContext:
     def benchmark(self, c: Checkpoint):
         return _benchmark(c, self.cks, self.exps, self.final)
 
+    def distilled(self, c: Checkpoint) -> bool:
+        """Whether a checkpoint starts from a distilled student (DP and DQ)."""
+        return _distilled(self.exps[c.experiment], self.exps)
+
 
 def _table_iv(ctx: PageContext) -> None:
     """The edge-efficient seed's Table IV: every method with a SeedRow, DP and DQ included."""
