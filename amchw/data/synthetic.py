@@ -195,30 +195,46 @@ _CONSTELLATIONS: dict[str, Callable[[], np.ndarray]] = {
 # --- modulators: (rng, n, length) -> complex (n, length) baseband, before impairments ---------
 
 
-def _shape_symbols(sym: np.ndarray, taps: np.ndarray) -> np.ndarray:
+def _shape_symbols(sym: np.ndarray, taps: np.ndarray, *, compiled: bool = True) -> np.ndarray:
     """Upsample by SPS and filter with `taps`, polyphase: output sample SPS*m + p is
     sum_j sym[m - j] * taps[SPS*j + p - center], i.e. a few shifted products instead of an
-    FFT over mostly-zero samples. 'same' alignment, like _filter on the upsampled stream."""
+    FFT over mostly-zero samples. 'same' alignment, like _filter on the upsampled stream.
+    A complex stream is filtered rail by rail (a real tap scales each rail exactly as numpy's
+    complex-by-real product does). compiled=True runs the Numba kernel (amchw/data/
+    _channel.py), compiled=False the numpy twin; they give the same bits."""
     n, n_sym = sym.shape
     center = (taps.size - 1) // 2
-    sym = sym.astype(np.complex64 if np.iscomplexobj(sym) else np.float32)
+    cplx = np.iscomplexobj(sym)
+    sym = sym.astype(np.complex64 if cplx else np.float32)
     taps = taps.astype(np.float32)
-    out = np.zeros((n, n_sym, SPS), dtype=sym.dtype)
+    lags, rows = [], []
     # taps index k = SPS*j + p - center for output phase p and symbol lag j
     for j in range(-(center // SPS) - 1, (taps.size - center) // SPS + 2):
         k = SPS * j + np.arange(SPS) + center
         ok = (k >= 0) & (k < taps.size)
-        if not ok.any():
-            continue
-        h = np.where(ok, taps[np.clip(k, 0, taps.size - 1)], 0.0)
+        if ok.any():
+            lags.append(j)
+            rows.append(np.where(ok, taps[np.clip(k, 0, taps.size - 1)], 0.0))
+    h = np.asarray(rows, dtype=np.float32)
+    if compiled:
+        from ._channel import shape_frames
+
+        rails = sym.view(np.float32).reshape(n, n_sym, 2) if cplx else sym[:, :, None]
+        out = np.empty((n, n_sym, SPS, rails.shape[2]), dtype=np.float32)
+        shape_frames(np.ascontiguousarray(rails), h, np.asarray(lags, dtype=np.int64), out)
+        flat = out.reshape(n, n_sym * SPS * rails.shape[2])
+        return flat.view(np.complex64) if cplx else flat
+    out = np.zeros((n, n_sym, SPS), dtype=sym.dtype)
+    for j, hj in zip(lags, h):
         if j >= 0:
-            out[:, j:, :] += sym[:, : n_sym - j, None] * h[None, None, :]
+            out[:, j:, :] += sym[:, : n_sym - j, None] * hj[None, None, :]
         else:
-            out[:, : n_sym + j, :] += sym[:, -j:, None] * h[None, None, :]
+            out[:, : n_sym + j, :] += sym[:, -j:, None] * hj[None, None, :]
     return out.reshape(n, n_sym * SPS)
 
 
-def _linear(name: str, rng: np.random.Generator, n: int, length: int) -> np.ndarray:
+def _linear(name: str, rng: np.random.Generator, n: int, length: int,
+            compiled: bool = True) -> np.ndarray:
     """Random symbols -> upsample by SPS -> RRC pulse; OQPSK delays Q by half a symbol."""
     const = _CONSTELLATIONS["QPSK" if name == "OQPSK" else name]()
     taps = rrc_taps()
@@ -226,11 +242,11 @@ def _linear(name: str, rng: np.random.Generator, n: int, length: int) -> np.ndar
     n_sym = -(-(length + 2 * margin) // SPS)
     sym = const[rng.integers(0, const.size, size=(n, n_sym))]
     if name == "OQPSK":
-        i = _shape_symbols(sym.real, taps)
-        q = np.roll(_shape_symbols(sym.imag, taps), SPS // 2, axis=1)
+        i = _shape_symbols(sym.real, taps, compiled=compiled)
+        q = np.roll(_shape_symbols(sym.imag, taps, compiled=compiled), SPS // 2, axis=1)
         wave = i + 1j * q
     else:
-        wave = _shape_symbols(sym, taps)
+        wave = _shape_symbols(sym, taps, compiled=compiled)
     return _crop(wave, length, margin, rng)
 
 
@@ -369,11 +385,12 @@ _ANALOG_AND_CPM: dict[str, Callable] = {
 }
 
 
-def _modulate(name: str, rng: np.random.Generator, n: int, length: int) -> np.ndarray:
+def _modulate(name: str, rng: np.random.Generator, n: int, length: int,
+              compiled: bool = True) -> np.ndarray:
     if name in _ANALOG_AND_CPM:
         return _ANALOG_AND_CPM[name](rng, n, length)
     if name in _CONSTELLATIONS or name == "OQPSK":
-        return _linear(name, rng, n, length)
+        return _linear(name, rng, n, length, compiled)
     raise ValueError(f"no modulator for {name!r}")
 
 
@@ -450,24 +467,16 @@ def _multipath_taps(ch: Channel, n: int, rng: np.random.Generator) -> np.ndarray
     return taps
 
 
-def _apply_channel(x: np.ndarray, length: int, ch: Channel, rng: np.random.Generator):
-    """x: complex (n, length + 2*_PAD) modulated samples -> (n, length) received samples."""
-    n, width = x.shape
-    base = _PAD                         # where sample t = 0 of the frame sits in x
-    if ch.fading:
-        # y[t] = sum_j taps[j] x[t - sh_j], sh_j = j - (_FIR//2 - 1) in [-3, 4]; only the
-        # interior [4, width - 4) is computed, which covers every sample read below
-        taps = _multipath_taps(ch, n, rng).astype(np.complex64)
-        lo, hi = _FIR // 2, width - _FIR // 2
-        y = None
-        for j in range(_FIR):
-            sh = j - (_FIR // 2 - 1)
-            term = taps[:, j, None] * x[:, lo - sh:hi - sh]
-            if y is None:
-                y = term
-            else:
-                y += term
-        x, base = y, _PAD - lo
+def _channel_draws(x_shape, length: int, ch: Channel, rng: np.random.Generator):
+    """The channel's random draws for n frames, in a fixed order (multipath taps, then the
+    sample-rate offset and timing phase, then the carrier), and the float32 tables both channel
+    implementations read: taps (n, _FIR) complex64 or None; we (6, n, nb + 1) float32, the
+    Catmull-Rom weights of neighbours j = -2..3 at every _BLOCK-th sample, and frac (length,)
+    float32, the position of each sample between its block's two edges, or None without a
+    sample-rate offset; rot (n, length) complex64, the carrier phase and frequency offset."""
+    n, width = x_shape
+    taps = _multipath_taps(ch, n, rng).astype(np.complex64) if ch.fading else None
+    we = frac = None
     # sample-rate offset and timing: read x at base + t + d(t), d(t) = u + t * e with u the
     # timing phase; |t * e| < 1 for these frame lengths, so d stays in (-1, 2) and six fixed
     # neighbours x[base + t + j], j = -2..3, carry every cubic (Catmull-Rom) weight
@@ -483,25 +492,88 @@ def _apply_channel(x: np.ndarray, length: int, ch: Channel, rng: np.random.Gener
         edges = np.minimum(np.arange(nb + 1) * _BLOCK, length - 1)
         tau = (np.arange(nb * _BLOCK) - np.repeat(edges[:-1], _BLOCK)).astype(np.float32)
         span = np.maximum(np.diff(edges), 1)
-        frac = (tau / np.repeat(span, _BLOCK).astype(np.float32))[None, :]
+        frac = (tau / np.repeat(span, _BLOCK).astype(np.float32))[:length]
         d_edges = u + edges[None, :] * e                       # (n, nb + 1), float64
-        out = None
-        for j in range(-2, 4):
-            we = _catmull_rom(np.abs(d_edges - j)).astype(np.float32)
-            w = np.repeat(we[:, :-1], _BLOCK, axis=1) + np.repeat(np.diff(we, axis=1), _BLOCK,
-                                                                   axis=1) * frac
-            term = w[:, :length] * x[:, base + j:base + j + length]
-            if out is None:
-                out = term
-            else:
-                out += term
-    else:
-        out = x[:, base:base + length]
+        we = np.stack([_catmull_rom(np.abs(d_edges - j)).astype(np.float32)
+                       for j in range(-2, 4)])
     # carrier phase and frequency offset
     phase0 = rng.uniform(0.0, 2 * np.pi, size=(n, 1))
     f0 = rng.uniform(-ch.cfo_max, ch.cfo_max, size=(n, 1))
     arg = (phase0 + 2 * np.pi * f0 * np.arange(length)[None, :]).astype(np.float32)
-    return out * (np.cos(arg) + 1j * np.sin(arg)).astype(np.complex64)
+    rot = (np.cos(arg) + 1j * np.sin(arg)).astype(np.complex64)
+    return taps, we, frac, rot
+
+
+def _apply_channel(x: np.ndarray, length: int, ch: Channel, rng: np.random.Generator,
+                   *, compiled: bool = True):
+    """x: complex (n, length + 2*_PAD) modulated samples -> (n, length) received samples.
+
+    Multipath: y[t] = sum_j taps[j] x[t - sh_j], sh_j = j - (_FIR//2 - 1) in [-3, 4], on the
+    interior [4, width - 4) only, which covers every sample read after it. Sample-rate offset:
+    out[t] = sum_{j=-2..3} w_j(t) y[t + j], w_j linear between the exact Catmull-Rom weights at
+    the block edges. Then the carrier rotation. compiled=False runs the numpy twin
+    (_apply_channel_numpy), which gives the same bits."""
+    x = np.ascontiguousarray(x, dtype=np.complex64)
+    taps, we, frac, rot = _channel_draws(x.shape, length, ch, rng)
+    if not compiled:
+        return _apply_channel_numpy(x, length, taps, we, frac, rot)
+    from ._channel import channel_frames
+
+    n = x.shape[0]
+    lo = _FIR // 2
+    base = _PAD - lo if taps is not None else _PAD
+    out = np.empty((n, length), dtype=np.complex64)
+    no_taps = np.zeros((n, _FIR), dtype=np.complex64)
+    no_we = np.zeros((6, n, 2), dtype=np.float32)
+    channel_frames(x, no_taps if taps is None else taps, lo, taps is not None,
+                   no_we if we is None else we,
+                   np.zeros(length, np.float32) if frac is None else frac,
+                   _BLOCK, base, we is not None, rot, out)
+    return out
+
+
+def _cmul(ar, ai, br, bi):
+    """Complex product from float32 parts, each operation rounded on its own (no fused
+    multiply-add, whatever numpy's SIMD loops do with complex64 on this CPU)."""
+    return ar * br - ai * bi, ar * bi + ai * br
+
+
+def _apply_channel_numpy(x, length, taps, we, frac, rot):
+    """The channel as whole-array numpy steps on float32 real and imaginary parts: the twin of
+    the compiled kernel (amchw/data/_channel.py), same operations in the same order."""
+    n, width = x.shape
+    xr, xi = x.real, x.imag
+    base = _PAD
+    if taps is not None:
+        lo, hi = _FIR // 2, width - _FIR // 2
+        yr = yi = None
+        for j in range(_FIR):
+            sh = j - (_FIR // 2 - 1)
+            tr, ti = _cmul(taps[:, j, None].real, taps[:, j, None].imag,
+                           xr[:, lo - sh:hi - sh], xi[:, lo - sh:hi - sh])
+            if yr is None:
+                yr, yi = tr, ti
+            else:
+                yr, yi = yr + tr, yi + ti
+        xr, xi, base = yr, yi, _PAD - lo
+    if we is not None:
+        b = np.arange(length) // _BLOCK
+        outr = outi = None
+        for k, j in enumerate(range(-2, 4)):
+            w0 = we[k][:, b]
+            w = w0 + (we[k][:, b + 1] - w0) * frac[None, :]
+            tr = w * xr[:, base + j:base + j + length]
+            ti = w * xi[:, base + j:base + j + length]
+            if outr is None:
+                outr, outi = tr, ti
+            else:
+                outr, outi = outr + tr, outi + ti
+    else:
+        outr, outi = xr[:, base:base + length], xi[:, base:base + length]
+    rr, ri = _cmul(outr, outi, rot.real, rot.imag)
+    out = np.empty((n, length), dtype=np.complex64)
+    out.real, out.imag = rr, ri
+    return out
 
 
 def synthesize(
@@ -513,6 +585,7 @@ def synthesize(
     channel: str | Channel = "radioml",
     freq_offset_max: float | None = None,
     return_components: bool = False,
+    compiled: bool = True,
 ):
     """Generate labelled frames: for each class (profile order), for each SNR, n frames.
 
@@ -530,6 +603,10 @@ def synthesize(
     get one common scale so mean(|x|^2) over the frame equals the profile's frame_power (1.0
     for rml2016, 0.5 for rml2018 so values mostly fall in the model's input range [-2, 2]); a
     common scale leaves the SNR unchanged. Computed in complex64 (SNRs hold to 1e-6).
+    Frame powers are sequential float32 sums over the frame, divided by its length.
+
+    The channel and the final scaling run as Numba kernels over the frames (amchw/data/
+    _channel.py); compiled=False runs their numpy twins instead, which give the same bits.
     """
     prof = _profile(profile)
     ch = CHANNELS[channel] if isinstance(channel, str) and channel in CHANNELS else channel
@@ -547,28 +624,53 @@ def synthesize(
     raw = np.empty((n_total, length + 2 * _PAD), dtype=np.complex64)
     for c, name in enumerate(prof.classes):
         raw[c * per_class : (c + 1) * per_class] = _modulate(name, rng, per_class,
-                                                             length + 2 * _PAD)
+                                                             length + 2 * _PAD, compiled)
     y = np.repeat(np.arange(len(prof.classes), dtype=np.int64), per_class)
     snr = np.tile(np.repeat(snr_list, n_per_class_snr), len(prof.classes))
-    signal = _apply_channel(raw, length, ch, rng)
-    power = np.mean(signal.real**2 + signal.imag**2, axis=1, keepdims=True)
-    signal *= (1.0 / np.sqrt(np.maximum(power, 1e-30))).astype(np.float32)
+    signal = _apply_channel(raw, length, ch, rng, compiled=compiled)
 
     # AWGN with noise power 10^(-snr/10) relative to the unit-power signal.
-    noise_std = np.sqrt(10.0 ** (-snr / 10.0) / 2.0).astype(np.float32)[:, None]
-    noise = np.empty((n_total, length), dtype=np.complex64)
-    noise.real = rng.standard_normal((n_total, length), dtype=np.float32)
-    noise.imag = rng.standard_normal((n_total, length), dtype=np.float32)
-    noise *= noise_std
-    total = signal + noise
-    gain = np.sqrt(prof.frame_power / np.mean(total.real**2 + total.imag**2, axis=1,
-                                              keepdims=True)).astype(np.float32)
-    X = np.empty((n_total, 2, length), dtype=np.float32)
-    X[:, 0] = total.real * gain
-    X[:, 1] = total.imag * gain
+    noise_std = np.sqrt(10.0 ** (-snr / 10.0) / 2.0).astype(np.float32)
+    noise_re = rng.standard_normal((n_total, length), dtype=np.float32)
+    noise_im = rng.standard_normal((n_total, length), dtype=np.float32)
+    X, sig, noise = _finish(signal, noise_re, noise_im, noise_std, prof.frame_power,
+                            return_components, compiled)
     if return_components:
-        return X, y, snr, Components(signal=signal * gain, noise=noise * gain)
+        return X, y, snr, Components(signal=sig, noise=noise)
     return X, y, snr
+
+
+def _finish(signal, noise_re, noise_im, noise_std, frame_power, components, compiled):
+    """Unit signal power per frame, plus the noise, scaled to mean power frame_power:
+    (X (n, 2, L) float32, scaled signal, scaled noise (complex64, or None without
+    components)). Powers are sequential float32 sums over the frame divided by L."""
+    n, length = signal.shape
+    if compiled:
+        from ._channel import finish_frames
+
+        X = np.empty((n, 2, length), dtype=np.float32)
+        m = n if components else 0
+        sig = np.empty((m, length), dtype=np.complex64)
+        noise = np.empty((m, length), dtype=np.complex64)
+        finish_frames(signal, noise_re, noise_im, noise_std, float(frame_power), X, sig, noise)
+        return (X, sig, noise) if components else (X, None, None)
+    fl = np.float32(length)
+    sr, si = signal.real, signal.imag
+    power = np.cumsum(sr * sr + si * si, axis=1)[:, -1:] / fl
+    g1 = np.float32(1.0) / np.sqrt(np.maximum(power, np.float32(1e-30)))
+    sr, si = sr * g1, si * g1
+    std = noise_std[:, None]
+    xr = sr + noise_re * std
+    xi = si + noise_im * std
+    gain = np.sqrt(np.float32(frame_power) / (np.cumsum(xr * xr + xi * xi, axis=1)[:, -1:] / fl))
+    X = np.stack([xr * gain, xi * gain], axis=1)
+    if not components:
+        return X, None, None
+    sig = np.empty((n, length), dtype=np.complex64)
+    sig.real, sig.imag = sr * gain, si * gain
+    noise = np.empty((n, length), dtype=np.complex64)
+    noise.real, noise.imag = noise_re * std * gain, noise_im * std * gain
+    return X, sig, noise
 
 
 def _calibration_snrs(prof: Profile) -> tuple[int, ...]:
