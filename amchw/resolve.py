@@ -22,7 +22,7 @@ class RequestError(Exception):
 
 
 def _unknown(spec: str) -> RequestError:
-    from amchw.models import ZOO
+    from amchw.data.model_inputs import MODEL_INPUTS as ZOO  # the zoo's names, without torch
 
     if Path(spec).is_dir():
         return RequestError(f"{spec}: is a directory, not a model file", usage=True)
@@ -114,9 +114,9 @@ def frames_for_shape(graph, n: int, seed: int):
     shape = graph.inputs[0].shape
     size = int(np.prod(shape))
     if not isinstance(graph.inputs[0].dtype, QType):
-        for prof in PROFILES:
-            f = frames_for(prof, n, seed=seed)
-            if f[0].size == size:
+        for prof, p in PROFILES.items():
+            if 2 * p.length == size:
+                f = frames_for(prof, n, seed=seed)
                 return f.reshape((n, *shape)), f"synthetic {prof} frames, seed {seed}"
     return sample_inputs(graph, n, seed)
 
@@ -146,38 +146,103 @@ def load_qonnx_file(path):
         raise RequestError(str(e)) from None
 
 
-def graph_and_frames(spec: str, scales: str, weight_bits: int, act_bits: int, n_frames: int,
-                     seed: int):
-    """MODEL -> (IR graph, sample frames, what the frames are). MODEL: a zoo name, an amchw
-    checkpoint (.pt), an IR graph saved by amchw (.npz) or a QONNX file (.qonnx/.onnx). A
-    QONNX or IR file is read without importing torch or Brevitas."""
+CALIBRATION_FRAMES = 16  # synthetic frames a zoo model's activation scales are calibrated on
+
+
+class Resolved:
+    """A MODEL's IR graph and how to get sample frames for it. `key` identifies the graph in
+    the cache (amchw.cache; None when the cache is off); `cached` says whether it was read
+    from there."""
+
+    def __init__(self, graph, key, cached, zoo_name=None, seed=0):
+        self.graph, self.key, self.cached = graph, key, cached
+        self.zoo_name, self.seed = zoo_name, seed
+
+    def frames(self, n: int):
+        """(n sample frames, what they are): synthetic frames of the zoo model's profile, else
+        frames_for_shape."""
+        if self.zoo_name is not None:
+            from amchw.data.synthetic import frames_for
+
+            return (frames_for(self.zoo_name, n, seed=self.seed),
+                    f"synthetic {self.zoo_name} frames, seed {self.seed}")
+        return frames_for_shape(self.graph, n, self.seed)
+
+
+def resolve_graph(spec: str, scales: str, weight_bits: int, act_bits: int,
+                  seed: int) -> Resolved:
+    """MODEL -> its IR graph. MODEL: a zoo name, an amchw checkpoint (.pt), an IR graph saved
+    by amchw (.npz) or a QONNX file (.qonnx/.onnx). A zoo model is built with the seed and
+    calibrated on CALIBRATION_FRAMES synthetic frames. Zoo models, checkpoints and QONNX files
+    are lowered once and read back from the cache after that (amchw.cache: keyed by the
+    model and its options or the file's bytes, and the code), so a warm run imports neither
+    torch nor onnx."""
+    from amchw import cache
     from amchw.ir.io import load as load_ir
     from amchw.ir.types import IRError
 
     path = Path(spec)
-    if is_qonnx_file(spec):
-        graph = load_qonnx_file(path)
-        return (graph, *frames_for_shape(graph, n_frames, seed))
-    if not _zoo_name(spec) and path.suffix.lower() == ".npz":
-        err = _missing(path)
-        if err is not None:
-            raise err
+    zoo = _zoo_name(spec)
+    if not zoo:
+        if is_qonnx_file(spec) or path.suffix.lower() == ".npz":
+            err = _missing(path)
+            if err is not None:
+                raise err
+        elif not path.is_file():
+            raise _unknown(spec)
+    on = cache.enabled()
+    if not zoo and path.suffix.lower() == ".npz":
         try:
             graph = load_ir(path)
         except (IRError, OSError, ValueError, KeyError) as e:
             raise RequestError(f"{spec}: {e}") from None
-        return (graph, *frames_for_shape(graph, n_frames, seed))
+        key = cache.make_key("ir-file", sha256=cache.file_digest(path)) if on else None
+        return Resolved(graph, key, False, seed=seed)
+    if zoo:
+        fields = dict(model=spec, scales=scales, weight_bits=weight_bits, act_bits=act_bits,
+                      seed=seed, calibration_frames=CALIBRATION_FRAMES,
+                      versions=cache.framework_versions())
+        kind = "zoo"
+    elif is_qonnx_file(spec):
+        fields, kind = dict(sha256=cache.file_digest(path)), "qonnx"
+    else:
+        fields = dict(sha256=cache.file_digest(path), versions=cache.framework_versions())
+        kind = "checkpoint"
+    key = cache.make_key(kind, **fields) if on else None
+    hit = cache.load_graph(key) if key else None
+    if hit is not None:
+        graph, meta = hit
+        return Resolved(graph, key, True, meta.get("zoo_name"), seed)
+    if kind == "qonnx":
+        graph, name = load_qonnx_file(path), None
+    else:
+        graph, name = _lower_model(spec, scales, weight_bits, act_bits, seed)
+    if key:
+        cache.store_graph(key, graph, {"spec": spec, "kind": kind, "zoo_name": name})
+    return Resolved(graph, key, False, name, seed)
+
+
+def _lower_model(spec, scales, weight_bits, act_bits, seed):
+    """(IR graph, zoo name) of a zoo name or checkpoint, lowered through Brevitas."""
     import torch
 
+    from amchw.ir.types import IRError
     from amchw.lower.brevitas import LoweringError, lower
 
     name, model, frames = model_and_frames(spec, scales, weight_bits, act_bits,
-                                           max(n_frames, 16), seed)
+                                           CALIBRATION_FRAMES, seed)
     try:
         graph = lower(model, torch.as_tensor(frames[:4]), name=name)
     except (LoweringError, IRError) as e:
         raise RequestError(f"{spec}: cannot lower to the IR: {e}") from None
-    return graph, frames[:n_frames], f"synthetic {name} frames, seed {seed}"
+    return graph, name
+
+
+def graph_and_frames(spec: str, scales: str, weight_bits: int, act_bits: int, n_frames: int,
+                     seed: int):
+    """MODEL -> (IR graph, n_frames sample frames, what the frames are); resolve_graph."""
+    r = resolve_graph(spec, scales, weight_bits, act_bits, seed)
+    return (r.graph, *r.frames(n_frames))
 
 
 def compression_source(spec: str, scales: str = "po2", weight_bits: int = 8, act_bits: int = 8,

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from amchw.resolve import (RequestError, frames_for_shape, graph_and_frames, load_model,
-                           load_qonnx_file, model_and_frames, model_name)
+                           load_qonnx_file, model_and_frames, model_name, resolve_graph)
 
 #: simulate's default exit threshold: the base-10 entropy of the exit's softmax
 EXIT_THRESHOLD = 0.05
@@ -76,10 +76,10 @@ def simulate_model(spec: str, target, dataflow, timing: str, batch: int, n_frame
     early-exit result or None) of MODEL on `target`. With data_path (an early-exit model):
     the integer exit rule is added and run on the data file's frames, giving
     (sims.early_exit report, what the JSON adds)."""
-    from amchw.sims.simulate import integer_check, simulate, stepped_check
+    from amchw.sims.simulate import simulate, stepped_check
 
-    graph, frames, frames_what = graph_and_frames(spec, scales, weight_bits, act_bits,
-                                                  max(n_frames, batch), seed)
+    r = resolve_graph(spec, scales, weight_bits, act_bits, seed)
+    graph = r.graph
     if data_path:
         graph = with_exit_rule(spec, graph, exit_threshold)
     skipped = {}
@@ -92,15 +92,41 @@ def simulate_model(spec: str, target, dataflow, timing: str, batch: int, n_frame
         except IRError as e:
             raise RequestError(str(e), usage=True, option="--sparse-format") from None
     rep = simulate(graph, target, dataflow, timing, batch)
-    rep.integer_check = integer_check(graph, frames[:n_frames])
-    rep.integer_check["inputs"] = frames_what
+    done_to = {"exit_threshold": exit_threshold if data_path else None,
+               "sparse_format": sparse_format, "min_sparsity": min_sparsity}
+    rep.integer_check = cached_integer_check(r, graph, n_frames, done_to)
     if stepped:
+        frames, _ = r.frames(max(n_frames, batch))
         stepped_check(rep, graph, frames)
     ee = None
     if data_path:
         ee = early_exit_run(spec, graph, rep, data_path, max_frames, seed, exit_threshold,
                             sweep_thresholds)
     return rep, skipped, ee
+
+
+def cached_integer_check(r, graph, n_frames: int, done_to: dict) -> dict:
+    """The integer check (Numba kernels against the IR interpreter) of `graph` on n_frames
+    sample frames. A match is stored in the cache (amchw.cache) under the graph's key, the
+    frames and what was done to the graph after loading (`done_to`); a later run on the same
+    graph and frames reads it back instead of checking again, and the result says so
+    ("cached": True). A mismatch is never stored."""
+    from amchw import cache
+    from amchw.sims.simulate import integer_check
+
+    key = None
+    if r.key:
+        key = cache.make_key("integer-check", graph=r.key, frames=n_frames, seed=r.seed,
+                             **done_to)
+        hit = cache.load_result("checks", key)
+        if hit is not None and hit.get("equal") is True:
+            return {**hit, "cached": True}
+    frames, what = r.frames(n_frames)
+    ic = integer_check(graph, frames)
+    ic["inputs"] = what
+    if key and ic["equal"]:
+        cache.store_result("checks", key, ic)
+    return {**ic, "cached": False}
 
 
 def with_exit_rule(spec: str, graph, threshold: float):

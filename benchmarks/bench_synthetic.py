@@ -38,7 +38,7 @@ def best_of(fn, reps):
 
 
 def same_bits(prof: str, ch: str) -> bool:
-    a = synthesize(prof, 3, seed=11, channel=ch, return_components=True)
+    a = synthesize(prof, 3, seed=11, channel=ch, return_components=True, compiled=True)
     b = synthesize(prof, 3, seed=11, channel=ch, return_components=True, compiled=False)
     pairs = list(zip(a[:3], b[:3])) + [(a[3].signal, b[3].signal), (a[3].noise, b[3].noise)]
     return all(np.array_equal(u, v) for u, v in pairs)
@@ -56,7 +56,7 @@ def main() -> int:
     for prof, per in (("rml2016", 200), ("rml2018", 20)):
         P = PROFILES[prof]
         n = len(P.classes) * len(P.snrs) * per
-        synthesize(prof, 1, seed=0)  # warm-up: Numba compilation or cache load
+        synthesize(prof, 1, seed=0, compiled=True)  # warm-up: Numba compilation or cache load
         rng = np.random.default_rng(0)
         floor = best_of(lambda: rng.standard_normal((n, 2, P.length), dtype=np.float32), a.reps)
         for ch in ("radioml", "awgn"):
@@ -65,7 +65,7 @@ def main() -> int:
             if not exact:
                 print(f"{prof} channel={ch}: the compiled generator differs from its numpy twin")
                 continue
-            t = best_of(lambda: synthesize(prof, per, seed=0, channel=ch), a.reps)
+            t = best_of(lambda: synthesize(prof, per, seed=0, channel=ch, compiled=True), a.reps)
             tw = best_of(lambda: synthesize(prof, per, seed=0, channel=ch, compiled=False),
                          a.reps)
             print(f"{prof} ({P.length} samples) channel={ch:<8} {n:>7,} frames in {t:.3f} s: "

@@ -88,7 +88,10 @@ def format_table(rep: SimReport) -> str:
                                               f"{ic['first_mismatch']})"
         what = f" ({ic['inputs']})" if ic.get("inputs") else ""
         lines.append(f"integer check: Numba kernels vs IR interpreter on {ic['frames']} sample "
-                     f"frames{what}, {ic['values']:,} values of {ic['nodes']} nodes: {verdict}")
+                     f"frames{what}, {ic['values']:,} values of {ic['nodes']} nodes: {verdict}"
+                     + (" (read from the cache: this graph and these frames matched in an "
+                        "earlier run; AMCHW_CACHE=off checks again)" if ic.get("cached")
+                        else ""))
     st = rep.stepped
     if st is not None:
         rate = st["pe_cycles_per_s"]

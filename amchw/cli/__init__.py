@@ -11,7 +11,7 @@ from .common import Group, fail
 from .compress import compress_group, prune_cmd
 from .data import PROFILE_NAMES, data_group
 from .export import cost_cmd, export_cmd
-from .info import targets_cmd, zoo_cmd
+from .info import cache_group, targets_cmd, zoo_cmd
 from .report import report_cmd
 from .simulate import simulate_cmd
 from .sweep import sweep_cmd
@@ -44,5 +44,6 @@ def _exit_on_sigterm() -> None:
 
 
 for _cmd in (zoo_cmd, targets_cmd, verify_cmd, simulate_cmd, prune_cmd, export_cmd, cost_cmd,
-             data_group, train_cmd, eval_cmd, compress_group, report_cmd, sweep_cmd):
+             data_group, train_cmd, eval_cmd, compress_group, report_cmd, sweep_cmd,
+             cache_group):
     main.add_command(_cmd)

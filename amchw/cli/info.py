@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .common import command, fail
+from .common import command, fail, group
 
 
 @command("zoo")
@@ -56,3 +56,43 @@ def targets_cmd(target_file, as_json: bool) -> None:
         click.echo(f"\n{t.name}: {t.description}")
         for k, v in t.energy.sources.items():
             click.echo(f"  {k}: {v}")
+
+
+@group("cache", invoke_without_command=True)
+@click.pass_context
+def cache_group(ctx) -> None:
+    """The cache of lowered models and integer-check results (amchw.cache): where it is, what
+    it holds; `amchw cache clear` empties it. AMCHW_CACHE_DIR moves it, AMCHW_CACHE=off turns
+    it off."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(cache_info_cmd)
+
+
+@cache_group.command("info")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def cache_info_cmd(as_json: bool = False) -> None:
+    """Where the cache is, whether it is on, and what it holds."""
+    from amchw import cache
+
+    d = cache.info()
+    if as_json:
+        click.echo(json.dumps(d, indent=2))
+        return
+    click.echo(f"cache: {d['dir']} ({'on' if d['enabled'] else 'off: AMCHW_CACHE'})")
+    held = {k: v for k, v in d["kinds"].items() if v["files"]}
+    for kind, v in held.items():
+        click.echo(f"  {kind}: {v['files']} files, {v['bytes']:,} B")
+    if not held:
+        click.echo("  empty")
+
+
+@cache_group.command("clear")
+def cache_clear_cmd() -> None:
+    """Remove every cached graph and check result."""
+    from amchw import cache
+
+    try:
+        n = cache.clear()
+    except OSError as e:
+        fail(f"{cache.cache_dir()}: cannot clear ({e.strerror or e})")
+    click.echo(f"removed {n} files from {cache.cache_dir()}")

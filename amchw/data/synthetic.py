@@ -576,6 +576,9 @@ def _apply_channel_numpy(x, length, taps, we, frac, rot):
     return out
 
 
+COMPILED_MIN_FRAMES = 2048
+
+
 def synthesize(
     profile: str | Profile,
     n_per_class_snr: int,
@@ -585,7 +588,7 @@ def synthesize(
     channel: str | Channel = "radioml",
     freq_offset_max: float | None = None,
     return_components: bool = False,
-    compiled: bool = True,
+    compiled: bool | None = None,
 ):
     """Generate labelled frames: for each class (profile order), for each SNR, n frames.
 
@@ -605,8 +608,10 @@ def synthesize(
     common scale leaves the SNR unchanged. Computed in complex64 (SNRs hold to 1e-6).
     Frame powers are sequential float32 sums over the frame, divided by its length.
 
-    The channel and the final scaling run as Numba kernels over the frames (amchw/data/
-    _channel.py); compiled=False runs their numpy twins instead, which give the same bits.
+    Pulse shaping, the channel and the final scaling run as Numba kernels over the frames
+    (amchw/data/_channel.py) with compiled=True, as their numpy twins with compiled=False; the
+    two give the same bits. None (the default) takes the kernels from COMPILED_MIN_FRAMES
+    frames on, where they pay for loading them (a few tenths of a second), the twins below.
     """
     prof = _profile(profile)
     ch = CHANNELS[channel] if isinstance(channel, str) and channel in CHANNELS else channel
@@ -621,6 +626,8 @@ def synthesize(
     length = prof.length
     per_class = snr_list.size * n_per_class_snr
     n_total = len(prof.classes) * per_class
+    if compiled is None:
+        compiled = n_total >= COMPILED_MIN_FRAMES
     raw = np.empty((n_total, length + 2 * _PAD), dtype=np.complex64)
     for c, name in enumerate(prof.classes):
         raw[c * per_class : (c + 1) * per_class] = _modulate(name, rng, per_class,

@@ -275,7 +275,8 @@ def test_channels_keep_the_true_snr_and_refuse_unknown():
 def test_compiled_generator_equals_its_numpy_twin(profile, channel):
     """The Numba kernels (pulse shaping, channel, final scaling) give the numpy twin's bits:
     frames, labels, SNRs and both components."""
-    a = synthesize(profile, 2, seed=8, channel=channel, return_components=True)
+    a = synthesize(profile, 2, seed=8, channel=channel, return_components=True,
+                   compiled=True)
     b = synthesize(profile, 2, seed=8, channel=channel, return_components=True, compiled=False)
     for u, v in zip(a[:3], b[:3]):
         assert np.array_equal(u, v)
