@@ -29,7 +29,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from amchw import kernels as K
-from amchw.kernels.fused import dense_acc_small, gemm_epilogue, im2col_chunk
+from amchw.kernels.fused import dense_acc_small, dense_cols, gemm_epilogue, im2col_chunk
 
 from .backends import check_input, eval_node, kernels_for
 from .graph import Graph
@@ -249,7 +249,11 @@ class FastPlan:
         cols_n = nb * oh_n * ow_n
         taps = s.blocks[-1][1]
         cols = self._scratch("cols", groups * taps * cols_n, s.ftype).reshape(groups, taps, cols_n)
-        im2col_chunk(x, n0, nb, s.zx, kh, kw, sh, sw, dh, dw, top, left, groups, oh_n, ow_n, cols)
+        if s.nd == 0:
+            dense_cols(x.reshape(x.shape[0], -1), n0, nb, s.zx, cols)
+        else:
+            im2col_chunk(x, n0, nb, s.zx, kh, kw, sh, sw, dh, dw, top, left, groups, oh_n,
+                         ow_n, cols)
         kg = s.out_shape[0] // groups
         acc = self._scratch("acc", len(s.blocks) * groups * kg * cols_n, s.ftype)
         acc = acc.reshape(len(s.blocks), groups, kg, cols_n)

@@ -174,3 +174,17 @@ def test_reduction_blocks_cover_and_respect_the_limit(seed, k, r, xb):
         # greedy: the next entry would not have fitted
         if r1 < r:
             assert (xb * wabs[:, r0:r1 + 1].sum(axis=1)).max() >= limit
+
+
+@pytest.mark.parametrize("n,c,n0,nb", [(70, 45, 3, 65), (5, 1, 0, 5), (40, 100, 7, 33)])
+def test_dense_cols_equals_the_1x1_im2col(n, c, n0, nb):
+    """The Dense layer's im2col (a tiled transpose) writes what the general im2col writes for
+    a 1 x 1 window on (N, C, 1, 1), and leaves the buffer's other columns alone."""
+    from amchw.kernels.fused import dense_cols, im2col_chunk
+
+    x = np.random.default_rng(n).integers(-128, 128, (n, c)).astype(np.int32)
+    a = np.full((1, c, nb + 3), 7.0, np.float32)
+    b = a.copy()
+    dense_cols(x, n0, nb, 5, a)
+    im2col_chunk(x.reshape(n, c, 1, 1), n0, nb, 5, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, b)
+    assert np.array_equal(a, b) and np.all(a[..., nb:] == 7)
