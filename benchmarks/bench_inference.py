@@ -10,6 +10,12 @@ For each model (VGG10, VTCNN2) and batch size (default 1 and 256) it times:
   torch-f32     plain float32 torch.nn.Sequential mirror of the model (nn.Conv/nn.Linear/BN/
                 ReLU/MaxPool with the zoo model's dequantized weights, float biases), eager
   brevitas-fq   the Brevitas zoo model itself (fake quantization), eval(), torch.no_grad()
+  ort-f32       onnxruntime (CPU provider, all graph optimizations) on the torch-f32 mirror
+                exported to ONNX
+  ort-int8      onnxruntime on amchw's own QONNX export converted to int8 QDQ (qonnx's
+                QuantToQCDQ; bias quantizers as int32 DequantizeLinear: ort_peer.py); its output
+                is compared with ref bit for bit and the result printed (it is the peer, so a
+                difference is reported, not a failure)
 
 Setup per model: build(name, seed, scales) -> calibrate on synthetic frames -> lower to the IR
 (the lowering sample is the calibration frames). Benchmark frames are separate synthetic frames
@@ -20,8 +26,9 @@ then called repeatedly on the same input batch, each call timed with time.perf_c
 both --min-time seconds and --min-iters calls are reached (or --max-iters). frames/s is
 batch * calls / total time of the timed calls. The reference interpreter gets at most
 --ref-max-iters timed calls when one call takes longer than --ref-slow seconds (it is slow at
-large batches), after a single warm-up call (it has nothing to compile). The ratio column is
-frames/s divided by the torch-f32 frames/s of the same model and batch.
+large batches), after a single warm-up call (it has nothing to compile). The ratio columns are
+frames/s divided by the torch-f32 frames/s, and by the better of ort-f32 and ort-int8, of the
+same model and batch (issue 20's aim: fast >= 1.0x the better onnxruntime run).
 
 Threads: Numba uses numba.get_num_threads() threads (all cores by default, or --threads) and
 torch.set_num_threads is set to the same number. With --threads, OPENBLAS/OMP/MKL_NUM_THREADS
@@ -49,7 +56,8 @@ import argparse
 import os
 import sys
 
-PATHS = ("fast", "numba", "ref", "torch-f32", "brevitas-fq")
+PATHS = ("fast", "numba", "ref", "torch-f32", "brevitas-fq", "ort-f32", "ort-int8")
+ORT_PATHS = ("ort-f32", "ort-int8")
 IR_PATHS = ("fast", "numba", "ref")
 MODELS = ("vgg10", "vtcnn2")
 PEER = "torch-f32"
@@ -57,7 +65,8 @@ PEER = "torch-f32"
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description="Inference throughput of the IR backends vs PyTorch float32 and Brevitas.",
+        description="Inference throughput of the IR backends vs PyTorch float32, Brevitas and "
+                    "onnxruntime (float32 and int8 QDQ).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--quick", action="store_true",
@@ -289,7 +298,7 @@ def main(args: argparse.Namespace) -> int:
     threads = numba.get_num_threads()
     torch.set_num_threads(threads)
     timed = [p for p in PATHS if p in args.paths]
-    need_ref = any(p in timed for p in ("fast", "numba"))
+    need_ref = any(p in timed for p in ("fast", "numba", "ort-int8"))
 
     meta = {
         "cpu_count": os.cpu_count(),
@@ -315,6 +324,7 @@ def main(args: argparse.Namespace) -> int:
 
     rows: list[dict] = []
     checks: list[dict] = []
+    peer_eq: list[dict] = []
     sanity: list[dict] = []
     graphs = {}
     t_all = time.perf_counter()
@@ -326,6 +336,21 @@ def main(args: argparse.Namespace) -> int:
         graph = lower(model, torch.from_numpy(calib))
         mirror = float_mirror(model)
         graphs[name] = (graph, model, mirror)
+        ort_fns = {}
+        if any(p in timed for p in ORT_PATHS):
+            import tempfile
+            from pathlib import Path
+
+            from ort_peer import float_model, qdq_model, session
+
+            from amchw.export.qonnx import export_model
+
+            tmp = Path(tempfile.mkdtemp(prefix="amchw-bench-ort-"))
+            export_model(model, calib[:4], tmp / f"{name}.qonnx", name)
+            ort_fns["ort-int8"] = session(qdq_model(tmp / f"{name}.qonnx",
+                                                    tmp / f"{name}.qdq.onnx"), threads)
+            ort_fns["ort-f32"] = session(float_model(mirror, calib, tmp / f"{name}.f32.onnx"),
+                                         threads)
         X = frames(name, max(args.batches), seed=args.seed + 2000)
         with torch.no_grad():
             xt = torch.from_numpy(X)
@@ -360,6 +385,8 @@ def main(args: argparse.Namespace) -> int:
 
             fns["torch-f32"] = torch_fn(mirror)
             fns["brevitas-fq"] = torch_fn(model)
+            for p_, f_ in ort_fns.items():
+                fns[p_] = (lambda f: lambda: f(xb))(f_)
 
             ref_out = run(graph, xb, "ref") if need_ref and "ref" not in timed else None
             outs = {}
@@ -388,18 +415,30 @@ def main(args: argparse.Namespace) -> int:
                     ok = bool(np.array_equal(first, ref_out) and np.array_equal(last, ref_out))
                     checks.append({"model": name, "batch": batch, "path": path,
                                    "equal_to_ref": ok})
+            if "ort-int8" in outs:  # the peer: reported, not required
+                first, last = outs["ort-int8"]
+                peer_eq.append({"model": name, "batch": batch, "equal_to_ref": bool(
+                    np.array_equal(first.astype(np.float64), ref_out)
+                    and np.array_equal(last.astype(np.float64), ref_out))})
 
-    # ratios vs the float32 peer
+    # ratios vs the float32 peer, and vs the better of onnxruntime's two runs
     peer = {(r["model"], r["batch"]): r["frames_per_s"] for r in rows if r["path"] == PEER}
+    best_ort: dict = {}
+    for r in rows:
+        if r["path"] in ORT_PATHS:
+            k = (r["model"], r["batch"])
+            best_ort[k] = max(best_ort.get(k, 0.0), r["frames_per_s"])
     for r in rows:
         p = peer.get((r["model"], r["batch"]))
         r["ratio_vs_torch_f32"] = r["frames_per_s"] / p if p else None
+        o = best_ort.get((r["model"], r["batch"]))
+        r["ratio_vs_best_ort"] = r["frames_per_s"] / o if o else None
 
     print()
     print(f"Inference throughput ({meta['cpu_count']} cores; Numba threads = torch threads = "
           f"{threads}; ratio = frames/s / {PEER} frames/s)")
     hdr = f"{'model':<8} {'batch':>5}  {'path':<12} {'frames/s':>14} {'vs torch-f32':>13}  " \
-          f"{'calls':>6}"
+          f"{'vs best ort':>12}  {'calls':>6}"
     print(hdr)
     print("-" * len(hdr))
     prev = None
@@ -409,8 +448,9 @@ def main(args: argparse.Namespace) -> int:
             print()
         prev = key
         ratio = "-" if r["ratio_vs_torch_f32"] is None else f"{r['ratio_vs_torch_f32']:.3f}x"
+        vo = "-" if r["ratio_vs_best_ort"] is None else f"{r['ratio_vs_best_ort']:.3f}x"
         print(f"{r['model']:<8} {r['batch']:>5}  {r['path']:<12} "
-              f"{fmt_rate(r['frames_per_s']):>14} {ratio:>13}  {r['iters']:>6}")
+              f"{fmt_rate(r['frames_per_s']):>14} {ratio:>13}  {vo:>12}  {r['iters']:>6}")
     print()
     if checks:
         all_ok = all(c["equal_to_ref"] for c in checks)
@@ -422,6 +462,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"  => {'all equal' if all_ok else 'MISMATCH'}")
     else:
         all_ok = True
+    for c in peer_eq:
+        print(f"  onnxruntime int8 QDQ vs ref: {c['model']:<8} batch {c['batch']:>4}  "
+              f"{'EQUAL' if c['equal_to_ref'] else 'DIFFERENT'} (the peer; not required)")
     try:
         meta["numba_threading_layer"] = numba.threading_layer()
     except ValueError:  # no parallel kernel ran
@@ -462,7 +505,8 @@ def main(args: argparse.Namespace) -> int:
 
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"meta": meta, "results": rows, "exactness": checks, "sanity": sanity,
+            json.dump({"meta": meta, "results": rows, "exactness": checks,
+                       "ort_int8_exactness": peer_eq, "sanity": sanity,
                        "profile": prof_out}, f, indent=2, default=str)
         print(f"wrote {args.json}")
     return 0 if all_ok else 1
