@@ -55,7 +55,7 @@ COUNTERS = ("macs", "a_reads", "b_reads", "out_writes", "psum_reads", "pe_cycles
 
 
 @njit(cache=True)
-def _run_os(L, U, init, R, C, pipelined, kidx, koff):
+def _run_os_shift(L, U, init, R, C, pipelined, kidx, koff):
     """L (Sr x K), U (K x Sc), init (Sr x Sc): returns out, last busy cycle, counters.
 
     Column fold c streams the reduction steps kidx[koff[c]:koff[c+1]] (all K of them for a
@@ -204,6 +204,211 @@ def _run_os(L, U, init, R, C, pipelined, kidx, koff):
                         out[row, col] = acc[i, j]
                         cnt[3] += 1
         if busy:
+            last_busy = t
+            cnt[5] += R * C
+        elif started == F and pending == 0:
+            break
+        t += 1
+    return out, last_busy, cnt
+
+
+@njit(cache=True, inline="always")
+def _os_order(koff, rf, cf):
+    """The folds that run, in order (row fold major); a fold whose column fold streams no
+    step is not run."""
+    order = np.empty(rf * cf, np.int64)
+    F = 0
+    for f in range(rf * cf):
+        if koff[f % cf + 1] > koff[f % cf]:
+            order[F] = f
+            F += 1
+    return order, F
+
+
+@njit(cache=True)
+def _run_os(L, U, init, R, C, pipelined, kidx, koff):
+    """The output-stationary array of _run_os_shift, with the same controller, injections,
+    checks and counters, but registers kept as injection histories instead of being shifted:
+    operands move one PE per cycle, so the A register of PE (i, j) at cycle t holds what row i
+    was fed at cycle t - j, and the B register what column j was fed at t - i. Histories are
+    stored newest first, so the PEs of a row read consecutive positions and one cycle of the
+    array is a plain loop the compiler vectorises (tag check, multiply-accumulate, counts).
+    A token's tag is fold * KT + step (KT: the longest fold's steps), kept in 32 bits (it
+    wraps past 2^31: two tokens that meet with different steps still differ unless their
+    tags are a multiple of 2^32 apart). A fold's first step reaches PE (i, j) on the
+    anti-diagonal i + j = t - start, its last on i + j = t - start - (T - 1): accumulators are
+    cleared there before the products and read out there after them, each after checking the
+    PE's tag. Returns what _run_os_shift returns, bit for bit (tests/sims/test_stepped.py)."""
+    Sr = L.shape[0]
+    Sc = U.shape[1]
+    rf = (Sr + R - 1) // R
+    cf = (Sc + C - 1) // C
+    order, F = _os_order(koff, rf, cf)
+    out = np.zeros((Sr, Sc), dtype=np.int32)
+    KT = 1
+    for c in range(cf):
+        KT = max(KT, koff[c + 1] - koff[c])
+    for f in range(rf * cf):  # outputs of folds that do not run keep their init
+        if koff[f % cf + 1] == koff[f % cf]:
+            for i in range(R):
+                for j in range(C):
+                    row = (f // cf) * R + i
+                    col = (f % cf) * C + j
+                    if row < Sr and col < Sc:
+                        out[row, col] = init[row, col]
+    # row i's token fed at cycle t sits at ha_*[i, pa(t)], pa(t) = oa - t, so PE (i, j)
+    # reads ha_*[i, pa(t) + j]; column j's at hb_*[pb(t), j], pb(t) = ob - t, PE (i, j)
+    # reading hb_*[pb(t) + i, j]. Empty: tag -1, value 0, not valid.
+    W = 4096 + R + C
+    ha_t = np.full((R, W), -1, np.int32)
+    ha_v = np.zeros((R, W), np.int16)     # operand registers are 16 bits wide
+    ha_ok = np.zeros((R, W), np.uint8)
+    hb_t = np.full((W, C), -1, np.int32)
+    hb_v = np.zeros((W, C), np.int16)
+    hb_ok = np.zeros((W, C), np.uint8)
+    oa = W - C
+    ob = W - R
+    acc = np.zeros((R, C), np.int32)
+    starts = np.full(max(F, 1), -1, np.int64)
+    cnt = np.zeros(6, np.int64)
+    started = 0
+    pending = 0
+    t = 0
+    last_busy = -1
+    last_a = -(1 << 40)   # last cycle a row was fed a token, and a column
+    last_b = -(1 << 40)
+    while True:
+        # slide the windows when the newest position would fall off the front
+        if oa - t < 0:
+            for i in range(R):
+                for q in range(C - 1):
+                    ha_t[i, W - C + 1 + q] = ha_t[i, q]
+                    ha_v[i, W - C + 1 + q] = ha_v[i, q]
+                    ha_ok[i, W - C + 1 + q] = ha_ok[i, q]
+            oa = t + W - C
+        if ob - t < 0:
+            for q in range(R - 1):
+                for j in range(C):
+                    hb_t[W - R + 1 + q, j] = hb_t[q, j]
+                    hb_v[W - R + 1 + q, j] = hb_v[q, j]
+                    hb_ok[W - R + 1 + q, j] = hb_ok[q, j]
+            ob = t + W - R
+        pa = oa - t
+        pb = ob - t
+        # 1. tokens in the array after this cycle's shift (fed within the last C - 1 cycles
+        # to a row, or R - 1 to a column)
+        tokens = last_a >= t - C + 1 or last_b >= t - R + 1
+        # 2. controller (as _run_os_shift)
+        if started < F:
+            if started == 0:
+                go = True
+            elif pipelined:
+                fp = order[started - 1] % cf
+                go = t >= starts[started - 1] + koff[fp + 1] - koff[fp]
+            else:
+                go = pending == 0 and not tokens
+            if go:
+                starts[started] = t
+                fc = order[started] % cf
+                started += 1
+                pending += (R + C) * (koff[fc + 1] - koff[fc])
+        # 3. feed row i and column j (skewed by i and j): row i takes the newest fold that
+        # has reached it (started at or before t - i), if that fold still has a step for it;
+        # so fold s feeds rows (t - starts[s + 1], t - starts[s]] less those it is done with.
+        # Nothing fed: an empty token.
+        for i in range(R):
+            ha_t[i, pa] = -1
+            ha_v[i, pa] = 0
+            ha_ok[i, pa] = 0
+        for j in range(C):
+            hb_t[pb, j] = -1
+            hb_v[pb, j] = 0
+            hb_ok[pb, j] = 0
+        newer = t + 1                 # start of the next newer fold (none yet: past t)
+        for s in range(started - 1, -1, -1):
+            if t - newer + 1 > R - 1 and t - newer + 1 > C - 1:
+                break                 # every row and column is taken by newer folds
+            f = order[s]
+            c = f % cf
+            T = koff[c + 1] - koff[c]
+            d = t - starts[s]         # row i / column j gets step d - i / d - j
+            lo = max(t - newer + 1, d - T + 1, 0)
+            r0 = (f // cf) * R
+            for i in range(lo, min(d, R - 1) + 1):
+                k = d - i
+                ha_t[i, pa] = np.int32(f * KT + k)
+                last_a = t
+                pending -= 1
+                if r0 + i < Sr:
+                    ha_v[i, pa] = L[r0 + i, kidx[koff[c] + k]]
+                    ha_ok[i, pa] = 1
+                    cnt[1] += 1
+            c0 = c * C
+            for j in range(lo, min(d, C - 1) + 1):
+                k = d - j
+                hb_t[pb, j] = np.int32(f * KT + k)
+                last_b = t
+                pending -= 1
+                if c0 + j < Sc:
+                    hb_v[pb, j] = U[kidx[koff[c] + k], c0 + j]
+                    hb_ok[pb, j] = 1
+                    cnt[2] += 1
+            newer = starts[s]
+        busy = last_a >= t - C + 1 or last_b >= t - R + 1
+        if busy:
+            # 4a. a fold's first step clears the accumulators it reaches (anti-diagonal
+            # i + j = t - start); folds end in start order, so older ones are further out
+            for s in range(started - 1, -1, -1):
+                d = t - starts[s]
+                f = order[s]
+                T = koff[f % cf + 1] - koff[f % cf]
+                if d - (T - 1) > R + C - 2:
+                    break
+                if d > R + C - 2:
+                    continue
+                for i in range(max(0, d - C + 1), min(R - 1, d) + 1):
+                    if ha_t[i, pa + d - i] != np.int32(f * KT):
+                        raise RuntimeError("stepped os: a fold's first step is not where it "
+                                           "must be")
+                    acc[i, d - i] = 0
+            # 4b. every PE: both tokens carry the same tag; valid pairs multiply and
+            # accumulate (invalid tokens hold 0; int32 accumulators wrap)
+            bad = 0
+            macs = 0
+            ta = ha_t[:, pa:pa + C]       # the A and B registers of every PE, (R, C)
+            va = ha_v[:, pa:pa + C]
+            oka = ha_ok[:, pa:pa + C]
+            tb = hb_t[pb:pb + R]
+            vb = hb_v[pb:pb + R]
+            okb = hb_ok[pb:pb + R]
+            for i in range(R):
+                for j in range(C):
+                    bad += ta[i, j] != tb[i, j]
+                    macs += oka[i, j] & okb[i, j]
+                    acc[i, j] += va[i, j] * vb[i, j]
+            if bad:
+                raise RuntimeError("stepped os: operands from different steps met in a PE")
+            cnt[0] += macs
+            # 5. a fold's last step reads the accumulators out (i + j = t - start - T + 1)
+            for s in range(started - 1, -1, -1):
+                f = order[s]
+                c = f % cf
+                last = koff[c + 1] - koff[c] - 1
+                e = t - starts[s] - last
+                if e > R + C - 2:
+                    break
+                if e < 0:
+                    continue
+                r0 = (f // cf) * R
+                for i in range(max(0, e - C + 1), min(R - 1, e) + 1):
+                    j = e - i
+                    if ha_t[i, pa + j] != np.int32(f * KT + last):
+                        raise RuntimeError("stepped os: a fold's last step is not where it "
+                                           "must be")
+                    if r0 + i < Sr and c * C + j < Sc:
+                        out[r0 + i, c * C + j] = np.int64(init[r0 + i, c * C + j]) \
+                            + np.int64(acc[i, j])
+                        cnt[3] += 1
             last_busy = t
             cnt[5] += R * C
         elif started == F and pending == 0:
