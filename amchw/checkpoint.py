@@ -60,15 +60,26 @@ def model_from_checkpoint(path, float_only_ok: bool = False) -> tuple[nn.Module,
     as initialised, so training it further continues from the learned scales."""
     try:
         ck = load(path)
+    except CheckpointError as e:
+        raise ValueError(str(e)) from None
     except Exception as e:  # any unreadable file (unpickling errors included) names the file
-        raise ValueError(f"{path}: not an amchw checkpoint ({type(e).__name__}: {e})") from None
+        raise ValueError(f"{path}: not an amchw checkpoint ({type(e).__name__}: "
+                         f"{_one_line(e)})") from None
     try:
         model = model_of(ck, float_only_ok)
     except NotReady as e:
         raise ValueError(f"{path}: {e}") from None
-    except Exception as e:  # any unreadable file (unpickling errors included) names the file
-        raise ValueError(f"{path}: not an amchw checkpoint ({type(e).__name__}: {e})") from None
+    except Exception as e:  # a damaged entry, weights that do not fit: name the file
+        raise ValueError(f"{path}: not an amchw checkpoint ({type(e).__name__}: "
+                         f"{_one_line(e)})") from None
     return model, ck
+
+
+def _one_line(e: BaseException, limit: int = 400) -> str:
+    """An exception's message on one line (torch's state-dict errors span several), cut to
+    `limit` characters."""
+    text = " ".join(str(e).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class NotReady(ValueError):

@@ -97,6 +97,15 @@ class FrameReader:
         self.close()
 
 
+# What h5py raises on a damaged file's structure or data (HDF5 library errors surface as
+# OSError, RuntimeError, KeyError or ValueError; unexpected dtypes as TypeError).
+_H5_DAMAGE = (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError)
+
+
+def _damaged(path, e) -> str:
+    return f"{path}: damaged or unreadable HDF5 file ({type(e).__name__}: {e})"
+
+
 class H5Frames(FrameReader):
     """Lazy frames of an HDF5 file in the RadioML 2018.01A layout (real or amchw-written).
 
@@ -120,7 +129,13 @@ class H5Frames(FrameReader):
             raise DatasetError(f"{self.path}: not a readable HDF5 file ({e})") from None
         try:
             self._open(validate)
-        except BaseException:  # a malformed file, or anything else: never leave it open
+        except DatasetError:
+            self.close()
+            raise
+        except _H5_DAMAGE as e:  # h5py/HDF5 on a damaged file (a broken B-tree, a bad header)
+            self.close()
+            raise DatasetError(_damaged(self.path, e)) from None
+        except BaseException:  # anything else: never leave it open
             self.close()
             raise
 
@@ -195,7 +210,10 @@ class H5Frames(FrameReader):
         order = np.argsort(idx, kind="stable")
         srt = idx[order]
         uniq, inv = np.unique(srt, return_inverse=True)
-        x = np.asarray(self._f["X"][uniq], dtype=np.float32)    # h5py wants increasing indices
+        try:
+            x = np.asarray(self._f["X"][uniq], dtype=np.float32)  # h5py wants increasing indices
+        except _H5_DAMAGE as e:
+            raise DatasetError(_damaged(self.path, e)) from None
         out = np.empty((idx.size, 2, self.length), dtype=np.float32)
         out[order] = np.transpose(x[inv], (0, 2, 1))
         return normalize_frames(out, self.normalize)
@@ -283,6 +301,28 @@ def challenge_split(reader: H5Frames, test_fraction: float = 0.1, seed: int = 20
     return np.concatenate(train), np.concatenate(test)
 
 
+# What a RadioML pickle may name: numpy's array and scalar reconstruction (Python 2 and 3
+# spellings) and nothing else, so a damaged or hostile file cannot make the reader call
+# anything (pickle's usual warning about untrusted data does not apply to these files).
+_PICKLE_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
+    ("__builtin__", "object"), ("builtins", "object"),
+    ("_codecs", "encode"),  # how Python 3 writes bytes in a protocol-2 pickle
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),  # protocol 5
+}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) not in _PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"refuses to load {module}.{name}: a RadioML pickle "
+                                         "holds only numpy arrays")
+        return super().find_class(module, name)
+
+
 def read_rml2016(path):
     """A RadioML 2016.10A/10B or RML22 pickle -> (X float32 (N, 2, 128), y int64, snr int64,
     classes).
@@ -292,7 +332,7 @@ def read_rml2016(path):
         raise DatasetError(_not_a_file(path))
     try:
         with open(path, "rb") as f:
-            d = pickle.load(f, encoding="latin1")
+            d = _ArrayUnpickler(f, encoding="latin1").load()
     except Exception as e:  # unpickling garbage raises many types
         raise DatasetError(f"{path}: not a readable RadioML 2016 pickle "
                            f"({type(e).__name__}: {e})") from None
