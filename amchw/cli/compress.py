@@ -55,6 +55,8 @@ def prune_cmd(model_spec, sparsity, pattern, layers, output, scales, weight_bits
     w = max(len(n) for n in done) if done else 5
     for n, sp in done.items():
         click.echo(f"{n:<{w}}  {sp:7.2%} zero")
+    for n, why in info.get("kept_dense", {}).items():
+        click.echo(f"{n}: kept dense ({why})")
     click.echo(f"wrote {output}: {info['model']}, {pattern} pruning of {len(done)} layers")
 
 

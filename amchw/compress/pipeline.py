@@ -94,10 +94,11 @@ def prune(start: str, out: str, sparsity: float | None = None, pattern: str = "u
 
     from .prune import magnitude_prune
 
+    skipped: dict = {}
     model, ck, done = compression_source(
         start, seed=seed, **(quant or {}),
-        prepare=lambda m: magnitude_prune(m, sparsity, pattern, layers))
-    info = {"pattern": pattern, "sparsity": sparsity, "layers": done}
+        prepare=lambda m: magnitude_prune(m, sparsity, pattern, layers, skipped))
+    info = {"pattern": pattern, "sparsity": sparsity, "layers": done, "kept_dense": skipped}
     save_checkpoint(out, ck, model, pruning=info)
     return dict(info, model=ck["model"])
 

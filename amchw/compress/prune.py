@@ -33,13 +33,17 @@ def prunable(model: nn.Module) -> dict[str, nn.Module]:
 
 @torch.no_grad()
 def magnitude_prune(model: nn.Module, sparsity: float | None = None,
-                    pattern: str = "unstructured", layers=None) -> dict[str, float]:
+                    pattern: str = "unstructured", layers=None,
+                    skipped: dict | None = None) -> dict[str, float]:
     """Prune `model` in place; returns {layer: fraction of its weights now exactly 0}.
 
     unstructured: in each layer the round(sparsity * size) weights of smallest magnitude become
     0 (ties broken by position, so the count is exact). N:M: in each group of M consecutive
     weights of a filter's flattened reduction, all but the N largest become 0 (`sparsity` is
-    then implied, 1 - N/M, and must not be given)."""
+    then implied, 1 - N/M, and must not be given). A layer whose reduction is not a multiple
+    of M cannot take the pattern: named in `layers`, it is an error; when every layer is
+    pruned (layers None) it stays dense, as N:M tools leave such a first layer, and `skipped`
+    (a dict) gets {layer: why}."""
     nm = parse_pattern(pattern)
     if nm is None and (sparsity is None or not 0.0 <= sparsity <= 1.0):
         raise PruneError(f"--sparsity must be in [0, 1], got {sparsity!r}")
@@ -53,11 +57,18 @@ def magnitude_prune(model: nn.Module, sparsity: float | None = None,
                              f"{', '.join(found)}")
         chosen[name] = found[name]
     if nm is not None:  # every layer checked before any is changed
-        for name, mod in chosen.items():
+        for name, mod in list(chosen.items()):
             r = mod.weight[0].numel()
             if r % nm[1]:
-                raise PruneError(f"{name}: its reduction of {r} weights per output is not a "
-                                 f"multiple of M={nm[1]}")
+                why = f"its reduction of {r} weights per output is not a multiple of M={nm[1]}"
+                if layers is not None:
+                    raise PruneError(f"{name}: {why}")
+                del chosen[name]
+                if skipped is not None:
+                    skipped[name] = why
+        if not chosen:
+            raise PruneError(f"no layer takes the {pattern} pattern: every reduction is not a "
+                             f"multiple of M={nm[1]}")
     out = {}
     for name, mod in chosen.items():
         w = mod.weight

@@ -298,3 +298,24 @@ def test_a_missing_model_file_or_a_directory_is_the_same_usage_error(tmp_path):
                        (["cost", str(tmp_path)], "is a directory")):
         r = CliRunner().invoke(main, args)
         assert r.exit_code == 2 and want in r.output and "--model" not in r.output, r.output
+
+
+def test_nm_pruning_keeps_a_layer_it_cannot_take_dense_and_says_so(tmp_path):
+    """README: `prune vgg10 --pattern 2:4`: conv1 (a reduction of 6) stays dense, every other
+    layer is exactly half zeros in each group of 4; naming conv1 is a usage error."""
+    import torch
+
+    out = tmp_path / "p.pt"
+    r = CliRunner().invoke(main, ["prune", "vgg10", "--pattern", "2:4", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "conv1: kept dense (its reduction of 6 weights per output is not a multiple of M=4)" \
+        in r.output
+    ck = torch.load(out, weights_only=False)
+    assert ck["pruning"]["kept_dense"].keys() == {"conv1"}
+    assert set(ck["pruning"]["layers"]) == {f"conv{i}" for i in range(2, 8)} | {"fc8", "fc9",
+                                                                                  "fc10"}
+    w = ck["state_dict"]["conv2.weight"].reshape(64, -1, 4)
+    assert torch.all((w == 0).sum(dim=2) >= 2)
+    r = CliRunner().invoke(main, ["prune", "vgg10", "--pattern", "2:4", "--layers", "conv1",
+                                  "-o", str(tmp_path / "q.pt")])
+    assert r.exit_code == 2 and "not a multiple of M=4" in r.output
