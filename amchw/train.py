@@ -373,10 +373,10 @@ def _fit(cfg: TrainConfig, reader: H5Frames, entry, init_model, start_ck, progre
         ck = load(out)
         if ck.get("model") != cfg.model or ck.get("config") != asdict(qcfg):
             raise ValueError(f"{out}: holds a different model or configuration; remove it or "
-                             "choose another --out")
+                             "choose another --output")
         if ck.get("method", method) != method:
             raise ValueError(f"{out}: was trained by another method ({ck['method']}); remove it "
-                             "or choose another --out")
+                             "or choose another --output")
         load_state(model, ck["last_state_dict"], in_float_phase(ck))
         _set_quant_state(model, ck["quant_state"])
         model.to(device)

@@ -27,7 +27,8 @@ def data_group() -> None:
               help="Comma-separated SNRs in dB (default: the profile's grid).")
 @click.option("--channel", type=click.Choice(["radioml", "awgn"]), default="radioml",
               show_default=True, help="radioml: RML2016's channel; awgn: carrier phase + noise.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the generator (the same seed gives the same frames).")
 @click.option("-o", "--output", "out_path", required=True, help="HDF5 file to write.")
 def data_synth_cmd(profile, per, snrs, channel, seed, out_path):
     """Write synthetic frames in the RadioML 2018.01A HDF5 layout (X (N, L, 2), Y one-hot,

@@ -33,12 +33,14 @@ from .common import command, fail
               help="Also run every GEMM cycle by cycle on the stepped array and compare.")
 @click.option("--frames", "n_frames", type=click.IntRange(1), default=16, show_default=True,
               help="Sample frames for the integer check.")
-@click.option("--scales", type=click.Choice(["po2", "float"]), default="po2", show_default=True)
+@click.option("--scales", type=click.Choice(["po2", "float"]), default="po2", show_default=True,
+              help="Scale kind of a zoo model: power-of-two or float.")
 @click.option("--weight-bits", type=click.IntRange(2, 8), default=8, show_default=True,
               help="Weight width of a zoo model (signed, narrow range).")
 @click.option("--act-bits", type=click.IntRange(2, 8), default=8, show_default=True,
               help="Activation width of a zoo model (unsigned after each ReLU).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of a zoo model's weights and of the sample frames.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON "
               "(schema amchw.simulate/1, docs/simulator.md).")
 @click.option("--csv", "csv_path", default=None, help="Write the per-layer table to this CSV.")

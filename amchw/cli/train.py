@@ -29,7 +29,7 @@ def device_option(f):
 @click.option("--model", "model_name", required=True, help="Zoo model to train.")
 @click.option("--data", default=None,
               help="HDF5 (amchw's, RadioML 2018.01A) or a RadioML 2016.10A/10B pickle "
-                   "(default: a synthetic file of the model's profile, written beside --out).")
+                   "(default: a synthetic file of the model's profile, written beside --output).")
 @click.option("--normalize", type=_NORMALIZE, default="auto", show_default=True,
               help="How each frame is scaled as it is read (recorded in the checkpoint): "
                    "unit-power mean(I^2+Q^2) = 1, l1 sum|x| = 1, peak max|x| = 1, none; auto: "
@@ -37,9 +37,10 @@ def device_option(f):
 @click.option("--per-class-snr", type=click.IntRange(1), default=None,
               help="Frames per (class, SNR) of the default synthetic file "
                    "(default 200 for rml2016, 40 for rml2018).")
-@click.option("-o", "--out", "out_path", required=True,
+@click.option("-o", "--output", "--out", "out_path", required=True,
               help="Checkpoint to write (and to resume from if it exists).")
-@click.option("--epochs", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=10, show_default=True,
+              help="Epochs in all (float warm-up included).")
 @click.option("--float-epochs", type=click.IntRange(0), default=0, show_default=True,
               help="Float warm-up: the first N epochs train with every quantizer off, the "
                    "rest quantization-aware (N < --epochs; only QAT epochs can be the best).")
@@ -54,9 +55,12 @@ def device_option(f):
               help="Fresh synthetic training frames every epoch after the first, generated "
                    "in a background thread from the data file's recipe (an amchw synthetic "
                    "file, as the default); validation and test stay the file's.")
-@click.option("--batch-size", type=click.IntRange(2), default=256, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(2), default=256, show_default=True,
+              help="Frames per training step.")
+@click.option("--lr", type=float, default=1e-3, show_default=True,
+              help="Adam learning rate.")
+@click.option("--weight-decay", type=float, default=0.0, show_default=True,
+              help="Adam weight decay (L2).")
 @click.option("--patience", type=click.IntRange(1), default=3, show_default=True,
               help="Stop after this many epochs without a better validation loss.")
 @click.option("--max-train", type=click.IntRange(2), default=None,
@@ -84,7 +88,7 @@ def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, floa
               stream, batch_size, lr,
               weight_decay, patience, max_train, per_channel, split, snr_range, undersample,
               schedule, device, scales, weight_bits, act_bits, seed):
-    """Quantization-aware training of a zoo model; resumes from --out if it exists."""
+    """Quantization-aware training of a zoo model; resumes from --output if it exists."""
     from amchw.data.radioml import DatasetError, synth_to_h5
     from amchw.data.synthetic import PROFILES
     from amchw.models import ZOO
@@ -151,8 +155,10 @@ def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, floa
               help="How each frame is scaled (default: as training scaled frames of this "
                    "kind of file, else auto: unit-power for a pickle, none for HDF5).")
 @click.option("--split", type=click.Choice(["test", "val", "all"]), default="test",
-              show_default=True)
-@click.option("--max-frames", type=click.IntRange(1), default=None)
+              show_default=True, help="Which frames: the checkpoint's test or validation "
+              "split of the data file (as training split it), or all of them.")
+@click.option("--max-frames", type=click.IntRange(1), default=None,
+              help="Evaluate at most this many frames of the split (a seeded random subset).")
 @click.option("--confusion", "show_confusion", is_flag=True,
               help="Print the confusion matrices (integer model) as well.")
 @click.option("--confusion-snr", "confusion_snrs", type=int, multiple=True,
@@ -166,7 +172,7 @@ def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, floa
 @click.option("--plot-confusion", default=None,
               help="PNG: the first checkpoint's integer confusion matrix as a heat map; each "
                    "--confusion-snr S adds FILE with .snrS before the suffix.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.option("--snr-range", default=None, metavar="LO:HI",
               help="Only frames with SNR in [LO, HI] dB (within the split).")
 @device_option

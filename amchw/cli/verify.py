@@ -12,8 +12,10 @@ from .common import command, fail
 
 
 @command("verify")
-@click.option("--model", "model_spec", required=True,
-              help="Zoo name (random weights calibrated on synthetic frames) or checkpoint file.")
+@click.argument("model_arg", metavar="MODEL", required=False)
+@click.option("--model", "model_opt", default=None,
+              help="Same as MODEL (the older spelling): a zoo name (random weights calibrated "
+                   "on synthetic frames), a checkpoint or a QONNX file.")
 @click.option("--scales", type=click.Choice(["po2", "float"]), default="po2", show_default=True,
               help="Scale kind for zoo models: power-of-two or float.")
 @click.option("--weight-bits", type=click.IntRange(2, 8), default=8, show_default=True,
@@ -31,14 +33,22 @@ from .common import command, fail
 @click.option("--finn-python", default=None,
               help="With --reference finn: the python of FINN's virtual environment "
                    "[default: $AMCHW_FINN_PYTHON, else .finn-venv/bin/python]")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of a zoo model's weights and of the synthetic frames.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def verify_cmd(model_spec, scales, weight_bits, act_bits, n_frames, reference, finn_python,
-               seed, as_json):
-    """Brevitas vs the IR interpreter vs the Numba kernels, layer by layer (or a QONNX file
-    against qonnx's executor, or any model against FINN); exit 1 on a forbidden mismatch."""
+def verify_cmd(model_arg, model_opt, scales, weight_bits, act_bits, n_frames, reference,
+               finn_python, seed, as_json):
+    """Brevitas vs the IR interpreter vs the Numba kernels, layer by layer, for MODEL (a zoo
+    name, a checkpoint, or a QONNX file against qonnx's executor, or any model against FINN);
+    exit 1 on a forbidden mismatch."""
     from amchw.resolve import is_qonnx_file
     from amchw.runs import verify_against_tool, verify_brevitas
+
+    if model_arg and model_opt and model_arg != model_opt:
+        raise click.UsageError("give MODEL or --model, not two different models")
+    model_spec = model_arg or model_opt
+    if not model_spec:
+        raise click.UsageError("missing MODEL (a zoo name, a checkpoint or a QONNX file)")
 
     if is_qonnx_file(model_spec) or reference in ("qonnx", "finn"):
         rep, what = verify_against_tool(model_spec, reference, finn_python, n_frames, scales,

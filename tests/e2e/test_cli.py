@@ -319,3 +319,29 @@ def test_nm_pruning_keeps_a_layer_it_cannot_take_dense_and_says_so(tmp_path):
     r = CliRunner().invoke(main, ["prune", "vgg10", "--pattern", "2:4", "--layers", "conv1",
                                   "-o", str(tmp_path / "q.pt")])
     assert r.exit_code == 2 and "not a multiple of M=4" in r.output
+
+
+def test_every_option_of_every_command_has_help():
+    import click as _click
+
+    def walk(cmd, path):
+        if isinstance(cmd, _click.Group):
+            for n, c in cmd.commands.items():
+                yield from walk(c, path + [n])
+        else:
+            yield path, cmd
+
+    bare = [(" ".join(p), o.opts) for p, cmd in walk(main, []) for o in cmd.params
+            if isinstance(o, _click.Option) and not o.help and o.name != "help"]
+    assert not bare, bare
+
+
+def test_verify_takes_model_as_argument_or_option_and_train_takes_output():
+    r = CliRunner().invoke(main, ["verify", "vtcnn2", "--frames", "4", "--json"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["verify", "vtcnn2", "--model", "vgg10"])
+    assert r.exit_code == 2 and "not two different models" in r.output
+    r = CliRunner().invoke(main, ["verify"])
+    assert r.exit_code == 2 and "missing MODEL" in r.output
+    h = CliRunner().invoke(main, ["train", "--help"]).output
+    assert "-o, --output, --out" in h

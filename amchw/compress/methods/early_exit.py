@@ -17,14 +17,17 @@ OPTIONS = (
            choices=("ee-v0", "ee-v1", "ee-v2", "ee-v3")),
     Option("data", None, "RadioML-layout HDF5 file (10 classes, 2 x 128).", "data",
            required=True),
-    Option("epochs", EARLY_EXIT_EPOCHS, type="int", min=1),
-    Option("batch_size", EARLY_EXIT_BATCH_SIZE, type="int", min=2),
-    Option("lr", EARLY_EXIT_LR, type="float"),
-    Option("patience", EARLY_EXIT_PATIENCE, type="int", min=1),
-    Option("max_train", None, type="int", min=2),
+    Option("epochs", EARLY_EXIT_EPOCHS, "Training epochs (at most; early stopping may end "
+           "sooner).", type="int", min=1),
+    Option("batch_size", EARLY_EXIT_BATCH_SIZE, "Frames per training step.", type="int", min=2),
+    Option("lr", EARLY_EXIT_LR, "Adam learning rate.", type="float"),
+    Option("patience", EARLY_EXIT_PATIENCE, "Stop after this many epochs without a better "
+           "validation loss.", type="int", min=1),
+    Option("max_train", None, "Train on at most this many frames of the training split.",
+           type="int", min=2),
     Option("joint", False, "Sum both losses into every parameter instead of the seed's "
                            "multi-branch rule.", "flag"),
-    Option("seed", 0, type="int"),
+    Option("seed", 0, "Seed of the split, the weights and the batches.", type="int"),
     # the report's measurement: the per-SNR table's entropy threshold and the sweep
     Option("threshold", EARLY_EXIT_THRESHOLD, type="float", cli=False),
     Option("sweep", EARLY_EXIT_SWEEP, type="floats", cli=False),

@@ -30,7 +30,7 @@ OPTIONS = (
            min=1),
     Option("keep_unconverged", False, "Keep the ADMM iterate (repaired to meet the constraint) "
            "when it stops at --max-iter before its tolerance, instead of failing.", "flag"),
-    Option("seed", 0, type="int", recipe=False),
+    Option("seed", 0, "Seed of the frames collected for the solve.", type="int", recipe=False),
 )
 
 

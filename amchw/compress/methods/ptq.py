@@ -18,7 +18,7 @@ OPTIONS = (
            "Calibration frames, drawn from the checkpoint's validation split (held out "
            "from training).", "int", min=1),
     Option("data", None, "Data file (default: the checkpoint's).", "data", recipe=False),
-    Option("seed", 0, type="int", recipe=False),
+    Option("seed", 0, "Seed of the calibration frames drawn.", type="int", recipe=False),
 )
 
 
