@@ -115,3 +115,12 @@ def test_cache_command_says_where_and_clears(tmp_path, monkeypatch):
     r = CliRunner().invoke(main, ["cache", "clear"])
     assert r.exit_code == 0 and "removed 2 files" in r.output
     assert "empty" in CliRunner().invoke(main, ["cache"]).output
+
+
+def test_the_zoo_table_is_counted_once_and_read_back_the_same(tmp_path, monkeypatch):
+    from amchw.runs import zoo_summary
+
+    monkeypatch.setenv("AMCHW_CACHE_DIR", str(tmp_path))
+    first = zoo_summary()
+    assert cache.info()["kinds"]["tables"]["files"] == 1
+    assert zoo_summary() == first and any(r["name"] == "vtcnn2" for r in first)
