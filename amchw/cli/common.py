@@ -90,3 +90,26 @@ def quant_options(f):
 def log(msg: str) -> None:
     """A progress line on stderr."""
     click.echo(msg, err=True)
+
+
+class _NoBar:
+    """A progress bar that shows nothing (stderr is not a terminal: a log file gets the
+    command's own lines, not a bar's label on a line of its own)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n: int) -> None:
+        pass
+
+
+def progress_bar(length: int, label: str):
+    """click's progress bar on stderr when it is a terminal, else one that shows nothing."""
+    import sys
+
+    if not sys.stderr.isatty():
+        return _NoBar()
+    return click.progressbar(length=length, label=label, file=sys.stderr)

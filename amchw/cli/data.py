@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 
 import click
 
-from .common import fail, group
+from .common import fail, group, progress_bar
 
 #: amchw.data.synthetic.PROFILES' names, spelled here so the CLI starts without numpy
 #: (a test checks they agree)
@@ -48,8 +47,8 @@ def data_synth_cmd(profile, per, snrs, channel, seed, out_path):
                                  "the noise or the signal underflows to nothing)",
                                  param_hint="--snrs")
     n_cls = len(PROFILES[profile].classes)
-    with click.progressbar(length=n_cls, label=f"{profile}: {n_cls} classes x "
-                           f"{len(snr_list)} SNRs x {per}", file=sys.stderr) as bar:
+    with progress_bar(n_cls, f"{profile}: {n_cls} classes x {len(snr_list)} SNRs x "
+                      f"{per}") as bar:
         try:
             info = synth_to_h5(out_path, profile, per, snr_list, seed=seed, channel=channel,
                                progress=bar.update)

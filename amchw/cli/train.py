@@ -4,14 +4,13 @@ accuracy of checkpoints)."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
 from amchw.data.splits import SPLIT_CHOICES, parse_snr_range
 
-from .common import command, fail, quant_options
+from .common import command, fail, progress_bar, quant_options
 
 
 _NORMALIZE = click.Choice(["auto", "unit-power", "l1", "peak", "none"])
@@ -127,7 +126,7 @@ def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, floa
 
     def progress(kind, n):
         if bar["b"] is None:
-            bar["b"] = click.progressbar(length=per_epoch, label="epoch", file=sys.stderr)
+            bar["b"] = progress_bar(per_epoch, "epoch")
             bar["b"].__enter__()
         bar["b"].update(n)
 

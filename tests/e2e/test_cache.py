@@ -90,8 +90,8 @@ def test_warm_simulate_imports_neither_torch_nor_onnx_and_says_the_check_was_cac
             "from amchw.cli import main\n"
             "r = CliRunner().invoke(main, ['simulate', sys.argv[1], '--array', '4x4', '--json'])\n"
             "d = json.loads(r.output)\n"
-            "print(json.dumps([r.exit_code, d['integer_check'], d['totals']['cycles'],\n"
-            "                  sorted(m for m in ('torch', 'onnx', 'brevitas') if m in sys.modules)]))\n")
+            "mods = sorted(m for m in ('torch', 'onnx', 'brevitas') if m in sys.modules)\n"
+            "print(json.dumps([r.exit_code, d['integer_check'], d['totals']['cycles'], mods]))\n")
     runs = []
     for spec in (str(path), str(path), "vtcnn2", "vtcnn2"):
         p = subprocess.run([sys.executable, "-c", code, spec], capture_output=True, text=True,
