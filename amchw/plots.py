@@ -28,21 +28,23 @@ def _save(fig, plt, path) -> Path:
 
 
 def accuracy_vs_snr(results: list[dict], path) -> Path:
-    """One line per model and kind: the float model solid, the integer IR dashed, in one
-    colour per model (`results` are evaluate_checkpoint dicts; their `label` or model name)."""
+    """One line per model and kind, one colour per model: the float model a solid line with
+    round markers, the integer IR a dashed line with crosses, so the two stay apart where
+    they coincide (`results` are evaluate_checkpoint dicts; their `label` or model name)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.0, 4.5))
     for i, r in enumerate(results):
         c = f"C{i % 10}"
         label = r.get("label", r["model"])
-        for kind, style in (("float", "-"), ("int", "--")):
+        for kind, style, mark, size, width in (("float", "-", "o", 5, 2.0),
+                                               ("int", "--", "x", 6, 1.2)):
             acc = r[f"{kind}_by_snr"]
             if not acc:          # a float-only training has no integer curve
                 continue
             snrs = sorted(acc, key=int)
             ax.plot([int(s) for s in snrs], [100 * acc[s] for s in snrs], style, color=c,
-                    marker="o", ms=3,
-                    label=f"{label} ({'float' if kind == 'float' else 'integer'})")
+                    marker=mark, ms=size, lw=width, mfc="none" if kind == "float" else c,
+                    label=f"{label} ({'float, solid' if kind == 'float' else 'integer, dashed'})")
     ax.set_xlabel("SNR (dB)")
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
@@ -53,9 +55,24 @@ def accuracy_vs_snr(results: list[dict], path) -> Path:
     return _save(fig, plt, path)
 
 
+def class_support(matrix) -> str:
+    """How many frames the rows of a confusion matrix rest on: "N frames per class", or the
+    fewest to the most, or "no frames" (classes without frames left out)."""
+    import numpy as np
+
+    rows = np.asarray(matrix, np.int64).sum(axis=1)
+    n = rows[rows > 0]
+    if not n.size:
+        return "no frames"
+    if n.min() == n.max():
+        return f"{int(n.min()):,} frame{'' if n.min() == 1 else 's'} per class"
+    return f"{int(n.min()):,}-{int(n.max()):,} frames per class"
+
+
 def confusion_heatmap(matrix, classes, path, title: str = "") -> Path:
-    """Row-normalised confusion matrix (true class down, predicted across) as a heat map,
-    with each cell's percentage written in it."""
+    """Row-normalised confusion matrix (true class down, predicted across) as a heat map in
+    percent of each true class's frames, with each cell's percentage written in it; the title
+    adds how many frames the rows rest on (fewest to most), so a small sample shows."""
     import numpy as np
 
     plt = _pyplot()
@@ -65,7 +82,7 @@ def confusion_heatmap(matrix, classes, path, title: str = "") -> Path:
     k = len(classes)
     size = max(4.5, 0.38 * k + 2)
     fig, ax = plt.subplots(figsize=(size, size))
-    im = ax.imshow(frac, vmin=0, vmax=1, cmap="Blues")
+    im = ax.imshow(100 * frac, vmin=0, vmax=100, cmap="Blues")
     ax.set_xticks(range(k))
     ax.set_yticks(range(k))
     ax.set_xticklabels(classes, rotation=70, ha="right", fontsize=7)
@@ -77,6 +94,8 @@ def confusion_heatmap(matrix, classes, path, title: str = "") -> Path:
             if frac[i, j] >= 0.005:
                 ax.text(j, i, f"{100 * frac[i, j]:.0f}", ha="center", va="center", fontsize=6,
                         color="white" if frac[i, j] > 0.5 else "black")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_title(title, fontsize=9)
+    bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    bar.set_label("% of the true class's frames", fontsize=8)
+    support = class_support(m)
+    ax.set_title(f"{title}\n{support}" if title else support, fontsize=9)
     return _save(fig, plt, path)

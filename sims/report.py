@@ -127,7 +127,8 @@ def write_csv(rep: SimReport, path) -> Path:
 
 
 def write_plot(rep: SimReport, path) -> Path:
-    """Cycles and energy per layer, as two bar charts, to a PNG."""
+    """Cycles (of the whole batch, as the table) and energy per inference (the batch's
+    energy divided by the batch, as the totals) per layer, as two bar charts, to a PNG."""
     try:
         import matplotlib
     except ImportError:
@@ -141,17 +142,17 @@ def write_plot(rep: SimReport, path) -> Path:
     a1.bar(x, [r.compute_cycles for r in rep.layers], label="compute")
     a1.bar(x, [r.stall_cycles for r in rep.layers],
            bottom=[r.compute_cycles for r in rep.layers], label="DRAM stall")
-    a1.set_ylabel("cycles")
+    a1.set_ylabel(f"cycles (batch of {rep.batch})" if rep.batch > 1 else "cycles")
     a1.set_yscale("log")
     a1.legend(fontsize=8)
     t = rep.target
     a1.set_title(f"{rep.model} on {t.name} {t.rows}x{t.cols} {rep.dataflow} ({rep.timing})")
     bottom = [0.0] * len(names)
     for part in ("mac", "reg", "sram", "dram", "vector", "static"):
-        vals = [getattr(r.energy, part) / 1e3 for r in rep.layers]
+        vals = [getattr(r.energy, part) / 1e3 / rep.batch for r in rep.layers]
         a2.bar(x, vals, bottom=bottom, label=part)
         bottom = [b + v for b, v in zip(bottom, vals)]
-    a2.set_ylabel("energy (nJ)")
+    a2.set_ylabel("energy per inference (nJ)")
     a2.legend(fontsize=8, ncol=3)
     a2.set_xticks(list(x))
     a2.set_xticklabels(names, rotation=60, ha="right", fontsize=8)

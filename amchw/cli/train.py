@@ -142,8 +142,10 @@ def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, floa
     except (DatasetError, ValueError, OSError) as e:
         fail(str(e))
     best = ck["history"][ck["best_epoch"]] if ck["history"] else None
-    click.echo(f"wrote {out_path}: {model_name}, {len(ck['history'])} epochs, best epoch "
-               f"{ck['best_epoch'] + 1}" + (f" (val acc {best['val_acc']:.4f})" if best else ""))
+    n_ep = len(ck["history"])
+    click.echo(f"wrote {out_path}: {model_name}, {n_ep} epoch{'' if n_ep == 1 else 's'}, best "
+               f"epoch {ck['best_epoch'] + 1}"
+               + (f" (val acc {best['val_acc']:.4f})" if best else ""))
 
 
 @command("eval")
@@ -169,8 +171,9 @@ def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, floa
 @click.option("--plot-accuracy", default=None,
               help="PNG: accuracy vs SNR, one line per checkpoint, float and integer.")
 @click.option("--plot-confusion", default=None,
-              help="PNG: the first checkpoint's integer confusion matrix as a heat map; each "
-                   "--confusion-snr S adds FILE with .snrS before the suffix.")
+              help="PNG: the first checkpoint's integer confusion matrix over all SNRs as a "
+                   "heat map; each --confusion-snr S adds one at S dB, named FILE with .snrS "
+                   "before the suffix (e.g. cm.snr10.png). Every file written is listed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.option("--snr-range", default=None, metavar="LO:HI",
               help="Only frames with SNR in [LO, HI] dB (within the split).")
@@ -213,7 +216,8 @@ def eval_cmd(checkpoints, data, normalize, split, max_frames, show_confusion, co
             for snr, m in r["confusion_by_snr"].items():
                 written.append(confusion_heatmap(
                     m["int"], r["classes"], p.with_name(f"{p.stem}.snr{snr}{p.suffix}"),
-                    f"{r['label']} integer, SNR {snr} dB"))
+                    f"{r['label']} integer, SNR {snr} dB ({int(sum(map(sum, m['int']))):,} "
+                    "frames)"))
     except (RuntimeError, OSError) as e:
         fail(str(e))
     if as_json:
