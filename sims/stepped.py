@@ -418,8 +418,10 @@ def _run_os(L, U, init, R, C, pipelined, kidx, koff):
 
 
 @njit(cache=True)
-def _run_stationary(S, W, init, R, C, pipelined):
-    """S (T x Sr) streamed, W (Sr x Sc) stationary, init (T x Sc): out = init + S . W."""
+def _run_stationary_shift(S, W, init, R, C, pipelined):
+    """S (T x Sr) streamed, W (Sr x Sc) stationary, init (T x Sc): out = init + S . W.
+    The plain model: every streamed register shifts every cycle (the twin of
+    _run_stationary)."""
     T, Sr = S.shape
     Sc = W.shape[1]
     rf = (Sr + R - 1) // R
@@ -578,6 +580,199 @@ def _run_stationary(S, W, init, R, C, pipelined):
                 else:
                     s_v[0, j] = 0
                     s_ok[0, j] = False
+        if busy:
+            last_busy = t
+            cnt[5] += R * C
+        elif streamed == F and pending == 0:
+            break
+        t += 1
+    return out, last_busy, cnt
+
+
+@njit(cache=True)
+def _run_stationary(S, W, init, R, C, pipelined):
+    """S (T x Sr) streamed, W (Sr x Sc) stationary, init (T x Sc): out = init + S . W.
+
+    The model of _run_stationary_shift (same controller, load chains, checks and counters),
+    with the streamed registers kept as row histories instead of being shifted (PE (i, j)
+    holds at cycle t what row i was fed at t - j, read as an (R, C) window of the histories),
+    so a cycle's PEs run as plain loops the compiler vectorises, bottom row first (each reads
+    the partial sum its upper neighbour made the cycle before). A fold's first token reaches
+    PE (i, j) on the anti-diagonal i + j = t - start: the PE swaps its shadow tile in there,
+    after checking it; every other token must find its fold's tile active. Returns what
+    _run_stationary_shift returns, bit for bit (tests/sims/test_stepped.py)."""
+    T, Sr = S.shape
+    Sc = W.shape[1]
+    rf = (Sr + R - 1) // R
+    cf = (Sc + C - 1) // C
+    F = rf * cf
+    out = np.zeros((T, Sc), dtype=np.int32)
+    # streamed tokens, newest first: row i's token fed at cycle t at h*[i, pa(t)], pa = oa - t
+    Wn = 4096 + C
+    h_f = np.full((R, Wn), -1, np.int32)
+    h_t = np.zeros((R, Wn), np.int32)
+    h_v = np.zeros((R, Wn), np.int16)
+    h_ok = np.zeros((R, Wn), np.uint8)
+    oa = Wn - C
+    ps = np.zeros((R, C), np.int32)        # partial sums leaving each PE this cycle
+    w_f = np.full((R, C), -1, np.int32)    # active stationary register: fold, value, valid
+    w_v = np.zeros((R, C), np.int16)
+    w_ok = np.zeros((R, C), np.uint8)
+    # shadow (load chain) registers, column by column ([j, i]) so that a chain's shift down
+    # is one contiguous move, each packed in an int64: (fold + 1) << 32 | destination row
+    # << 18 | valid << 16 | the 16-bit value (0: empty)
+    if R >= 1 << 14 or F >= 1 << 30:
+        raise ValueError("stepped stationary: array or fold count too large to model")
+    sh = np.zeros((C, R), np.int64)
+    starts = np.full(max(F, 1), -1, np.int64)
+    loads = np.full(F, -1, np.int64)
+    cnt = np.zeros(6, np.int64)
+    streamed = 0
+    loaded = 0
+    pending = 0
+    t = 0
+    last_busy = -1
+    last_a = -(1 << 40)   # last cycle a row was fed a token
+    while True:
+        if oa - t < 0:    # slide the window
+            for i in range(R):
+                for q in range(C - 1):
+                    h_f[i, Wn - C + 1 + q] = h_f[i, q]
+                    h_t[i, Wn - C + 1 + q] = h_t[i, q]
+                    h_v[i, Wn - C + 1 + q] = h_v[i, q]
+                    h_ok[i, Wn - C + 1 + q] = h_ok[i, q]
+            oa = t + Wn - C
+        pa = oa - t
+        # 1. tokens in the array after this cycle's shift
+        tokens = last_a >= t - C + 1
+        # 2. controller (as _run_stationary_shift)
+        if streamed < loaded:
+            ready = t >= loads[streamed] + R
+            if streamed > 0:
+                ready = ready and t >= starts[streamed - 1] + T
+            if ready:
+                starts[streamed] = t
+                streamed += 1
+                pending += R * T
+        if loaded < F:
+            if loaded == 0:
+                go = True
+            elif pipelined:
+                go = streamed == loaded and t >= loads[loaded - 1] + R
+            else:
+                go = streamed == loaded and pending == 0 and not tokens
+            if go:
+                loads[loaded] = t
+                loaded += 1
+        # 3. row i takes the newest fold that has reached it, if it still has a token for it
+        for i in range(R):
+            h_f[i, pa] = -1
+            h_t[i, pa] = 0
+            h_v[i, pa] = 0
+            h_ok[i, pa] = 0
+        newer = t + 1
+        for f in range(streamed - 1, -1, -1):
+            if t - newer + 1 > R - 1:
+                break
+            d = t - starts[f]
+            r0 = (f % rf) * R
+            for i in range(max(t - newer + 1, d - T + 1, 0), min(d, R - 1) + 1):
+                tt = d - i
+                h_f[i, pa] = f
+                h_t[i, pa] = tt
+                last_a = t
+                pending -= 1
+                if r0 + i < Sr:
+                    h_v[i, pa] = S[tt, r0 + i]
+                    h_ok[i, pa] = 1
+                    cnt[1] += 1
+            newer = starts[f]
+        busy = last_a >= t - C + 1
+        if busy:
+            # 4a. a fold's first token swaps its tile in (anti-diagonal i + j = t - start)
+            for f in range(streamed - 1, -1, -1):
+                d = t - starts[f]
+                if d - (T - 1) > R + C - 2:
+                    break
+                if d > R + C - 2:
+                    continue
+                for i in range(max(0, d - C + 1), min(R - 1, d) + 1):
+                    j = d - i
+                    x = sh[j, i]
+                    if (x >> 32) - 1 != f or (x >> 18) & 0x3FFF != i:
+                        raise RuntimeError("stepped stationary: a token reached a PE before "
+                                           "its tile was loaded")
+                    w_f[i, j] = f
+                    w_v[i, j] = ((x & 0xFFFF) ^ 0x8000) - 0x8000
+                    w_ok[i, j] = (x >> 16) & 1
+            # 4b. PEs, bottom row first; row 0 takes the bias or the stored partial sum
+            xf = h_f[:, pa:pa + C]
+            xv = h_v[:, pa:pa + C]
+            xok = h_ok[:, pa:pa + C]
+            bad = 0
+            macs = 0
+            for ii in range(R - 1):      # (a forward loop: a negative-step range() keeps
+                i = R - 1 - ii             # the compiler from vectorising the inner one)
+                for j in range(C):
+                    f = xf[i, j]
+                    both = xok[i, j] & w_ok[i, j]
+                    bad += (f >= 0) & (w_f[i, j] != f)
+                    macs += both
+                    p = ps[i - 1, j] + xv[i, j] * w_v[i, j] * both
+                    ps[i, j] = p if f >= 0 else 0
+            for j in range(C):
+                f = xf[0, j]
+                if f < 0:
+                    ps[0, j] = 0
+                    continue
+                bad += w_f[0, j] != f
+                col = (f // rf) * C + j
+                p = np.int64(0)
+                if col < Sc:
+                    tt = h_t[0, pa + j]
+                    if f % rf == 0:
+                        p = np.int64(init[tt, col])
+                    else:
+                        p = np.int64(out[tt, col])
+                        cnt[4] += 1
+                if xok[0, j] and w_ok[0, j]:
+                    p = wrap_i32(p + np.int64(xv[0, j]) * np.int64(w_v[0, j]))
+                    macs += 1
+                ps[0, j] = p
+            if bad:
+                raise RuntimeError("stepped stationary: a token met another fold's tile")
+            cnt[0] += macs
+            # the bottom row writes its partial sums back
+            for j in range(C):
+                f = xf[R - 1, j]
+                if f >= 0:
+                    col = (f // rf) * C + j
+                    if col < Sc:
+                        out[h_t[R - 1, pa + j], col] = ps[R - 1, j]
+                        cnt[3] += 1
+        # 5. load chains (as _run_stationary_shift)
+        for f in range(loaded - 1, -1, -1):
+            if t >= loads[f] + C - 1 + R:
+                break
+            r0 = (f % rf) * R
+            c0 = (f // rf) * C
+            for j in range(C):
+                c = t - loads[f] - j
+                if c < 0 or c >= R:
+                    continue
+                busy = True
+                if (sh[j, c] >> 32) - 1 >= 0 and (sh[j, c] >> 32) - 1 != w_f[c, j]:
+                    raise RuntimeError("stepped stationary: a load overwrote a tile that was "
+                                       "never used")
+                for q in range(c):         # rows c .. 1 take the row above's value
+                    sh[j, c - q] = sh[j, c - q - 1]
+                row = r0 + R - 1 - c
+                col = c0 + j
+                x = (np.int64(f) + 1) << 32 | np.int64(R - 1 - c) << 18
+                if row < Sr and col < Sc:
+                    x |= np.int64(1) << 16 | (np.int64(W[row, col]) & 0xFFFF)
+                    cnt[2] += 1
+                sh[j, 0] = x
         if busy:
             last_busy = t
             cnt[5] += R * C
