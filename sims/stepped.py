@@ -259,7 +259,7 @@ def _run_os(L, U, init, R, C, pipelined, kidx, koff):
     # row i's token fed at cycle t sits at ha_*[i, pa(t)], pa(t) = oa - t, so PE (i, j)
     # reads ha_*[i, pa(t) + j]; column j's at hb_*[pb(t), j], pb(t) = ob - t, PE (i, j)
     # reading hb_*[pb(t) + i, j]. Empty: tag -1, value 0, not valid.
-    W = 4096 + R + C
+    W = 512 + R + C
     ha_t = np.full((R, W), -1, np.int32)
     ha_v = np.zeros((R, W), np.int16)     # operand registers are 16 bits wide
     ha_ok = np.zeros((R, W), np.uint8)
@@ -608,7 +608,7 @@ def _run_stationary(S, W, init, R, C, pipelined):
     F = rf * cf
     out = np.zeros((T, Sc), dtype=np.int32)
     # streamed tokens, newest first: row i's token fed at cycle t at h*[i, pa(t)], pa = oa - t
-    Wn = 4096 + C
+    Wn = 512 + C
     h_f = np.full((R, Wn), -1, np.int32)
     h_t = np.zeros((R, Wn), np.int32)
     h_v = np.zeros((R, Wn), np.int16)
