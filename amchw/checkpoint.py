@@ -25,6 +25,11 @@ class CheckpointError(ValueError):
     """A file that is not a readable amchw checkpoint (the message names it and says why)."""
 
 
+class CheckpointMissing(CheckpointError):
+    """No file at the checkpoint's path, or a directory: the request is wrong (a command line
+    ends it as a usage error, exit 2), not a file."""
+
+
 def load(path) -> dict:
     """The raw checkpoint dict of `path` (torch.load on the CPU). CheckpointError naming the
     file for a directory, a missing file, or one torch cannot read (truncated, random bytes,
@@ -32,9 +37,9 @@ def load(path) -> dict:
     an amchw checkpoint dict."""
     p = Path(path)
     if p.is_dir():
-        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
+        raise CheckpointMissing(f"{path}: is a directory, not a checkpoint file")
     if not p.exists():
-        raise CheckpointError(f"{path}: no such file")
+        raise CheckpointMissing(f"{path}: no such file")
     try:
         ck = torch.load(p, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 - whatever torch.load raises on a bad file
@@ -60,8 +65,8 @@ def model_from_checkpoint(path, float_only_ok: bool = False) -> tuple[nn.Module,
     as initialised, so training it further continues from the learned scales."""
     try:
         ck = load(path)
-    except CheckpointError as e:
-        raise ValueError(str(e)) from None
+    except CheckpointError:
+        raise
     except Exception as e:  # any unreadable file (unpickling errors included) names the file
         raise ValueError(f"{path}: not an amchw checkpoint ({type(e).__name__}: "
                          f"{_one_line(e)})") from None

@@ -163,7 +163,7 @@ def early_exit_run(spec: str, graph, rep, data_path: str, max_frames: int, seed:
                    threshold: float, sweep_thresholds=()):
     """Run the integer graph with its exit rule on the data file; the early-exit report of
     sims.early_exit and what the JSON adds to it."""
-    from amchw.data.radioml import DatasetError
+    from amchw.data.radioml import DataFileMissing, DatasetError
     from amchw.ir import IRError
     from amchw.ir.early_exit import decide, error_bound, run_early_exit
     from amchw.sims.early_exit import early_exit, split_layers, sweep
@@ -173,8 +173,8 @@ def early_exit_run(spec: str, graph, rep, data_path: str, max_frames: int, seed:
                                                      max_frames, seed)
     except (DatasetError, OSError, ValueError, KeyError) as e:
         msg = str(e)
-        raise RequestError(msg if msg.startswith(f"{data_path}:") else f"{data_path}: {msg}") \
-            from None
+        raise RequestError(msg if msg.startswith(f"{data_path}:") else f"{data_path}: {msg}",
+                           usage=isinstance(e, DataFileMissing), option="--data") from None
     n_logits = graph.values()[graph.outputs[0]].shape[0]
     if n_cls != n_logits:
         raise RequestError(f"{data_path}: {n_cls} classes but {spec} has {n_logits} outputs")

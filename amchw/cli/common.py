@@ -20,6 +20,22 @@ def fail(msg: str) -> None:
     sys.exit(1)
 
 
+def fail_with(e: Exception, name: str | None = None, others=()) -> None:
+    """End a command on a library error: a data file or checkpoint that is not there or is a
+    directory is a usage error (exit 2), anything else `error: ...` (exit 1) (the checkpoint's
+    error class is matched by name: amchw.checkpoint imports torch). `name` (the file or model the
+    error is about) prefixes the message unless it already starts with it or with one of
+    `others` (other files the command read, which name themselves)."""
+    from amchw.data.radioml import DataFileMissing
+
+    msg = str(e)
+    if name is not None and not any(msg.startswith(str(n)) for n in (name, *others) if n):
+        msg = f"{name}: {msg}"
+    if isinstance(e, DataFileMissing) or type(e).__name__ == "CheckpointMissing":
+        raise click.UsageError(msg)
+    fail(msg)
+
+
 class Command(click.Command):
     """A command whose amchw.resolve.RequestError ends as a usage error (exit 2, naming its
     option) when it is one, else as `error: ...` (exit 1)."""

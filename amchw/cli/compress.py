@@ -12,7 +12,8 @@ import click
 from amchw.compress.methods import METHODS
 from amchw.compress.registry import Method, Option
 
-from .common import Command, click_param, command, fail, group, log, quant_options
+from .common import (Command, click_param, command, fail, fail_with, group, log,
+                     quant_options)
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -98,7 +99,7 @@ def method_command(m: Method) -> click.Command:
                 raise click.BadParameter(str(e), param_hint=e.option) from None
             fail(str(e))
         except (DatasetError, ValueError, OSError) as e:
-            fail(str(e))
+            fail_with(e)
         finally:
             DEVICE.reset(token)
         _echo(m.lines(result, settings, output))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from .common import fail, group, progress_bar
+from .common import fail, fail_with, group, progress_bar
 
 #: amchw.data.synthetic.PROFILES' names, spelled here so the CLI starts without numpy
 #: (a test checks they agree)
@@ -74,7 +74,7 @@ def data_info_cmd(path):
             dataset = r.dataset
             x = r.frames(np.arange(min(n, 256)))
     except DatasetError as e:
-        fail(str(e))
+        fail_with(e)
     power = float(np.mean(np.sum(x.astype(np.float64) ** 2, axis=1))) if n else 0.0
     counts = np.bincount(y, minlength=len(classes))
     click.echo(f"{path}: {dataset}, {n:,} frames of 2 x {length}, {len(classes)} classes, "
@@ -106,7 +106,7 @@ def data_convert_cmd(src, out_path, normalize, snr_range):
     try:
         info = convert_to_h5(src, out_path, normalize, snrs)
     except (DatasetError, OSError) as e:
-        fail(str(e))
+        fail_with(e)
     click.echo(f"wrote {out_path}: {info['frames']:,} frames of {info['length']} samples, "
                f"{info['classes']} classes from {info['dataset']} ({src}), scaled "
                f"{info['normalize']}, {info['seconds']:.1f} s")

@@ -10,7 +10,7 @@ import click
 
 from amchw.data.splits import SPLIT_CHOICES, parse_snr_range
 
-from .common import command, fail, progress_bar, quant_options
+from .common import command, fail, fail_with, progress_bar, quant_options
 
 
 _NORMALIZE = click.Choice(["auto", "unit-power", "l1", "peak", "none"])
@@ -140,7 +140,7 @@ def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, floa
         per_epoch = batches_per_epoch(cfg)
         ck = train(cfg, progress=progress, log=log)
     except (DatasetError, ValueError, OSError) as e:
-        fail(str(e))
+        fail_with(e)
     best = ck["history"][ck["best_epoch"]] if ck["history"] else None
     n_ep = len(ck["history"])
     click.echo(f"wrote {out_path}: {model_name}, {n_ep} epoch{'' if n_ep == 1 else 's'}, best "
@@ -196,7 +196,7 @@ def eval_cmd(checkpoints, data, normalize, split, max_frames, show_confusion, co
                                     confusion_snrs=tuple(confusion_snrs), normalize=normalize,
                                     device=device, snr_range=snrs)
         except (DatasetError, ValueError, OSError, KeyError) as e:
-            fail(f"{ck}: {e}")
+            fail_with(e, ck, (data,))
         r["label"] = Path(ck).stem
         results.append(r)
     written = []

@@ -122,7 +122,7 @@ class H5Frames(FrameReader):
         self.path = str(path)
         self.normalize = resolve_normalize(normalize, self.kind)
         if not os.path.isfile(self.path):
-            raise DatasetError(_not_a_file(self.path))
+            raise DataFileMissing(_not_a_file(self.path))
         try:
             self._f = h5py.File(self.path, "r")
         except OSError as e:
@@ -255,6 +255,11 @@ class ArrayFrames(FrameReader):
         return normalize_frames(self._x[idx], self.normalize)
 
 
+class DataFileMissing(DatasetError):
+    """The data file named is not there, or is a directory: the request is wrong (a command
+    line ends it as a usage error, exit 2), not the file."""
+
+
 def _not_a_file(path) -> str:
     """Why `path` cannot be read as a data file: a directory, or nothing there."""
     if os.path.isdir(path):
@@ -266,7 +271,7 @@ def file_kind(path) -> str:
     """"hdf5" for an HDF5 file (by its signature), else "pickle"; DatasetError if missing."""
     p = Path(path)
     if not p.is_file():
-        raise DatasetError(_not_a_file(p))
+        raise DataFileMissing(_not_a_file(p))
     with open(p, "rb") as f:
         return "hdf5" if f.read(8) == b"\x89HDF\r\n\x1a\n" else "pickle"
 
@@ -329,7 +334,7 @@ def read_rml2016(path):
     Classes sorted (the order everyone uses); frames by class, then SNR, then file order."""
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(_not_a_file(path))
+        raise DataFileMissing(_not_a_file(path))
     try:
         with open(path, "rb") as f:
             d = _ArrayUnpickler(f, encoding="latin1").load()

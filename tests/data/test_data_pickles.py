@@ -146,7 +146,7 @@ def test_convert_writes_what_the_readers_read(tmp_path):
     assert info.exit_code == 0 and "RML22, 120 frames of 2 x 128, 10 classes" in info.output
     bad = CliRunner().invoke(main, ["data", "convert", str(tmp_path / "nope.pkl"), "-o",
                                     str(tmp_path / "x.h5")])
-    assert bad.exit_code == 1 and "nope.pkl: no such file" in bad.output
+    assert bad.exit_code == 2 and "nope.pkl: no such file" in bad.output   # a usage error
     assert not (tmp_path / "x.h5").exists()
     bad = CliRunner().invoke(main, ["data", "convert", str(tmp_path / "a.pkl"), "-o",
                                     str(tmp_path / "x.h5"), "--snr-range", "5"])

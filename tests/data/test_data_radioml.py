@@ -224,6 +224,6 @@ def test_a_directory_as_data_is_called_a_directory(tmp_path):
     from amchw.cli import main
 
     r = CliRunner().invoke(main, ["data", "info", str(tmp_path)])
-    assert r.exit_code == 1 and "is a directory, not a data file" in r.output
+    assert r.exit_code == 2 and "is a directory, not a data file" in r.output
     with pytest.raises(DatasetError, match="is a directory"):
         H5Frames(tmp_path)

@@ -251,8 +251,8 @@ def test_simulate_compare_puts_versions_side_by_side(tmp_path):
 
 
 def test_a_bad_checkpoint_is_a_one_line_error_naming_it(tmp_path):
-    """Truncated, random, empty, a QONNX file, a dict without a model, a directory: eval ends
-    with exit 1 and `error: FILE: ...`, never a traceback."""
+    """Truncated, random, empty, a QONNX file, a dict without a model: eval ends with exit 1
+    and `error: FILE: ...`, never a traceback; a directory or no file: exit 2 naming it."""
     import torch
 
     good = tmp_path / "good.pt"
@@ -266,12 +266,15 @@ def test_a_bad_checkpoint_is_a_one_line_error_naming_it(tmp_path):
         else:
             p.write_bytes(data)
     (tmp_path / "adir.pt").mkdir()
-    for name in list(cases) + ["adir.pt", "missing.pt"]:
+    for name in list(cases):
         r = CliRunner().invoke(main, ["eval", str(tmp_path / name), "--data", str(good)])
         assert r.exit_code == 1, (name, r.output)
         assert r.output.startswith("error: ") and name in r.output, (name, r.output)
         assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1, r.output
         assert isinstance(r.exception, SystemExit), (name, r.exception)
+    for name in ("adir.pt", "missing.pt"):  # nothing to read there: a usage error, exit 2
+        r = CliRunner().invoke(main, ["eval", str(tmp_path / name), "--data", str(good)])
+        assert r.exit_code == 2 and name in r.output and "Traceback" not in r.output, r.output
 
 
 def test_bit_widths_out_of_range_are_usage_errors():
@@ -345,3 +348,20 @@ def test_verify_takes_model_as_argument_or_option_and_train_takes_output():
     assert r.exit_code == 2 and "missing MODEL" in r.output
     h = CliRunner().invoke(main, ["train", "--help"]).output
     assert "-o, --output, --out" in h
+
+
+def test_a_missing_data_file_is_a_usage_error_everywhere_and_named_once(tmp_path):
+    """Exit 2 for a data file or checkpoint that is not there or is a directory, in every
+    command that reads one; a checkpoint's error names the file once."""
+    for args in (["data", "info", str(tmp_path / "no.h5")], ["data", "info", str(tmp_path)],
+                 ["eval", "vtcnn2.pt", "--data", str(tmp_path / "no.h5")],
+                 ["train", "--model", "vtcnn2", "--data", str(tmp_path / "no.h5"), "-o",
+                  str(tmp_path / "t.pt")],
+                 ["simulate", "ee-v1", "--data", str(tmp_path / "no.h5")]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 2, (args, r.output)
+        assert "no such file" in r.output or "is a directory" in r.output
+    empty = tmp_path / "e.pt"
+    empty.write_bytes(b"")
+    r = CliRunner().invoke(main, ["eval", str(empty), "--data", str(tmp_path / "no.h5")])
+    assert r.exit_code == 1 and r.output.count(str(empty)) == 1, r.output
