@@ -80,7 +80,8 @@ def float_model(mirror, example: np.ndarray, out_path: Path) -> Path:
 
 def session(path: Path, threads: int):
     """An onnxruntime CPU session with every graph optimization, `threads` intra-op threads
-    and one inter-op thread; a function x -> first output."""
+    and one inter-op thread; a function x -> first output (x reshaped to the file's input
+    rank when it differs, e.g. (N, 2, 1024) -> (N, 2, 1, 1024))."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -88,5 +89,13 @@ def session(path: Path, threads: int):
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    name = s.get_inputs()[0].name
-    return lambda x: s.run(None, {name: x})[0]
+    inp = s.get_inputs()[0]
+    rest = tuple(int(d) for d in inp.shape[1:])   # amchw's FINN-form export of a 1-D network
+    name = inp.name                                # takes (N, C, 1, L): the same values
+
+    def run(x):
+        if x.shape[1:] != rest:
+            x = x.reshape((x.shape[0], *rest))
+        return s.run(None, {name: x})[0]
+
+    return run
