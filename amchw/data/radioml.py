@@ -283,6 +283,9 @@ def open_frames(path, normalize: str = "auto"):
     p = Path(path)
     if file_kind(p) == "hdf5":
         return H5Frames(p, normalize=normalize)
+    if p.suffix.lower() in (".h5", ".hdf5", ".hdf"):
+        raise DatasetError(f"{path}: not an HDF5 file (it does not start with the HDF5 "
+                           "signature: damaged, or another kind of file named .h5)")
     X, y, snr, classes = read_rml2016(p)
     return ArrayFrames(p, X, y, snr, classes, normalize)
 
@@ -339,8 +342,9 @@ def read_rml2016(path):
         with open(path, "rb") as f:
             d = _ArrayUnpickler(f, encoding="latin1").load()
     except Exception as e:  # unpickling garbage raises many types
+        why = " ".join(str(e).split())[:300]
         raise DatasetError(f"{path}: not a readable RadioML 2016 pickle "
-                           f"({type(e).__name__}: {e})") from None
+                           f"({type(e).__name__}: {why})") from None
     if not isinstance(d, dict) or not d:
         raise DatasetError(f"{path}: expected a dict {{(modulation, snr): frames}}")
     items = {}

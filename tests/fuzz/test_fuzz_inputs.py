@@ -269,3 +269,10 @@ def test_checkpoint_wrong_structure(tmp_path, edit, value):
     p = tmp_path / "s.pt"
     torch.save(ck, p)
     _outcome("checkpoint structure", p, lambda: checkpoint_model(str(p)))
+
+
+def test_a_damaged_hdf5_signature_is_called_so_not_a_bad_pickle(tmp_path):
+    p = tmp_path / "f.h5"
+    p.write_bytes(b"\x00" + h5_bytes()[1:])
+    with pytest.raises(DatasetError, match="f.h5: not an HDF5 file"):
+        open_frames(p)
