@@ -62,7 +62,11 @@ def test_zoo_verifies_bit_exact(name, scales, reference):
             if r.mismatches:
                 assert r.exactness == "float" and r.max_diff_lsb == 1
                 assert r.max_tie_distance is not None and r.max_tie_distance < 1e-3
-    assert rep.argmax_agreement == 1.0
+    if reference == "float64" or not has_bn:
+        assert rep.argmax_agreement == 1.0
+    else:  # an allowed near tie can flip a frame's top class further on (docs/verification.md)
+        assert rep.argmax_agreement == 1.0 or (
+            any(r.mismatches for r in rep.layers) and rep.argmax_agreement >= 0.98)
     # every quantizer and weight layer of the model was compared (a QuantGRU as a whole:
     # its state sequence)
     covered = {r.layer for r in rep.layers}

@@ -48,8 +48,13 @@ def test_nm_pattern_and_the_ir():
     fresh = build("vgg10", seed=0)
     before = {k: v.clone() for k, v in fresh.state_dict().items()}
     with pytest.raises(PruneError, match="conv1: its reduction of 6 weights"):
-        magnitude_prune(fresh, pattern="3:7")
+        magnitude_prune(fresh, pattern="3:7", layers=["conv1", "conv2"])   # named: an error
+    with pytest.raises(PruneError, match="no layer takes the 3:7 pattern"):
+        magnitude_prune(fresh, pattern="3:7")        # no reduction of VGG10 is a multiple of 7
     assert all(torch.equal(v, fresh.state_dict()[k]) for k, v in before.items())  # untouched
+    kept: dict = {}
+    done = magnitude_prune(build("vgg10", seed=0), pattern="2:4", skipped=kept)
+    assert list(kept) == ["conv1"] and "conv1" not in done and done["conv2"] == 0.5
     with pytest.raises(PruneError, match="N:M with 1 <= N < M"):
         magnitude_prune(build("vgg10"), pattern="4:4")
     with pytest.raises(PruneError, match="in \\[0, 1\\]"):
