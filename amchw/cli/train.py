@@ -106,6 +106,13 @@ def train_cmd(model_name, data, normalize, per_class_snr, out_path, epochs, floa
     if model_name not in ZOO:
         raise click.BadParameter(f"unknown zoo model {model_name!r}; choose from "
                                  f"{', '.join(sorted(ZOO))}", param_hint="--model")
+    if Path(out_path).is_file():   # a run to resume: readable before any data is written
+        from amchw.checkpoint import CheckpointError, load
+
+        try:
+            load(out_path)
+        except CheckpointError as e:
+            fail_with(e)
     if data is None:
         prof = ZOO[model_name].profile
         per = per_class_snr or (200 if PROFILES[prof].length <= 128 else 40)

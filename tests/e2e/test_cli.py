@@ -365,3 +365,12 @@ def test_a_missing_data_file_is_a_usage_error_everywhere_and_named_once(tmp_path
     empty.write_bytes(b"")
     r = CliRunner().invoke(main, ["eval", str(empty), "--data", str(tmp_path / "no.h5")])
     assert r.exit_code == 1 and r.output.count(str(empty)) == 1, r.output
+
+
+def test_train_refuses_an_unreadable_checkpoint_to_resume_before_writing_data(tmp_path):
+    bad = tmp_path / "t.pt"
+    bad.write_bytes(b"PK\x03\x04 not a zip")
+    r = CliRunner().invoke(main, ["train", "--model", "vtcnn2", "--per-class-snr", "2",
+                                  "--epochs", "1", "-o", str(bad)])
+    assert r.exit_code == 1 and "t.pt: not an amchw checkpoint" in r.output, r.output
+    assert list(tmp_path.iterdir()) == [bad]      # no synthetic data file written beside it
