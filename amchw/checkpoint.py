@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from amchw.data.radioml import H5Frames, file_kind, open_frames
+from amchw.fileio import MissingFile
 from amchw.data.splits import (DEFAULT_SEED, DEFAULT_VAL_FRACTION,  # noqa: F401 (re-exported)
                                config_split, split_indices)
 
@@ -25,9 +26,8 @@ class CheckpointError(ValueError):
     """A file that is not a readable amchw checkpoint (the message names it and says why)."""
 
 
-class CheckpointMissing(CheckpointError):
-    """No file at the checkpoint's path, or a directory: the request is wrong (a command line
-    ends it as a usage error, exit 2), not a file."""
+class CheckpointMissing(CheckpointError, MissingFile):
+    """No file at the checkpoint's path, or a directory."""
 
 
 def load(path) -> dict:

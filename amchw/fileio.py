@@ -1,6 +1,7 @@
 """Atomic file output: write to a temporary file beside the target, then rename it into place,
 so a crash or a full disk never leaves a half-written file under the final name. Missing
-parent folders are created (an output path like runs/x.pt just works)."""
+parent folders are created (an output path like runs/x.pt just works). Also what the readers
+share: MissingFile, the mark of a "not there / a directory" error."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
+
+
+class MissingFile(Exception):
+    """Mixed into a reader's error when the file it was given is not there or is a
+    directory: the request is wrong, not a file (a command line ends it as a usage error,
+    exit 2)."""
 
 
 @contextlib.contextmanager

@@ -54,6 +54,71 @@ from .timing import TIMINGS
 COUNTERS = ("macs", "a_reads", "b_reads", "out_writes", "psum_reads", "pe_cycles")
 
 
+@njit(cache=True, inline="always")
+def _os_order(koff, rf, cf):
+    """The folds that run, in order (row fold major); a fold whose column fold streams no
+    step is not run."""
+    order = np.empty(rf * cf, np.int64)
+    F = 0
+    for f in range(rf * cf):
+        if koff[f % cf + 1] > koff[f % cf]:
+            order[F] = f
+            F += 1
+    return order, F
+
+
+@njit(cache=True, inline="always")
+def _os_controller(t, started, pending, tokens, F, pipelined, order, starts, koff, cf, R, C):
+    """The os controller at cycle t: may the next fold (in `order`) start streaming? Returns
+    (started, pending). scalesim: only when every operand of the previous fold was fed and
+    none is left in the array (`tokens`); pipelined: as soon as row 0's and column 0's feed
+    ports fed the previous fold's final operand (rows and columns further out follow with
+    their skew)."""
+    if started < F:
+        if started == 0:
+            go = True
+        elif pipelined:
+            fp = order[started - 1] % cf
+            go = t >= starts[started - 1] + koff[fp + 1] - koff[fp]
+        else:
+            go = pending == 0 and not tokens
+        if go:
+            starts[started] = t
+            fc = order[started] % cf
+            started += 1
+            pending += (R + C) * (koff[fc + 1] - koff[fc])
+    return started, pending
+
+
+@njit(cache=True, inline="always")
+def _stationary_controller(t, streamed, loaded, pending, tokens, F, T, R, pipelined, starts,
+                           loads):
+    """The ws/is controller at cycle t; returns (streamed, loaded, pending). A fold streams
+    when the stream port is free and its tile's column 0 has finished loading. A tile starts
+    loading: pipelined, once the previous tile is in use (its wave of swaps runs ahead of this
+    load's wave) and the load chain is free; scalesim, once the previous fold has streamed
+    everything and drained (no token left, `tokens`)."""
+    if streamed < loaded:
+        ready = t >= loads[streamed] + R
+        if streamed > 0:
+            ready = ready and t >= starts[streamed - 1] + T
+        if ready:
+            starts[streamed] = t
+            streamed += 1
+            pending += R * T
+    if loaded < F:
+        if loaded == 0:
+            go = True
+        elif pipelined:
+            go = streamed == loaded and t >= loads[loaded - 1] + R
+        else:
+            go = streamed == loaded and pending == 0 and not tokens
+        if go:
+            loads[loaded] = t
+            loaded += 1
+    return streamed, loaded, pending
+
+
 @njit(cache=True)
 def _run_os_shift(L, U, init, R, C, pipelined, kidx, koff):
     """L (Sr x K), U (K x Sc), init (Sr x Sc): returns out, last busy cycle, counters.
@@ -66,13 +131,7 @@ def _run_os_shift(L, U, init, R, C, pipelined, kidx, koff):
     Sc = U.shape[1]
     rf = (Sr + R - 1) // R
     cf = (Sc + C - 1) // C
-    # the folds that run, in order (row fold major), and their lengths
-    order = np.empty(rf * cf, np.int64)
-    F = 0
-    for f in range(rf * cf):
-        if koff[f % cf + 1] > koff[f % cf]:
-            order[F] = f
-            F += 1
+    order, F = _os_order(koff, rf, cf)   # the folds that run, in order
     out = np.zeros((Sr, Sc), dtype=np.int32)
     for f in range(rf * cf):  # outputs of folds that do not run keep their init
         if koff[f % cf + 1] == koff[f % cf]:
@@ -122,22 +181,8 @@ def _run_os_shift(L, U, init, R, C, pipelined, kidx, koff):
                 if a_f[i, j] >= 0 or b_f[i, j] >= 0:
                     tokens += 1
         # 2. controller: may the next fold start streaming this cycle?
-        if started < F:
-            if started == 0:
-                go = True
-            elif pipelined:
-                # row 0's and column 0's feed ports are free once they fed the last fold's
-                # final operand (rows and columns further out follow with their skew)
-                fp = order[started - 1] % cf
-                go = t >= starts[started - 1] + koff[fp + 1] - koff[fp]
-            else:
-                # sequential folds: every operand of the previous fold fed and out of the array
-                go = pending == 0 and tokens == 0
-            if go:
-                starts[started] = t
-                fc = order[started] % cf
-                started += 1
-                pending += (R + C) * (koff[fc + 1] - koff[fc])
+        started, pending = _os_controller(t, started, pending, tokens > 0, F, pipelined,
+                                          order, starts, koff, cf, R, C)
         # 3. inject at the left edge (row i) and the top edge (column j), skewed by i and j
         for i in range(R):
             for s in range(started - 1, -1, -1):
@@ -210,19 +255,6 @@ def _run_os_shift(L, U, init, R, C, pipelined, kidx, koff):
             break
         t += 1
     return out, last_busy, cnt
-
-
-@njit(cache=True, inline="always")
-def _os_order(koff, rf, cf):
-    """The folds that run, in order (row fold major); a fold whose column fold streams no
-    step is not run."""
-    order = np.empty(rf * cf, np.int64)
-    F = 0
-    for f in range(rf * cf):
-        if koff[f % cf + 1] > koff[f % cf]:
-            order[F] = f
-            F += 1
-    return order, F
 
 
 @njit(cache=True)
@@ -298,20 +330,9 @@ def _run_os(L, U, init, R, C, pipelined, kidx, koff):
         # 1. tokens in the array after this cycle's shift (fed within the last C - 1 cycles
         # to a row, or R - 1 to a column)
         tokens = last_a >= t - C + 1 or last_b >= t - R + 1
-        # 2. controller (as _run_os_shift)
-        if started < F:
-            if started == 0:
-                go = True
-            elif pipelined:
-                fp = order[started - 1] % cf
-                go = t >= starts[started - 1] + koff[fp + 1] - koff[fp]
-            else:
-                go = pending == 0 and not tokens
-            if go:
-                starts[started] = t
-                fc = order[started] % cf
-                started += 1
-                pending += (R + C) * (koff[fc + 1] - koff[fc])
+        # 2. controller (shared with _run_os_shift)
+        started, pending = _os_controller(t, started, pending, tokens, F, pipelined, order,
+                                          starts, koff, cf, R, C)
         # 3. feed row i and column j (skewed by i and j): row i takes the newest fold that
         # has reached it (started at or before t - i), if that fold still has a step for it;
         # so fold s feeds rows (t - starts[s + 1], t - starts[s]] less those it is done with.
@@ -465,30 +486,9 @@ def _run_stationary_shift(S, W, init, R, C, pipelined):
                 if x_f[i, j] >= 0:
                     tokens += 1
             x_f[i, 0] = -1
-        # 2. controller. A fold streams when the stream port is free and its tile's column 0
-        #    has finished loading
-        if streamed < loaded:
-            ready = t >= loads[streamed] + R
-            if streamed > 0:
-                ready = ready and t >= starts[streamed - 1] + T
-            if ready:
-                starts[streamed] = t
-                streamed += 1
-                pending += R * T
-        # which tile may start loading this cycle?
-        if loaded < F:
-            if loaded == 0:
-                go = True
-            elif pipelined:
-                # the shadow registers are free once the previous tile is in use (its wave of
-                # swaps runs ahead of this load's wave), the load chain once its load finished
-                go = streamed == loaded and t >= loads[loaded - 1] + R
-            else:
-                # sequential folds: the previous fold has streamed everything and drained
-                go = streamed == loaded and pending == 0 and tokens == 0
-            if go:
-                loads[loaded] = t
-                loaded += 1
+        # 2. controller: which fold streams, which tile starts loading
+        streamed, loaded, pending = _stationary_controller(
+            t, streamed, loaded, pending, tokens > 0, F, T, R, pipelined, starts, loads)
         # 3. new tokens enter each row, skewed by the row
         for i in range(R):
             for f in range(streamed - 1, -1, -1):
@@ -645,25 +645,9 @@ def _run_stationary(S, W, init, R, C, pipelined):
         pa = oa - t
         # 1. tokens in the array after this cycle's shift
         tokens = last_a >= t - C + 1
-        # 2. controller (as _run_stationary_shift)
-        if streamed < loaded:
-            ready = t >= loads[streamed] + R
-            if streamed > 0:
-                ready = ready and t >= starts[streamed - 1] + T
-            if ready:
-                starts[streamed] = t
-                streamed += 1
-                pending += R * T
-        if loaded < F:
-            if loaded == 0:
-                go = True
-            elif pipelined:
-                go = streamed == loaded and t >= loads[loaded - 1] + R
-            else:
-                go = streamed == loaded and pending == 0 and not tokens
-            if go:
-                loads[loaded] = t
-                loaded += 1
+        # 2. controller (shared with _run_stationary_shift)
+        streamed, loaded, pending = _stationary_controller(
+            t, streamed, loaded, pending, tokens, F, T, R, pipelined, starts, loads)
         # 3. row i takes the newest fold that has reached it, if it still has a token for it
         for i in range(R):
             h_f[i, pa] = -1

@@ -21,17 +21,17 @@ def fail(msg: str) -> None:
 
 
 def fail_with(e: Exception, name: str | None = None, others=()) -> None:
-    """End a command on a library error: a data file or checkpoint that is not there or is a
-    directory is a usage error (exit 2), anything else `error: ...` (exit 1) (the checkpoint's
-    error class is matched by name: amchw.checkpoint imports torch). `name` (the file or model the
-    error is about) prefixes the message unless it already starts with it or with one of
-    `others` (other files the command read, which name themselves)."""
-    from amchw.data.radioml import DataFileMissing
+    """End a command on a library error: a file that is not there or is a directory
+    (amchw.fileio.MissingFile: a data file, a checkpoint) is a usage error (exit 2), anything
+    else `error: ...` (exit 1). `name` (the file or model the error is about) prefixes the
+    message unless it already starts with it or with one of `others` (other files the
+    command read, which name themselves)."""
+    from amchw.fileio import MissingFile
 
     msg = str(e)
     if name is not None and not any(msg.startswith(str(n)) for n in (name, *others) if n):
         msg = f"{name}: {msg}"
-    if isinstance(e, DataFileMissing) or type(e).__name__ == "CheckpointMissing":
+    if isinstance(e, MissingFile):
         raise click.UsageError(msg)
     fail(msg)
 

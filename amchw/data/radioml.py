@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from amchw.fileio import MissingFile
+
 from .synthetic import CLASSES_2016, CLASSES_2018
 
 CLASSES_2016B = tuple(c for c in CLASSES_2016 if c != "AM-SSB")
@@ -255,9 +257,8 @@ class ArrayFrames(FrameReader):
         return normalize_frames(self._x[idx], self.normalize)
 
 
-class DataFileMissing(DatasetError):
-    """The data file named is not there, or is a directory: the request is wrong (a command
-    line ends it as a usage error, exit 2), not the file."""
+class DataFileMissing(DatasetError, MissingFile):
+    """The data file named is not there, or is a directory."""
 
 
 def _not_a_file(path) -> str:

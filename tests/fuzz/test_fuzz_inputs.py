@@ -96,14 +96,6 @@ def _read_all(path):
         assert r.labels.shape == r.snrs.shape == (len(r),)
 
 
-@FUZZ
-@given(damage=DAMAGE)
-def test_hdf5_damaged_bytes(tmp_path, damage):
-    p = tmp_path / "f.h5"
-    p.write_bytes(_damage(h5_bytes(), *damage))
-    _outcome("hdf5 bytes", p, lambda: _read_all(p))
-
-
 _H5_EDITS = st.sampled_from(["drop X", "drop Y", "drop Z", "X 2-d", "X I/Q first",
                              "Y not one-hot", "Y short", "Z wide", "X strings", "classes short",
                              "classes ints", "no classes", "Y float noise", "empty"])
@@ -158,14 +150,6 @@ def _rml_dict(per=2):
 @lru_cache(maxsize=None)
 def pickle_bytes() -> bytes:
     return pickle.dumps(_rml_dict(), protocol=2)
-
-
-@FUZZ
-@given(damage=DAMAGE)
-def test_pickle_damaged_bytes(tmp_path, damage):
-    p = tmp_path / "f.pkl"
-    p.write_bytes(_damage(pickle_bytes(), *damage))
-    _outcome("pickle bytes", p, lambda: _read_all(p))
 
 
 _VALUES = st.one_of(st.none(), st.integers(), st.text(max_size=5), st.floats(),
@@ -225,14 +209,6 @@ def checkpoint_bytes() -> bytes:
 
 
 @FUZZ
-@given(damage=DAMAGE)
-def test_checkpoint_damaged_bytes(tmp_path, damage):
-    p = tmp_path / "f.pt"
-    p.write_bytes(_damage(checkpoint_bytes(), *damage))
-    _outcome("checkpoint bytes", p, lambda: checkpoint_model(str(p)))
-
-
-@FUZZ
 @given(edit=st.sampled_from(["drop model", "drop config", "drop state_dict", "model name",
                              "config key", "config value", "tensor shape", "tensor dtype",
                              "drop tensor", "extra tensor", "not a dict", "state not dict",
@@ -269,6 +245,26 @@ def test_checkpoint_wrong_structure(tmp_path, edit, value):
     p = tmp_path / "s.pt"
     torch.save(ck, p)
     _outcome("checkpoint structure", p, lambda: checkpoint_model(str(p)))
+
+
+# ------------------------------------------------------------------------------ damaged bytes
+
+BYTES = {  # reader: (a valid file's bytes, its name, how it is read in full)
+    "hdf5": (h5_bytes, "f.h5", _read_all),
+    "pickle": (pickle_bytes, "f.pkl", _read_all),
+    "checkpoint": (checkpoint_bytes, "f.pt", lambda p: checkpoint_model(str(p))),
+}
+
+
+@pytest.mark.parametrize("reader", list(BYTES))
+@FUZZ
+@given(damage=DAMAGE)
+def test_damaged_bytes(tmp_path, reader, damage):
+    """A valid file truncated at a random length and with up to 8 bytes flipped."""
+    valid, name, read = BYTES[reader]
+    p = tmp_path / name
+    p.write_bytes(_damage(valid(), *damage))
+    _outcome(f"{reader} bytes", p, lambda: read(p))
 
 
 def test_a_damaged_hdf5_signature_is_called_so_not_a_bad_pickle(tmp_path):
