@@ -51,79 +51,227 @@ def _rounding_consts(s, mode):
     return np.int64(0), np.int64(0), np.int64(0)  # ROUND_FLOOR
 
 
+@njit(cache=True, inline="always")
+def _sum_rows(acc, g, kk, base, plane, bias, tmp):
+    """tmp[p] = wrap_i32(bias + sum over blocks b of acc[b, g, kk, base + p]), tmp int64 or
+    int32 (views with 0-based loops, so that the loops vectorise). The block sums are exact
+    integers, so wrapping the int64 total once equals wrapping after every addition."""
+    nblk = acc.shape[0]
+    b = bias + np.int64(2**31)
+    mask = np.int64(0xFFFFFFFF)
+    if nblk == 1:
+        row = acc[0, g, kk, base:base + plane]
+        for p in range(plane):
+            tmp[p] = ((np.int64(row[p]) + b) & mask) - np.int64(2**31)
+        return
+    for p in range(plane):
+        t = np.int64(0)
+        for blk in range(nblk):
+            t += np.int64(acc[blk, g, kk, base + p])
+        # wrap to int32: ((t + b + 2^31) mod 2^32) - 2^31
+        tmp[p] = ((t + b) & mask) - np.int64(2**31)
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def gemm_epilogue(acc, bias, kk0, n0, oh_n, ow_n, has_rq, mult, shift, offset, zx, zo, lo, hi,
-                  rounding, has_pool, pkh, pkw, psh, psw, pdh, pdw, ptop, pleft, out):
+                  rounding, has_pool, pkh, pkw, psh, psw, pdh, pdw, ptop, pleft, out, fq, nb=-1,
+                  kgs=-1):
     """Finish a fused Conv/Dense [-> Requant [-> MaxPool]] chain for a block of images/filters.
 
-    acc: float (B, G, Kg', nb*OH*OW): B partial sums over disjoint reduction blocks, each an
-    exact integer, for the filters k = g*Kg + kk0 + kk (kk < Kg') and images n0 .. n0+nb-1.
+    acc: (B, G, Kg', >= nb*OH*OW), float or integer: B partial sums over disjoint reduction
+    blocks, each an exact integer, for the filters k = g*Kg + kk0 + kk (kk < kgs) and images
+    n0 .. n0+nb-1 (nb = columns // (OH*OW) and kgs = Kg' unless given: a caller whose buffer
+    has padding columns or filters names the real counts).
     a = wrap_i32(sum_b acc[b] + bias[k]) is the conv2d_i32 accumulator (exact: the block sums
     are integers and the int64 sum is wrapped once, which equals wrapping at every step).
     With has_rq, q = clamp(round_shift((a - zx)*mult[k] + offset[k], shift[k]) + zo, lo, hi)
     (requant_i32, mult/shift/offset of length K); otherwise q = a. With has_pool, q's
     (OH, OW) plane is max-pooled (window pkh x pkw, stride, dilation, padding top/left,
     padded positions excluded: maxpool2d_i32) into out[n, k]; otherwise out[n, k] = q.
-    out: int32 (N, K, OH2, OW2). The inner loops are branch-free so that they vectorise."""
-    nblk, groups, kgs, cols = acc.shape
+    out: int32 (N, K, OH2, OW2). The inner loops are branch-free so that they vectorise.
+    fq: requant_f32_params(...) for this requantization: with K columns, the requantization
+    runs in float32 lanes (exact, see there); with 0 columns, in int64."""
+    groups = acc.shape[1]
+    if kgs < 0:
+        kgs = acc.shape[2]
     k_total = out.shape[1]
     kg = k_total // groups
     plane = oh_n * ow_n
-    nb = cols // plane
+    if nb < 0:
+        nb = acc.shape[3] // plane
     poh_n = out.shape[2]
     pow_n = out.shape[3]
     # a 1-D pool with non-overlapping windows and no padding takes a simple path
     simple_pool = (has_pool and oh_n == 1 and poh_n == 1 and pkh == 1 and psw == pkw
                    and pdw == 1 and pleft == 0 and pow_n * pkw <= ow_n)
     tmp = np.empty(plane, dtype=np.int64)
-    lo64 = np.int64(lo)
-    hi64 = np.int64(hi)
+    ptmp = np.empty((poh_n, pow_n), dtype=np.int64)
+    pflat = ptmp.reshape(-1)
+    use_f32 = has_rq and fq.shape[1] > 0
+    tmp32 = np.empty(plane, dtype=np.int32)
+    ptmp32 = np.empty((poh_n, pow_n), dtype=np.int32)
+    pflat32 = ptmp32.reshape(-1)
     for nn in range(nb):
         base = nn * plane
         n = n0 + nn
         for g in range(groups):
             for kk in range(kgs):
                 k = g * kg + kk0 + kk
-                b = np.int64(bias[k]) + np.int64(2**31)
-                if nblk == 1:
-                    for p in range(plane):
-                        tmp[p] = np.int64(acc[0, g, kk, base + p])
+                dst = out[n, k]
+                if use_f32:  # multiplier > 0 here: pool first, then requantize
+                    _sum_rows(acc, g, kk, base, plane, np.int64(bias[k]), tmp32)
+                    if has_pool:
+                        _pool_into(tmp32, oh_n, ow_n, simple_pool, pkh, pkw, psh, psw, pdh, pdw,
+                                   ptop, pleft, ptmp32)
+                        _requant_f32(pflat32, fq, k, zo, lo, hi, rounding)
+                        _store(pflat32, poh_n, pow_n, dst)
+                    else:
+                        _requant_f32(tmp32, fq, k, zo, lo, hi, rounding)
+                        _store(tmp32, oh_n, ow_n, dst)
+                    continue
+                _sum_rows(acc, g, kk, base, plane, np.int64(bias[k]), tmp)
+                m = np.int64(mult[k]) if has_rq else np.int64(0)
+                # requantization is monotone for a multiplier >= 0, so it commutes with max:
+                # pool the accumulators first and requantize the fewer pooled values
+                if has_pool and (not has_rq or m >= 0):
+                    _pool_into(tmp, oh_n, ow_n, simple_pool, pkh, pkw, psh, psw, pdh, pdw, ptop,
+                               pleft, ptmp)
+                    if has_rq:
+                        _requant_inplace(pflat, m, shift[k], offset[k], zx, zo, lo, hi,
+                                         rounding)
+                    _store(pflat, poh_n, pow_n, dst)
                 else:
-                    for p in range(plane):
-                        tmp[p] = 0
-                    for blk in range(nblk):
-                        for p in range(plane):
-                            tmp[p] += np.int64(acc[blk, g, kk, base + p])
-                # wrap to int32: ((t + b + 2^31) mod 2^32) - 2^31
-                for p in range(plane):
-                    tmp[p] = ((tmp[p] + b) & np.int64(0xFFFFFFFF)) - np.int64(2**31)
-                if has_rq:
-                    m = np.int64(mult[k])
-                    sh = np.int64(shift[k])
-                    off = np.int64(offset[k]) - np.int64(zx) * m
-                    c, e, a = _rounding_consts(sh, rounding)
-                    for p in range(plane):
-                        t = tmp[p] * m + off
-                        q = t >> sh
-                        low = t - (q << sh)
-                        neg = np.int64(t < 0)
-                        v = q + ((low + c + (q & e) - a * neg) >> sh) + zo
-                        v = max(v, lo64)
-                        tmp[p] = min(v, hi64)
-                if not has_pool:
-                    for oh in range(oh_n):
-                        for ow in range(ow_n):
-                            out[n, k, oh, ow] = tmp[oh * ow_n + ow]
-                elif simple_pool:
-                    for ow in range(pow_n):
-                        j0 = ow * pkw
-                        mx = tmp[j0]
-                        for j in range(1, pkw):
-                            mx = max(mx, tmp[j0 + j])
-                        out[n, k, 0, ow] = mx
-                else:
-                    maxpool_plane(tmp.reshape(oh_n, ow_n), pkh, pkw, psh, psw, pdh, pdw, ptop,
-                                  pleft, out[n, k])
+                    if has_rq:
+                        _requant_inplace(tmp, m, shift[k], offset[k], zx, zo, lo, hi, rounding)
+                    if has_pool:
+                        _pool_into(tmp, oh_n, ow_n, simple_pool, pkh, pkw, psh, psw, pdh, pdw,
+                                   ptop, pleft, ptmp)
+                        _store(pflat, poh_n, pow_n, dst)
+                    else:
+                        _store(tmp, oh_n, ow_n, dst)
+
+
+F32_EXACT = 2**24
+
+
+def requant_f32_params(mult, shift, offset, zx, zo, lo, hi) -> np.ndarray:
+    """The float32 form of a requantization, as a float64 (6, K) array of rows (a_lo, a_hi, m,
+    off, half, 2^-shift) per channel, or a (6, 0) array where that form would not be exact.
+
+    For a multiplier m > 0, R(a) = round_shift(a*m + off, s) + zo with off = offset - zx*m is
+    monotone in a, so clamp(R(a), lo, hi) = clamp(R(a'), lo, hi) for a' = clamp(a, a_lo,
+    a_hi) with
+        a_lo = floor(((lo - zo - 1)*2^s - off) / m)   (R(a_lo) <= lo - 1),
+        a_hi = ceil(((hi - zo + 1)*2^s - off) / m)    (R(a_hi) >= hi + 1).
+    Over [a_lo, a_hi] every value the requantization forms (a', m, off, t = a'*m + off and
+    t + 2^(s-1)) is an integer below 2^24 in magnitude when the bound checked here holds, so
+    float32 holds each exactly; t * 2^-s is exact (a power of two), and rint / floor of an
+    exact value are exact. _requant_f32 rounds t * 2^-s as round_shift does: rint for
+    half_even, floor for floor, floor((t + 2^(s-1)) * 2^-s) for half_up, and that of |t| with
+    t's sign for half_away."""
+    mult = np.asarray(mult, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    offset = np.asarray(offset, dtype=np.int64)
+    k_ = mult.shape[0]
+    none = np.zeros((6, 0))
+    if k_ == 0 or int(mult.min()) <= 0 or int(shift.max()) > 100:
+        return none
+    rows = np.zeros((6, k_))
+    for k in range(k_):
+        m, s = int(mult[k]), int(shift[k])
+        off = int(offset[k]) - int(zx) * m
+        a_lo = ((int(lo) - int(zo) - 1) * 2**s - off) // m
+        a_hi = -((-((int(hi) - int(zo) + 1) * 2**s - off)) // m)
+        t_max = max(abs(a_lo * m + off), abs(a_hi * m + off))
+        half = 2 ** (s - 1) if s > 0 else 0
+        if (max(abs(a_lo), abs(a_hi), m, abs(off), abs(int(zo)), abs(int(lo)), abs(int(hi)),
+                t_max + half, abs(a_lo * m), abs(a_hi * m)) >= F32_EXACT):
+            return none
+        rows[:, k] = (a_lo, a_hi, m, off, half, 2.0 ** -s)
+    return rows
+
+
+@njit(cache=True, inline="always")
+def _requant_f32(buf, fq, k, zo, lo, hi, rounding):
+    """buf[p] = clamp(round_shift(a*m + off, s) + zo, lo, hi) for the int32 accumulators
+    buf[p], in float32 lanes (requant_f32_params gives fq and says why it is exact)."""
+    a_lo = np.int32(fq[0, k])
+    a_hi = np.int32(fq[1, k])
+    m = np.float32(fq[2, k])
+    off = np.float32(fq[3, k])
+    half = np.float32(fq[4, k])
+    sc = np.float32(fq[5, k])
+    z = np.float32(zo)
+    flo = np.float32(lo)
+    fhi = np.float32(hi)
+    if rounding == ROUND_HALF_EVEN:
+        for p in range(buf.size):
+            t = np.float32(min(max(buf[p], a_lo), a_hi)) * m + off
+            v = np.rint(t * sc) + z
+            buf[p] = np.int32(min(max(v, flo), fhi))
+    elif rounding == ROUND_HALF_UP:
+        for p in range(buf.size):
+            t = np.float32(min(max(buf[p], a_lo), a_hi)) * m + off
+            v = np.floor((t + half) * sc) + z
+            buf[p] = np.int32(min(max(v, flo), fhi))
+    elif rounding == ROUND_HALF_AWAY:
+        for p in range(buf.size):
+            t = np.float32(min(max(buf[p], a_lo), a_hi)) * m + off
+            v = np.copysign(np.floor((np.abs(t) + half) * sc), t) + z
+            buf[p] = np.int32(min(max(v, flo), fhi))
+    else:
+        for p in range(buf.size):
+            t = np.float32(min(max(buf[p], a_lo), a_hi)) * m + off
+            v = np.floor(t * sc) + z
+            buf[p] = np.int32(min(max(v, flo), fhi))
+
+
+@njit(cache=True, inline="always")
+def _requant_inplace(buf, m, shift, offset, zx, zo, lo, hi, rounding):
+    """buf[p] = clamp(round_shift((buf[p] - zx)*m + offset, shift) + zo, lo, hi)
+    (requant_i32 on int64 values that fit int32), branch-free."""
+    sh = np.int64(shift)
+    off = np.int64(offset) - np.int64(zx) * m
+    c, e, a = _rounding_consts(sh, rounding)
+    lo64 = np.int64(lo)
+    hi64 = np.int64(hi)
+    z = np.int64(zo)
+    for p in range(buf.size):
+        t = buf[p] * m + off
+        q = t >> sh
+        low = t - (q << sh)
+        neg = np.int64(t < 0)
+        v = q + ((low + c + (q & e) - a * neg) >> sh) + z
+        buf[p] = min(max(v, lo64), hi64)
+
+
+@njit(cache=True, inline="always")
+def _pool_into(tmp, oh_n, ow_n, simple_pool, pkh, pkw, psh, psw, pdh, pdw, ptop, pleft, ptmp):
+    """ptmp = maxpool2d of the (oh_n, ow_n) plane tmp (maxpool2d_i32's windows)."""
+    pow_n = ptmp.shape[1]
+    if simple_pool and pkw == 2:
+        row = ptmp[0]
+        for ow in range(pow_n):
+            row[ow] = max(tmp[2 * ow], tmp[2 * ow + 1])
+    elif simple_pool:
+        row = ptmp[0]
+        for ow in range(pow_n):
+            j0 = ow * pkw
+            mx = tmp[j0]
+            for j in range(1, pkw):
+                mx = max(mx, tmp[j0 + j])
+            row[ow] = mx
+    else:
+        maxpool_plane(tmp.reshape(oh_n, ow_n), pkh, pkw, psh, psw, pdh, pdw, ptop, pleft, ptmp)
+
+
+@njit(cache=True, inline="always")
+def _store(src, oh_n, ow_n, dst):
+    """dst[oh, ow] = src[oh*ow_n + ow] (dst: an int32 plane, any strides)."""
+    for oh in range(oh_n):
+        r = dst[oh]
+        for ow in range(ow_n):
+            r[ow] = src[oh * ow_n + ow]
 
 
 @njit(cache=True, nogil=True)

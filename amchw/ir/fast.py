@@ -19,6 +19,7 @@ A reduction that no such blocking makes exact in float64 runs on the Numba loop 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,19 +30,27 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from amchw import kernels as K
-from amchw.kernels.fused import dense_acc_small, dense_cols, gemm_epilogue, im2col_chunk
+from amchw.kernels import _checks
+from amchw.kernels import vnni as V
+from amchw.kernels.quantize import _dequantize_kernel as dequantize_kernel
+from amchw.kernels.quantize import _quantize_kernel as quantize_kernel
+from amchw.kernels.fused import (dense_acc_small, dense_cols, gemm_epilogue, im2col_chunk,
+                                 requant_f32_params)
 
 from .backends import check_input, eval_node, kernels_for
 from .graph import Graph
-from .ops import Conv, Dense, MaxPool, Requant
+from .ops import Conv, Dense, Dequantize, MaxPool, Quantize, Requant
 from .ops.base import pair as _pair
-from .types import QType
+from .types import IRError, QType
 from .validate import value_bounds
 
 F32_LIMIT = 2**24
 F64_LIMIT = 2**53
 # Budget for one worker's im2col buffer: small enough to stay in the caches.
-CHUNK_BYTES = 2 * 2**20
+CHUNK_BYTES = 2097152
+# Batch tiling (FastPlan.__call__): a tile's largest intermediate value stays below this.
+TILE_BYTES = 4 * 2**20
+MAX_TILE = 64
 # Below this many multiply-accumulates a step runs on the calling thread alone.
 PARALLEL_MIN_MACS = 4_000_000
 # Dense layers on at most this many images use the int16 weight kernel (reads 2 bytes per weight).
@@ -93,6 +102,49 @@ class _Gemm:
     macs_per_image: int
     w16: np.ndarray | None        # Dense only: centred weights as int16 when they fit, for
                                   # small batches (int32 accumulation, exact by acc_bound)
+    vnni: tuple | None = None     # the VNNI form when it applies (see _vnni_form)
+    fq: np.ndarray | None = None  # kernels.fused.requant_f32_params of the Requant (or none)
+
+
+@dataclass
+class _Direct:
+    """A Quantize or Dequantize node whose per-channel parameters were checked and broadcast
+    once, when the plan was built (the public kernels check them on every call, which costs
+    more than the arithmetic at batch 1); it runs the same Numba kernel."""
+    names: tuple[str, ...]
+    x: str
+    out: str
+    kind: str
+    args: tuple
+
+    @classmethod
+    def of(cls, n, types) -> "_Direct":
+        shape = types[n.inputs[0]].shape
+        channels = shape[0]
+        args: tuple
+        if isinstance(n.op, Quantize):
+            t = n.op.out
+            scale = _checks.channel_param(t.scale_array(), channels, "scale", "float")
+            zp = _checks.channel_param(np.int64(t.zero_point), channels, "zp", "int")
+            args = (scale, zp, int(t.lo), int(t.hi), K.ROUNDING_NAMES[n.op.rounding])
+        else:
+            t = types[n.inputs[0]].dtype
+            bias = n.op.bias if n.op.bias is not None else np.zeros(1)
+            args = (_checks.channel_param(t.scale_array(), channels, "scale", "float"),
+                    _checks.channel_param(np.int64(t.zero_point), channels, "zp", "int"),
+                    _checks.channel_param(bias, channels, "bias", "float"))
+        return cls((n.name,), n.inputs[0], n.output.name, n.op.kind, args)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        flat = np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)
+        if self.kind == "Quantize":
+            if x.dtype not in (np.float32, np.float64):
+                raise IRError(f"node {self.names[0]!r} (Quantize): input must be float32 or "
+                              f"float64, got {x.dtype}")
+            if not np.isfinite(flat).all():
+                raise IRError("input frames contain NaN or infinity")
+            return quantize_kernel(flat, *self.args).reshape(x.shape)
+        return dequantize_kernel(flat, *self.args).reshape(x.shape)
 
 
 def _per_channel(v, k_: int) -> np.ndarray:
@@ -118,6 +170,7 @@ class FastPlan:
         self._pool: ThreadPoolExecutor | None = None
         bounds = value_bounds(graph)
         types = graph.values()
+        self._types = types
         users: dict[str, list] = {}
         for n in graph.nodes:
             for i in n.inputs:
@@ -139,14 +192,22 @@ class FastPlan:
                 rq = only_user(n.output.name, Requant)
                 mp = only_user(rq.output.name, MaxPool) if rq is not None else None
                 step = self._gemm_step(n, rq, mp, types, bounds)
+            elif isinstance(n.op, (Quantize, Dequantize)) and types[n.inputs[0]].shape:
+                step = _Direct.of(n, types)
             if step is None:
                 self.steps.append(n)
             else:
                 fused.update(step.names)
                 self.steps.append(step)
+        # images per tile: the largest value a step makes, tile images of it, fits TILE_BYTES
+        biggest = max((4 * int(np.prod(v.shape)) for v in types.values()), default=1)
+        tile = int(min(MAX_TILE, max(1, TILE_BYTES // max(biggest, 1))))
+        # a multiple of the dense kernels' row tile where it can be
+        self.tile = tile - tile % V.ROW_MR if tile >= V.ROW_MR else tile
+        self.uses_blas = any(isinstance(s, _Gemm) and s.vnni is None for s in self.steps)
         self.last_use = {}
         for k, s in enumerate(self.steps):
-            for i in ([s.x] if isinstance(s, _Gemm) else s.inputs):
+            for i in ([s.x] if isinstance(s, (_Gemm, _Direct)) else s.inputs):
                 self.last_use[i] = k
 
     # ------------------------------------------------------------------ planning
@@ -217,17 +278,24 @@ class FastPlan:
             ptop, pleft = _pads(p.padding)
             poh, pow_ = (1, mp.output.shape[1]) if nd == 1 else mp.output.shape[1:]
             pool = (True, pkh, pkw, psh, psw, pdh, pdw, ptop, pleft)
+        vnni = _vnni_form(nd, groups, xt, wc, bias, xshape, (kh, kw, sh, sw, dh, dw, top, left),
+                          (oh_n, ow_n), rqp, pool)
+        fq = requant_f32_params(*rqp[1:8]) if rqp[0] else np.zeros((6, 0))
         return _Gemm(tuple(names), n.inputs[0], out_v.name, nd,
                      (kh, kw, sh, sw, dh, dw, top, left, groups, oh_n, ow_n),
                      (k_, poh, pow_), tuple(out_v.shape), ftype, wblocks, blocks,
                      np.ascontiguousarray(bias, dtype=np.int32), int(xt.zero_point), rqp, pool,
-                     k_ * taps * oh_n * ow_n, w16)
+                     k_ * taps * oh_n * ow_n, w16, vnni, fq)
 
     def describe(self) -> list[str]:
         """One line per step: the fused nodes, the float type and the number of blocks."""
         lines = []
         for s in self.steps:
-            if isinstance(s, _Gemm):
+            if isinstance(s, _Gemm) and s.vnni is not None:
+                lines.append(f"{'+'.join(s.names)}: u8 x s8 -> int32 VNNI GEMM")
+            elif isinstance(s, _Direct):
+                lines.append(f"{s.names[0]}: {s.kind} (parameters checked once)")
+            elif isinstance(s, _Gemm):
                 lines.append(f"{'+'.join(s.names)}: {np.dtype(s.ftype).name} GEMM, "
                              f"{len(s.blocks)} reduction block(s)")
             else:
@@ -267,15 +335,17 @@ class FastPlan:
         has_rq, mult, shift, offset, zx, zo, lo, hi, rounding = s.rq
         has_pool, pkh, pkw, psh, psw, pdh, pdw, ptop, pleft = s.pool
         gemm_epilogue(acc, s.bias, 0, n0, oh_n, ow_n, has_rq, mult, shift, offset, zx, zo, lo,
-                      hi, rounding, has_pool, pkh, pkw, psh, psw, pdh, pdw, ptop, pleft, out)
+                      hi, rounding, has_pool, pkh, pkw, psh, psw, pdh, pdw, ptop, pleft, out, s.fq)
 
-    def _run_gemm(self, s: _Gemm, x: np.ndarray) -> np.ndarray:
+    def _run_gemm(self, s: _Gemm, x: np.ndarray, workers: int) -> np.ndarray:
         n_ = x.shape[0]
         x4 = x.reshape((n_, x.shape[1], 1, x.shape[2])) if s.nd == 1 else (
             x.reshape((n_, x.shape[1], 1, 1)) if s.nd == 0 else x)
         x4 = np.ascontiguousarray(x4, dtype=np.int32)
         out = np.empty((n_, *s.out_shape), dtype=np.int32)
         k_ = s.out_shape[0]
+        if s.vnni is not None:
+            return self._run_vnni(s, x4, out, workers)
         if s.w16 is not None and n_ <= SMALL_DENSE_BATCH:
             xc = (x4.reshape(n_, -1) - s.zx).astype(np.int16)
             acc = np.empty((1, 1, k_, n_), dtype=np.int32)
@@ -289,7 +359,6 @@ class FastPlan:
         # a dense layer re-reads all its weights per chunk: give it a larger budget
         budget = CHUNK_BYTES if s.nd else 8 * CHUNK_BYTES
         chunk = max(1, budget // max(per_image, 1))
-        workers = self.threads
 
         def part(a, b):
             for n0 in range(a, b, chunk):
@@ -305,6 +374,38 @@ class FastPlan:
                 part(0, n_)
         return out.reshape((n_, *s.final_shape))
 
+    def _run_vnni(self, s: _Gemm, x4, out, workers: int):
+        """A step on amchw.kernels.vnni: images split over threads (a batch of fewer images
+        than threads runs on the calling thread), in chunks that keep the scratch small."""
+        n_ = x4.shape[0]
+        assert s.vnni is not None
+        kind, prm, chan, w, chunk = s.vnni
+        x2 = x4.reshape(n_, -1) if kind == "dense" else x4
+        c_ = x4.shape[1]
+
+        def part(a, b):
+            nb = min(chunk, b - a)
+            if kind == "dense":
+                sizes = V.dense_scratch(prm, nb)
+                a8 = self._scratch("v_a8", sizes[0], np.uint8)
+                acc = self._scratch("v_acc", sizes[1], np.int32)
+                for n0 in range(a, b, chunk):
+                    V.dense_chunk(x2, n0, min(chunk, b - n0), prm, chan, s.fq, w, a8, acc, out)
+                return
+            sizes = V.conv_scratch(prm, c_, nb)
+            xp = self._scratch("v_xp", sizes[0], np.uint8)
+            a32 = self._scratch("v_a32", sizes[1], np.uint32)
+            acc = self._scratch("v_acc", sizes[2], np.int32)
+            for n0 in range(a, b, chunk):
+                V.conv_chunk(x2, n0, min(chunk, b - n0), prm, chan, s.fq, w, xp, a32, acc, out)
+
+        if workers <= 1 or n_ < workers or s.macs_per_image * n_ < PARALLEL_MIN_MACS:
+            part(0, n_)
+        else:
+            edges = np.linspace(0, n_, workers + 1).astype(int)
+            list(self._executor().map(part, edges[:-1], edges[1:]))
+        return out.reshape((n_, *s.final_shape))
+
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.threads,
@@ -313,32 +414,67 @@ class FastPlan:
 
     def step_names(self) -> list[str]:
         """A label per step: the fused node names joined by '+'."""
-        return ["+".join(s.names) if isinstance(s, _Gemm) else s.name for s in self.steps]
+        return ["+".join(s.names) if isinstance(s, (_Gemm, _Direct)) else s.name
+                for s in self.steps]
 
     def __call__(self, x: np.ndarray, timings: dict | None = None):
         """Run the graph on x; with a dict `timings`, add each step's seconds to
-        timings[label] (labels from step_names)."""
+        timings[label] (labels from step_names).
+
+        A batch larger than `tile` images runs tile by tile, each through the whole graph
+        (every op acts frame by frame), so that the intermediate values of a tile stay in
+        the caches instead of crossing main memory once per layer; threads take disjoint
+        runs of tiles. A batch of at most `tile` images runs in one pass, its steps split over
+        threads by images."""
+        x = check_input(self.graph, x)
+        n_ = x.shape[0]
+        limit = (_blas_controller().limit(limits=1, user_api="blas") if self.uses_blas
+                 else contextlib.nullcontext())
+        with self._lock, limit:
+            tile = self.tile
+            if n_ <= tile:
+                return self._pass(x, timings, self.threads)
+            starts = list(range(0, n_, tile))
+            workers = min(self.threads, len(starts))
+
+            def run_tiles(group):
+                return [(a, self._pass(x[a:a + tile], timings, 1)) for a in group]
+
+            if workers <= 1 or timings is not None:
+                done = run_tiles(starts)
+            else:
+                groups = [starts[i::workers] for i in range(workers)]
+                done = [r for part in self._executor().map(run_tiles, groups) for r in part]
+            done.sort(key=lambda r: r[0])
+            parts = [r if isinstance(r, tuple) else (r,) for _, r in done]
+            outs = tuple(np.concatenate([p[j] for p in parts]) for j in range(len(parts[0])))
+        return outs[0] if len(outs) == 1 else outs
+
+    def _pass(self, x: np.ndarray, timings: dict | None, workers: int):
+        """One pass of every step over the batch x (steps split over `workers` threads)."""
         graph = self.graph
-        x = check_input(graph, x)
-        impl = kernels_for("fast")
-        types = graph.values()
+        types = self._types
         env = {graph.inputs[0].name: x}
-        with self._lock, _blas_controller().limit(limits=1, user_api="blas"):
-            labels = self.step_names() if timings is not None else None
-            for k, s in enumerate(self.steps):
-                t0 = time.perf_counter()
-                if isinstance(s, _Gemm):
-                    env[s.out] = self._run_gemm(s, env[s.x])
-                    inputs = [s.x]
-                else:
-                    env[s.output.name] = eval_node(s, [env[i] for i in s.inputs],
-                                                   [types[i].dtype for i in s.inputs], impl)
-                    inputs = s.inputs
-                if labels is not None and timings is not None:
-                    timings[labels[k]] = timings.get(labels[k], 0.0) + time.perf_counter() - t0
-                for i in inputs:
-                    if self.last_use.get(i) == k and i not in graph.outputs:
-                        env.pop(i, None)
+        labels = self.step_names() if timings is not None else None
+        impl = None
+        for k, s in enumerate(self.steps):
+            t0 = time.perf_counter()
+            if isinstance(s, _Gemm):
+                env[s.out] = self._run_gemm(s, env[s.x], workers)
+                inputs = [s.x]
+            elif isinstance(s, _Direct):
+                env[s.out] = s.run(env[s.x])
+                inputs = [s.x]
+            else:
+                impl = impl or kernels_for("fast")
+                env[s.output.name] = eval_node(s, [env[i] for i in s.inputs],
+                                               [types[i].dtype for i in s.inputs], impl)
+                inputs = s.inputs
+            if labels is not None and timings is not None:
+                timings[labels[k]] = timings.get(labels[k], 0.0) + time.perf_counter() - t0
+            for i in inputs:
+                if self.last_use.get(i) == k and i not in graph.outputs:
+                    env.pop(i, None)
         outs = tuple(env[o] for o in graph.outputs)
         return outs[0] if len(outs) == 1 else outs
 
@@ -357,6 +493,27 @@ def _blas_controller() -> ThreadpoolController:
     if _CONTROLLER is None:
         _CONTROLLER = ThreadpoolController()
     return _CONTROLLER
+
+
+def _vnni_form(nd, groups, xt: QType, wc, bias, xshape, geom, oshape, rqp, pool):
+    """(kind, parameters, per-channel rows, packed weights, images per chunk) of a step for
+    amchw.kernels.vnni, or None where that path does not apply: no VNNI on this CPU (or
+    AMCHW_VNNI=off), grouped convolutions, inputs of more than 8 bits or whose zero point lies
+    outside their codes, centred weights outside [-128, 127]."""
+    if not V.HAVE_VNNI or groups != 1 or not isinstance(xt, QType) or xt.bits > 8:
+        return None
+    xmin = int(xt.lo)
+    if not 0 <= int(xt.zero_point) - xmin <= 255 or int(xt.hi) - xmin > 255:
+        return None
+    if wc.size and (int(wc.min()) < -128 or int(wc.max()) > 127):
+        return None
+    zx = int(xt.zero_point)
+    if nd == 0:
+        prm, chan, w, per_image = V.dense_plan(wc, bias, xmin, zx, rqp)
+        return ("dense", prm, chan, w, max(1, 8 * CHUNK_BYTES // per_image))
+    in_shape = (xshape[0], 1, xshape[1]) if nd == 1 else tuple(xshape)
+    prm, chan, w, per_image = V.conv_plan(wc, bias, xmin, zx, in_shape, geom, oshape, rqp, pool)
+    return ("conv", prm, chan, w, max(1, CHUNK_BYTES // per_image))
 
 
 def plan_for(graph: Graph) -> FastPlan:

@@ -1,9 +1,10 @@
 """The fused executor (amchw.ir.fast) == the reference interpreter bit for bit, on random graphs
 (1-D/2-D convs with groups, strides, dilation, padding; per-channel requant with every rounding
 mode; max pools with padding and overlap; dense layers; values read twice, which must not be
-fused) for 1 and 2 threads, batches below and above the thread count, and with the float32
-block limit and chunk size lowered so that reductions split into many blocks and batches into
-many chunks. Also checks the block cut itself."""
+fused) for 1 and 2 threads, batches below and above the thread count, on the VNNI kernels
+(where the CPU has them) and on the exact float path, and with the float32 block limit, chunk
+and tile sizes lowered so that reductions split into many blocks and batches into many chunks
+and tiles. Also checks the block cut itself."""
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from amchw.ir import (Conv, Dense, Dequantize, FloatType, GraphBuilder, QType, Quantize, Requant,
                       Reshape, acc_type)
 from amchw.ir import fast
+from amchw.kernels import vnni
 from amchw.ir.interp import run
 from amchw.ir.ops import MaxPool
 
@@ -115,18 +117,25 @@ def _same(got, want):
         assert np.array_equal(a, b), np.argwhere(a != b)[:5]
 
 
+VNNI = [False, True] if vnni.HAVE_VNNI else [False]
+
+
 @settings(max_examples=60, deadline=None)
-@given(graphs(), st.sampled_from([1, 2]), st.booleans())
-def test_fused_plan_equals_reference(case, threads, squeeze):
+@given(graphs(), st.sampled_from([1, 2]), st.booleans(), st.sampled_from(VNNI))
+def test_fused_plan_equals_reference(case, threads, squeeze, use_vnni):
     g, x = case
     want = run(g, x, "ref")
     with pytest.MonkeyPatch.context() as mp:
-        if squeeze:  # many reduction blocks, one-image chunks, always the threaded paths
+        mp.setattr(vnni, "HAVE_VNNI", use_vnni)
+        if squeeze:  # many reduction blocks, one-image chunks and tiles, the threaded paths
             mp.setattr(fast, "F32_LIMIT", 2**11)
             mp.setattr(fast, "CHUNK_BYTES", 1024)
             mp.setattr(fast, "PARALLEL_MIN_MACS", 0)
             mp.setattr(fast, "SMALL_DENSE_BATCH", 2)
+            mp.setattr(fast, "TILE_BYTES", 1)
         plan = fast.FastPlan(g, threads)
+        if use_vnni and g.nodes[1].op.groups == 1:
+            assert "VNNI" in plan.describe()[1]
         _same(plan(x), want)
 
 
@@ -147,7 +156,9 @@ def test_fusion_and_blocks_on_a_wide_dense():
     w = np.full((3, 2048), 127, np.int32)
     d = b.add("fc", Dense(w, None, w8, acc_type(u8, w8)), [f.name])
     g = b.build([d.name])
-    plan = fast.FastPlan(g, 1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(vnni, "HAVE_VNNI", False)
+        plan = fast.FastPlan(g, 1)
     lines = plan.describe()
     assert lines[1].startswith("conv+rq+pool: float32")
     # 255 * 127 * r < 2^24  <=>  r <= 518 entries per block -> ceil(2048 / 518) = 4 blocks

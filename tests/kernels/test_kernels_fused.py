@@ -1,14 +1,16 @@
 """kernels.fused == the unfused kernels' _ref twins bit for bit: gemm_epilogue against
 wrap_i32_ref -> requant_i32_ref -> maxpool2d_i32_ref on random block sums (small shifts, so
 that rounding ties are common), im2col_chunk against a strided-window construction, and
-dense_acc_small against an int64 matrix product."""
+dense_acc_small against an int64 matrix product. The requantization runs both in int64 and,
+where requant_f32_params admits it, in float32 lanes."""
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amchw.kernels import ROUNDING_NAMES, maxpool2d_i32_ref, requant_i32_ref, wrap_i32_ref
-from amchw.kernels.fused import dense_acc_small, gemm_epilogue, im2col_chunk
+from amchw.kernels.fused import (dense_acc_small, gemm_epilogue, im2col_chunk,
+                                 requant_f32_params)
 
 PROFILE = settings.get_profile("amchw-kernels")
 SEED = st.integers(0, 2**32 - 1)
@@ -34,7 +36,7 @@ def epilogue_cases(draw):
                 nblk=draw(st.integers(1, 3)), nb=draw(st.integers(1, 3)),
                 n0=draw(st.integers(0, 2)), rq=draw(st.booleans()),
                 rounding=draw(st.sampled_from(sorted(ROUNDING_NAMES))),
-                f64=draw(st.booleans()))
+                f64=draw(st.booleans()), f32rq=draw(st.booleans()))
 
 
 @PROFILE
@@ -55,11 +57,18 @@ def test_gemm_epilogue_equals_unfused_refs(c, seed, kgen):
     shift = rng.integers(0, 4, size=k_)  # small shifts: many exact ties
     offset = rng.integers(-8, 8, size=k_)
     zx, zo = int(rng.integers(-3, 4)), int(rng.integers(-3, 4))
-    if rng.random() < 0.5:
+    if c["f32rq"]:  # a requantization that the float32 form holds exactly
+        mult = rng.integers(1, 2**6, size=k_)
+        lo, hi = sorted(int(v) for v in rng.integers(-2**10, 2**10, size=2))
+    elif rng.random() < 0.5:
         lo, hi = -2**31, 2**31 - 1
     else:
         lo, hi = sorted(int(v) for v in rng.integers(-2**27, 2**27, size=2))
     rnd = ROUNDING_NAMES[c["rounding"]]
+    fq = requant_f32_params(mult, shift, offset, zx, zo, lo, hi)
+    assert fq.shape == (6, k_ if c["f32rq"] else fq.shape[1])
+    if not c["f32rq"]:
+        fq = np.zeros((6, 0))
     # reference: wrap(sum of blocks + bias) -> requant -> max-pool, image by image
     ks = np.array([gg * kg + kk0 + kk for gg in range(g) for kk in range(kgs)])
     s = acc.sum(axis=0).reshape(g * kgs, nb, c["oh"], c["ow"]).transpose(1, 0, 2, 3)
@@ -74,7 +83,7 @@ def test_gemm_epilogue_equals_unfused_refs(c, seed, kgen):
     has_pool = c["pool"] is not None
     pkh, pkw, psh, psw, pt, _, pl, _ = c["pool"] or (1, 1, 1, 1, 0, 0, 0, 0)
     gemm_epilogue(acc.astype(ftype), bias, kk0, n0, c["oh"], c["ow"], c["rq"], mult, shift,
-                  offset, zx, zo, lo, hi, rnd, has_pool, pkh, pkw, psh, psw, 1, 1, pt, pl, out)
+                  offset, zx, zo, lo, hi, rnd, has_pool, pkh, pkw, psh, psw, 1, 1, pt, pl, out, fq)
     kgen.same(out, want)
 
 
@@ -119,3 +128,17 @@ def test_dense_acc_small_equals_int64_product(seed, n, k, r, kgen):
     dense_acc_small(xc, w, acc)
     want = (w.astype(np.int64) @ xc.astype(np.int64).T).astype(np.int32)
     kgen.same(acc[0, 0], want)
+
+
+def test_requant_f32_params_refuses_what_float32_cannot_hold():
+    k = np.array
+    ok = requant_f32_params(k([1, 3]), k([7, 2]), k([0, -5]), 0, 0, 0, 255)
+    assert ok.shape == (6, 2)
+    # a_lo, a_hi bracket the codes: R(a_lo) <= lo - 1 and R(a_hi) >= hi + 1
+    assert ok[0, 0] * 1 / 2**7 <= -1 and ok[1, 0] / 2**7 >= 256
+    assert requant_f32_params(k([-1]), k([3]), k([0]), 0, 0, 0, 255).shape == (6, 0)
+    assert requant_f32_params(k([0]), k([3]), k([0]), 0, 0, 0, 255).shape == (6, 0)
+    # BatchNorm-folded multipliers (about 2^44, shift 48) need int64
+    assert requant_f32_params(k([2**44]), k([48]), k([2**54]), 0, 0, 0, 255).shape == (6, 0)
+    # a 16-bit output range times a shift of 10 leaves float32's exact integers
+    assert requant_f32_params(k([1]), k([10]), k([0]), 0, 0, -2**15, 2**15 - 1).shape == (6, 0)

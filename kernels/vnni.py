@@ -1,0 +1,410 @@
+"""Integer GEMMs on the AVX-512 VNNI instruction VPDPBUSD, for the fused executor.
+
+VPDPBUSD multiplies, in each 32-bit lane, four unsigned bytes of one operand by the four
+signed bytes at the same place in the other, and adds the four products to the lane's int32
+(modulo 2^32, no saturation). With activations as unsigned bytes and weights as signed bytes
+this is a u8 x s8 -> int32 dot product, 64 multiply-accumulates per instruction.
+
+Exactness. An input code x of a type of at most 8 bits is held as u = x - xmin in [0, 255]
+(xmin: the least code of its type), a centred weight w - zw in [-128, 127] as a signed byte.
+Since x - zx = u + (xmin - zx),
+
+    sum_r (x_r - zx)(w_r - zw) = sum_r u_r (w_r - zw) + (xmin - zx) * sum_r (w_r - zw),
+
+and the second term is one constant per filter, folded into the bias here. All of it is
+computed modulo 2^32, which is what the reference int32 accumulator does (conv2d_i32 wraps at
+every addition; a wrap at the end gives the same bits). A padded input position holds u =
+zx - xmin, that is x = zx: it adds exactly 0, as in the reference. Reduction entries added to
+make the reduction a multiple of 4, and filters added to fill a register, have weight 0.
+
+Two micro-kernels, both one generated LLVM function (numba intrinsic) that keeps an MR x NR
+tile of <16 x i32> accumulators in registers over the whole reduction:
+- `_tile_pos` (convolutions): a vector holds 16 output positions, the weights of one filter
+  are broadcast. Activations are packed by `im2col_panels` as [r/4][position][4]; a tile is
+  8 filters x 48 positions.
+- `_tile_row1` .. `_tile_row6` (dense layers): a vector holds 16 filters, the activations of one
+  image are broadcast. Weights are packed by `pack_dense` as [panel][r/4][64 filters][4].
+
+The intrinsics exist only where the CPU has AVX-512 VNNI (`HAVE_VNNI`); amchw.ir.fast uses
+them only then, and otherwise keeps its exact float path. Nothing here is compiled before
+its first call, so a machine without VNNI never meets the instruction."""
+
+import os
+
+import numpy as np
+from llvmlite import binding as _llvm
+from llvmlite import ir
+from numba import config as numba_config
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .fused import gemm_epilogue
+
+POS_MR = 8        # filters per convolution tile
+POS_W = 48        # output positions per convolution panel (3 vectors of 16)
+ROW_W = 64        # filters per dense panel (4 vectors of 16)
+
+
+def _host_has_vnni() -> bool:
+    try:
+        feats = _llvm.get_host_cpu_features()
+    except Exception:  # pragma: no cover - llvmlite could not read the CPU features
+        return False
+    return bool(feats.get("avx512vnni", False)) and bool(feats.get("avx512f", False))
+
+
+# AMCHW_VNNI=off forces the portable float path (tests compare the two); without the JIT
+# (NUMBA_DISABLE_JIT=1) the intrinsics cannot run at all.
+HAVE_VNNI = (_host_has_vnni() and not numba_config.DISABLE_JIT
+             and os.environ.get("AMCHW_VNNI", "on").lower() not in ("off", "0", "no", "false"))
+
+_I32 = ir.IntType(32)
+_I64 = ir.IntType(64)
+_V16 = ir.VectorType(_I32, 16)
+
+
+def _make_tile(mr: int, nr: int, vector_is_unsigned: bool):
+    """An intrinsic tile(P, p_off, ldp, Q, q_off, ldq, kq, C, c_off, ldc) computing
+
+        C[c_off + i*ldc + 16*v + l] = sum_{kk < kq} sum_{b < 4}
+            P[p_off + i*ldp + 4*kk + b] * Q[q_off + kk*ldq + 64*v + 4*l + b]
+
+    for i < mr, v < nr, lanes l < 16, in int32 modulo 2^32 (offsets in elements; P and Q are
+    byte arrays, C an int32 array). P's four bytes are broadcast to every lane; Q's 64 bytes
+    are one vector. With vector_is_unsigned, Q holds the unsigned bytes and P the signed
+    ones; otherwise the reverse. The caller keeps every index in bounds."""
+
+    @intrinsic
+    def tile(typingctx, P, p_off, ldp, Q, q_off, ldq, kq, C, c_off, ldc):
+        sig = types.void(P, p_off, ldp, Q, q_off, ldq, kq, C, c_off, ldc)
+
+        def codegen(context, builder, signature, args):
+            a = signature.args
+            pd = cgutils.create_struct_proxy(a[0])(context, builder, value=args[0]).data
+            qd = cgutils.create_struct_proxy(a[3])(context, builder, value=args[3]).data
+            cd = cgutils.create_struct_proxy(a[7])(context, builder, value=args[7]).data
+            (p_off, ldp, q_off, ldq, kq, c_off, ldc) = (
+                context.cast(builder, args[j], a[j], types.int64) for j in (1, 2, 4, 5, 6, 8, 9))
+            fnty = ir.FunctionType(_V16, [_V16, _V16, _V16])
+            dp = cgutils.get_or_insert_function(builder.module, fnty,
+                                                "llvm.x86.avx512.vpdpbusd.512")
+            zero = ir.Constant(_V16, [0] * 16)
+            accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(nr)]
+                    for _ in range(mr)]
+            splat = ir.Constant(_V16, [0] * 16)
+
+            def const(v):
+                return ir.Constant(_I64, v)
+
+            with cgutils.for_range(builder, kq) as loop:
+                kk = loop.index
+                qbase = builder.add(q_off, builder.mul(kk, ldq))
+                qv = []
+                for v in range(nr):
+                    ptr = builder.gep(qd, [builder.add(qbase, const(64 * v))])
+                    qv.append(builder.load(builder.bitcast(ptr, _V16.as_pointer()), align=1))
+                pbase = builder.add(p_off, builder.mul(kk, const(4)))
+                for i in range(mr):
+                    ptr = builder.gep(pd, [builder.add(pbase, builder.mul(ldp, const(i)))])
+                    word = builder.load(builder.bitcast(ptr, _I32.as_pointer()), align=1)
+                    one = builder.insert_element(ir.Constant(_V16, None), word,
+                                                 ir.Constant(_I32, 0))
+                    bc = builder.shuffle_vector(one, ir.Constant(_V16, None), splat)
+                    for v in range(nr):
+                        acc = builder.load(accs[i][v])
+                        ops = [acc, qv[v], bc] if vector_is_unsigned else [acc, bc, qv[v]]
+                        builder.store(builder.call(dp, ops), accs[i][v])
+            for i in range(mr):
+                for v in range(nr):
+                    off = builder.add(c_off, builder.add(builder.mul(ldc, const(i)),
+                                                         const(16 * v)))
+                    ptr = builder.bitcast(builder.gep(cd, [off]), _V16.as_pointer())
+                    builder.store(builder.load(accs[i][v]), ptr, align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return tile
+
+
+_tile_pos = _make_tile(POS_MR, POS_W // 16, True)
+_tile_row1 = _make_tile(1, ROW_W // 16, False)
+_tile_row2 = _make_tile(2, ROW_W // 16, False)
+_tile_row3 = _make_tile(3, ROW_W // 16, False)
+_tile_row6 = _make_tile(6, ROW_W // 16, False)
+ROW_MR = 6        # images per dense tile (fewer for the last ones)
+
+
+# ---------------------------------------------------------------------------- packing
+def pack_conv(wc: np.ndarray) -> tuple[np.ndarray, int]:
+    """Centred weights (K, R) int64 in [-128, 127] -> (int8 (Kp, 4*k4), k4): rows padded with
+    zero filters to a multiple of POS_MR, the reduction with zeros to a multiple of 4."""
+    k_, r_ = wc.shape
+    k4 = max(1, -(-r_ // 4))
+    kp = -(-k_ // POS_MR) * POS_MR
+    out = np.zeros((kp, 4 * k4), dtype=np.int8)
+    out[:k_, :r_] = wc
+    return out, k4
+
+
+def pack_dense(wc: np.ndarray) -> tuple[np.ndarray, int]:
+    """Centred weights (K, R) int64 in [-128, 127] -> (int8 flat, k4) laid out as
+    [panel][r/4][ROW_W filters][4] (filters padded with zeros to a multiple of ROW_W, the
+    reduction to a multiple of 4)."""
+    k_, r_ = wc.shape
+    k4 = max(1, -(-r_ // 4))
+    kp = -(-k_ // ROW_W) * ROW_W
+    w = np.zeros((kp, 4 * k4), dtype=np.int8)
+    w[:k_, :r_] = wc
+    packed = w.reshape(kp // ROW_W, ROW_W, k4, 4).transpose(0, 2, 1, 3)
+    return np.ascontiguousarray(packed).reshape(-1), k4
+
+
+def folded_bias(bias: np.ndarray, wc: np.ndarray, xmin: int, zx: int) -> np.ndarray:
+    """bias + (xmin - zx) * sum_r (w - zw), the constant that moves the products from
+    u = x - xmin back to x - zx (int64; the epilogue wraps to int32)."""
+    return (bias.astype(np.int64) + (int(xmin) - int(zx)) * wc.astype(np.int64).sum(axis=1))
+
+
+# ---------------------------------------------------------------------------- convolution
+@njit(cache=True, inline="always")
+def _to_u8(src, dst, xmin):
+    for i in range(src.size):
+        dst[i] = np.uint8(src[i] - xmin)
+
+
+@njit(cache=True, nogil=True)
+def pad_u8(x, n0, nb, xmin, zx, top, left, hp, wp, xp):
+    """xp[nn, c, top + h, left + w] = x[n0 + nn, c, h, w] - xmin, and zx - xmin (a code that
+    adds 0) everywhere else. x: int32 (N, C, H, W); xp: uint8 (>= nb, C, hp, wp)."""
+    _, c_, h_, w_ = x.shape
+    pad = np.uint8(zx - xmin)
+    xm = np.int32(xmin)
+    for nn in range(nb):
+        for c in range(c_):
+            xp[nn, c] = pad
+            for h in range(h_):
+                _to_u8(x[n0 + nn, c, h], xp[nn, c, top + h, left:left + w_], xm)
+
+
+@njit(cache=True, inline="always")
+def _pack4(s0, s1, s2, s3, dst):
+    """dst[u] = the bytes s0[u], s1[u], s2[u], s3[u] as one little-endian word."""
+    for u in range(dst.size):
+        dst[u] = (np.uint32(s0[u]) | (np.uint32(s1[u]) << np.uint32(8))
+                  | (np.uint32(s2[u]) << np.uint32(16)) | (np.uint32(s3[u]) << np.uint32(24)))
+
+
+@njit(cache=True, nogil=True)
+def im2col_panels(xp, nb, kh, kw, sh, sw, dh, dw, oh_n, ow_n, r_, k4, ldm, a32):
+    """Pack the convolution windows of nb padded images xp (uint8 (nb, C, HP, WP)) for
+    _tile_pos: a32 (uint32, viewed as bytes by the kernel) gets, for the output position m =
+    nn*OH*OW + oh*OW + ow and reduction index r = (c*KH + i)*KW + j,
+
+        byte r % 4 of a32[(r // 4)*ldm + m] = xp[nn, c, oh*sh + i*dh, ow*sw + j*dw]
+
+    (ldm >= nb*OH*OW: the row length, a multiple of 48 so that every panel of 48 positions
+    is whole). Reduction indices r >= r_ (padding to a multiple of 4) read the first tap:
+    their weights are zero. Four taps are packed into one 32-bit store, along a row of
+    output positions. Returns OH*OW."""
+    c_, hp, wp = xp.shape[1], xp.shape[2], xp.shape[3]
+    plane = oh_n * ow_n
+    img = c_ * hp * wp
+    flat = xp.reshape(-1)
+    offs = np.empty(4 * k4, dtype=np.int64)
+    for r in range(4 * k4):
+        rr = r if r < r_ else 0
+        c = rr // (kh * kw)
+        t = rr - c * kh * kw
+        i = t // kw
+        j = t - i * kw
+        offs[r] = (c * hp + i * dh) * wp + j * dw
+    span = (ow_n - 1) * sw + 1
+    for rq in range(k4):
+        o0 = offs[4 * rq]
+        o1 = offs[4 * rq + 1]
+        o2 = offs[4 * rq + 2]
+        o3 = offs[4 * rq + 3]
+        row = rq * ldm
+        for nn in range(nb):
+            for oh in range(oh_n):
+                s = nn * img + oh * sh * wp
+                e = s + span
+                dst = row + nn * plane + oh * ow_n
+                if sw == 1:
+                    _pack4(flat[s + o0:e + o0], flat[s + o1:e + o1], flat[s + o2:e + o2],
+                           flat[s + o3:e + o3], a32[dst:dst + ow_n])
+                else:
+                    _pack4(flat[s + o0:e + o0:sw], flat[s + o1:e + o1:sw],
+                           flat[s + o2:e + o2:sw], flat[s + o3:e + o3:sw], a32[dst:dst + ow_n])
+    return plane
+
+
+@njit(cache=True, nogil=True)
+def conv_gemm(wp, k4, a8, ldm, npanels, acc):
+    """acc[k, m] = the int32 dot product of filter k (rows of wp, int8 (Kp, 4*k4)) with the
+    packed window of position m (a8: the bytes of im2col_panels' output, rows of ldm
+    words), for all Kp filters and the positions of npanels panels of 48. acc: int32
+    (Kp, >= npanels*48), C-contiguous."""
+    kp = wp.shape[0]
+    ldp = wp.shape[1]
+    ldc = acc.shape[1]
+    w8 = wp.reshape(-1)
+    c = acc.reshape(-1)
+    for p in range(npanels):
+        for k0 in range(0, kp, POS_MR):
+            _tile_pos(w8, k0 * ldp, ldp, a8, p * 4 * POS_W, 4 * ldm, k4, c,
+                      k0 * ldc + p * POS_W, ldc)
+
+
+# The scalar parameters of a step travel as one int64 array (a Numba call checks the type of
+# every argument, and 40 of them cost more than a small layer's arithmetic). Indices:
+P_XMIN, P_ZX, P_KH, P_KW, P_SH, P_SW, P_DH, P_DW, P_TOP, P_LEFT, P_HP, P_WP, P_OH, P_OW = range(14)
+P_R, P_K, P_K4, P_KP = 14, 15, 16, 17
+P_HAS_RQ, P_AZP, P_ZO, P_LO, P_HI, P_ROUND = 18, 19, 20, 21, 22, 23
+P_HAS_POOL, P_PKH, P_PKW, P_PSH, P_PSW, P_PDH, P_PDW, P_PTOP, P_PLEFT = range(24, 33)
+N_PARAMS = 33
+
+
+@njit(cache=True, nogil=True)
+def _epilogue(acc, n0, nb, k_, oh_n, ow_n, prm, chan, fq, out):
+    """kernels.fused.gemm_epilogue on acc (int32 (Kp, >= nb*OH*OW)) with the step's
+    parameters: chan = (folded bias, multiplier, shift, offset) rows of length K; fq:
+    kernels.fused.requant_f32_params of the requantization (or none)."""
+    a4 = acc.reshape(1, 1, acc.shape[0], acc.shape[1])
+    gemm_epilogue(a4, chan[0], 0, n0, oh_n, ow_n, prm[P_HAS_RQ] != 0, chan[1], chan[2], chan[3],
+                  prm[P_AZP], prm[P_ZO], prm[P_LO], prm[P_HI], prm[P_ROUND],
+                  prm[P_HAS_POOL] != 0, prm[P_PKH], prm[P_PKW], prm[P_PSH], prm[P_PSW],
+                  prm[P_PDH], prm[P_PDW], prm[P_PTOP], prm[P_PLEFT], out, fq, nb, k_)
+
+
+@njit(cache=True, nogil=True)
+def conv_chunk(x, n0, nb, prm, chan, fq, wp, xp_buf, a32_buf, acc_buf, out):
+    """One fused Conv [-> Requant [-> MaxPool]] step for images n0 .. n0+nb-1: pad, pack,
+    multiply on VNNI, then kernels.fused.gemm_epilogue with the folded bias. x: int32
+    (N, C, H, W); prm: the P_* parameters; chan: int64 (4, K); wp: pack_conv's weights;
+    scratch (flat, large enough): xp_buf uint8, a32_buf uint32, acc_buf int32."""
+    c_ = x.shape[1]
+    hp, wpad, oh_n, ow_n = prm[P_HP], prm[P_WP], prm[P_OH], prm[P_OW]
+    k4, kp = prm[P_K4], prm[P_KP]
+    plane = oh_n * ow_n
+    m_total = nb * plane
+    npanels = -(-m_total // POS_W)
+    xp = xp_buf[:nb * c_ * hp * wpad].reshape(nb, c_, hp, wpad)
+    ldm = npanels * POS_W
+    a32 = a32_buf[:k4 * ldm]
+    acc = acc_buf[:kp * ldm].reshape(kp, ldm)
+    pad_u8(x, n0, nb, prm[P_XMIN], prm[P_ZX], prm[P_TOP], prm[P_LEFT], hp, wpad, xp)
+    im2col_panels(xp, nb, prm[P_KH], prm[P_KW], prm[P_SH], prm[P_SW], prm[P_DH], prm[P_DW],
+                  oh_n, ow_n, prm[P_R], k4, ldm, a32)
+    # positions past the last image (up to the panel's end) are multiplied but never read
+    conv_gemm(wp, k4, a32.view(np.uint8), ldm, npanels, acc)
+    _epilogue(acc, n0, nb, prm[P_K], oh_n, ow_n, prm, chan, fq, out)
+
+
+def _params(wc, bias, xmin, zx, rq, pool):
+    """The P_* array and the per-channel rows shared by conv_plan and dense_plan."""
+    k_, r_ = wc.shape
+    has_rq, mult, shift, offset, azp, zo, lo, hi, rounding = rq
+    prm = np.zeros(N_PARAMS, np.int64)
+    prm[P_XMIN], prm[P_ZX], prm[P_R], prm[P_K] = xmin, zx, r_, k_
+    prm[P_HAS_RQ:P_ROUND + 1] = (int(has_rq), azp, zo, lo, hi, rounding)
+    prm[P_HAS_POOL:P_PLEFT + 1] = [int(v) for v in pool]
+    ones = np.ones(k_, np.int64)
+    chan = np.stack([folded_bias(np.asarray(bias), wc, xmin, zx), np.asarray(mult) * ones,
+                     np.asarray(shift) * ones, np.asarray(offset) * ones]).astype(np.int64)
+    return prm, chan
+
+
+def conv_plan(wc, bias, xmin, zx, in_shape, geom, out_hw, rq, pool):
+    """(parameters, per-channel rows, packed weights, bytes of scratch per image) of a
+    convolution for conv_chunk. wc: centred weights (K, C*KH*KW) in [-128, 127]; bias (K,);
+    the input codes lie in [xmin, xmin + 255] with zero point zx; in_shape (C, H, W); geom
+    (kh, kw, sh, sw, dh, dw, top, left); out_hw (OH, OW); rq (has_rq, multiplier, shift,
+    offset, accumulator zero point, zo, lo, hi, rounding); pool (has_pool, kh, kw, sh, sw,
+    dh, dw, top, left), as kernels.fused.gemm_epilogue takes them."""
+    prm, chan = _params(wc, bias, xmin, zx, rq, pool)
+    kh, kw, sh, sw, dh, dw, top, left = geom
+    oh_n, ow_n = out_hw
+    c_, h_, w_ = in_shape
+    hp = max(top + h_, (oh_n - 1) * sh + (kh - 1) * dh + 1)
+    wpad = max(left + w_, (ow_n - 1) * sw + (kw - 1) * dw + 1)
+    w, k4 = pack_conv(wc)
+    prm[P_KH:P_OW + 1] = (kh, kw, sh, sw, dh, dw, top, left, hp, wpad, oh_n, ow_n)
+    prm[P_K4], prm[P_KP] = k4, w.shape[0]
+    return prm, chan, w, c_ * hp * wpad + oh_n * ow_n * (4 * k4 + 4 * w.shape[0])
+
+
+def conv_scratch(prm, channels: int, nb: int) -> tuple[int, int, int]:
+    """Element counts of conv_chunk's three scratch buffers for nb images."""
+    npanels = -(-(nb * int(prm[P_OH]) * int(prm[P_OW])) // POS_W)
+    return (nb * channels * int(prm[P_HP]) * int(prm[P_WP]), npanels * int(prm[P_K4]) * POS_W,
+            int(prm[P_KP]) * npanels * POS_W)
+
+
+# ---------------------------------------------------------------------------- dense
+@njit(cache=True, nogil=True)
+def dense_gemm(pw, k4, kp, a8, m_, acc):
+    """acc[m, k] = the int32 dot product of activation row m (a8: uint8 (>= m_ rounded up to
+    6, 4*k4)) with filter k of the packed weights pw (pack_dense), for m < m_ and all kp
+    filters (padded). acc: int32 (>= m_ rounded up to 6, kp), C-contiguous."""
+    lda = a8.shape[1]
+    a = a8.reshape(-1)
+    c = acc.reshape(-1)
+    panel = k4 * 4 * ROW_W
+    for p in range(kp // ROW_W):
+        m0 = 0
+        while m0 < m_:
+            left = m_ - m0
+            if left >= 6:
+                _tile_row6(a, m0 * lda, lda, pw, p * panel, 4 * ROW_W, k4, c,
+                           m0 * kp + p * ROW_W, kp)
+                m0 += 6
+            elif left >= 3:
+                _tile_row3(a, m0 * lda, lda, pw, p * panel, 4 * ROW_W, k4, c,
+                           m0 * kp + p * ROW_W, kp)
+                m0 += 3
+            elif left == 2:
+                _tile_row2(a, m0 * lda, lda, pw, p * panel, 4 * ROW_W, k4, c,
+                           m0 * kp + p * ROW_W, kp)
+                m0 += 2
+            else:
+                _tile_row1(a, m0 * lda, lda, pw, p * panel, 4 * ROW_W, k4, c,
+                           m0 * kp + p * ROW_W, kp)
+                m0 += 1
+
+
+def dense_plan(wc, bias, xmin, zx, rq):
+    """(parameters, per-channel rows, packed weights, bytes of scratch per image) of a dense
+    layer for dense_chunk (arguments as in conv_plan)."""
+    prm, chan = _params(wc, bias, xmin, zx, rq, (0, 1, 1, 1, 1, 1, 1, 0, 0))
+    w, k4 = pack_dense(wc)
+    prm[P_K4], prm[P_KP] = k4, -(-wc.shape[0] // ROW_W) * ROW_W
+    return prm, chan, w, 4 * k4 + 8 * int(prm[P_KP])
+
+
+def dense_scratch(prm, nb: int) -> tuple[int, int]:
+    """Element counts of dense_chunk's two scratch buffers for nb images."""
+    return nb * 4 * int(prm[P_K4]), 2 * nb * int(prm[P_KP])
+
+
+@njit(cache=True, nogil=True)
+def dense_chunk(x, n0, nb, prm, chan, fq, pw, a8_buf, acc_buf, out):
+    """One fused Dense [-> Requant] step for images n0 .. n0+nb-1: x (int32 (N, R)) becomes
+    rows of u = x - xmin (zero beyond R), VNNI product, kernels.fused.gemm_epilogue with the
+    folded bias. Scratch (flat): a8_buf uint8 (>= nb*4*k4), acc_buf int32 (>= nb*kp); the
+    epilogue reads the transposed accumulators from the tail of acc_buf (>= 2*nb*kp)."""
+    r_, k_, k4, kp = prm[P_R], prm[P_K], prm[P_K4], prm[P_KP]
+    xmin = np.int32(prm[P_XMIN])
+    a8 = a8_buf[:nb * 4 * k4].reshape(nb, 4 * k4)
+    for nn in range(nb):
+        _to_u8(x[n0 + nn], a8[nn, :r_], xmin)
+        a8[nn, r_:] = 0
+    acc = acc_buf[:nb * kp].reshape(nb, kp)
+    dense_gemm(pw, k4, kp, a8, nb, acc)
+    acc_t = acc_buf[nb * kp:nb * kp + kp * nb].reshape(kp, nb)
+    for nn in range(nb):
+        for k in range(k_):
+            acc_t[k, nn] = acc[nn, k]
+    _epilogue(acc_t, n0, nb, k_, 1, 1, prm, chan, fq, out)
