@@ -593,37 +593,65 @@ def _run_stationary_shift(S, W, init, R, C, pipelined):
 def _run_stationary(S, W, init, R, C, pipelined):
     """S (T x Sr) streamed, W (Sr x Sc) stationary, init (T x Sc): out = init + S . W.
 
-    The model of _run_stationary_shift (same controller, load chains, checks and counters),
-    with the streamed registers kept as row histories instead of being shifted (PE (i, j)
-    holds at cycle t what row i was fed at t - j, read as an (R, C) window of the histories),
-    so a cycle's PEs run as plain loops the compiler vectorises, bottom row first (each reads
-    the partial sum its upper neighbour made the cycle before). A fold's first token reaches
-    PE (i, j) on the anti-diagonal i + j = t - start: the PE swaps its shadow tile in there,
-    after checking it; every other token must find its fold's tile active. Returns what
-    _run_stationary_shift returns, bit for bit (tests/sims/test_stepped.py)."""
+    The model of _run_stationary_shift (same controller, checks and counters) with nothing
+    shifted. Returns what _run_stationary_shift returns, bit for bit
+    (tests/sims/test_stepped.py). How each kind of register is held:
+
+    streamed tokens: PE (i, j) holds at cycle t what row i was fed at t - j. One flat history,
+      cycle major, row minor, newest cycle first: row i's token fed at cycle t sits at
+      h*[(oa - t) * R + i], so PE (i, j) reads position pa + j * R + i (pa = (oa - t) * R) and
+      the whole array is the block h*[pa:pa + R * C], column major. The stationary registers
+      are held in the same order (PE (i, j) at k = j * R + i), so a cycle of the array is one
+      loop over k that the compiler vectorises: every token must meet its fold's tile, a PE
+      without a token passes 0 down. Partial sums go from PE k - 1 to k (one row down) and are
+      double-buffered (ps0: last cycle's, ps1: this cycle's, PE k's at index k + 1), so the
+      loop order does not matter; row 0 takes the bias or the stored partial sum instead of
+      the sum from above and is redone after the loop.
+    row 0 and the bottom row: folds stream one after another (the controller starts a fold
+      only after the previous one fed its T tokens), so at cycle t a fold started at s holds
+      row 0's PEs j with 0 <= t - s - j < T, token t - s - j, and the bottom row's with
+      0 <= t - s - (R - 1) - j < T: each fold is one run of columns there, taken as a run
+      (each PE's fold tag checked).
+    shadow (load chain) registers: a chain takes one load at a time (the controller starts a
+      load R cycles after the previous one at the earliest), and the value that enters column
+      j at step c of load f is for row R - 1 - c. So column j is held as the tiles of its last
+      two loads, tb[f & 1, j, row] (packed, as below), and the register at row i is, c steps
+      into load f (c = R once complete): the value for row R - c + i of load f if i < c (it
+      entered at step c - 1 - i and moved down i rows), else load f - 1's value for row i
+      (below the wave nothing moved). cl[j] is the last load that entered column j.
+      A value is packed in an int64: (fold + 1) << 32 | destination row << 18 | valid << 16 |
+      the 16-bit value (0: empty).
+    MACs: PE (i, j) swaps tile f in when fold f's first token reaches it (anti-diagonal
+      i + j = t - start, where its shadow value is checked) and then multiplies that tile with
+      each of the fold's T tokens in row i (every token is checked to meet its fold's tile), so
+      it counts its T MACs there when both the row's tokens (row in S) and the value (in W)
+      are valid. Invalid tokens and values hold 0, so a product needs no mask."""
     T, Sr = S.shape
     Sc = W.shape[1]
     rf = (Sr + R - 1) // R
     cf = (Sc + C - 1) // C
     F = rf * cf
-    out = np.zeros((T, Sc), dtype=np.int32)
-    # streamed tokens, newest first: row i's token fed at cycle t at h*[i, pa(t)], pa = oa - t
-    Wn = 512 + C
-    h_f = np.full((R, Wn), -1, np.int32)
-    h_t = np.zeros((R, Wn), np.int32)
-    h_v = np.zeros((R, Wn), np.int16)
-    h_ok = np.zeros((R, Wn), np.uint8)
-    oa = Wn - C
-    ps = np.zeros((R, C), np.int32)        # partial sums leaving each PE this cycle
-    w_f = np.full((R, C), -1, np.int32)    # active stationary register: fold, value, valid
-    w_v = np.zeros((R, C), np.int16)
-    w_ok = np.zeros((R, C), np.uint8)
-    # shadow (load chain) registers, column by column ([j, i]) so that a chain's shift down
-    # is one contiguous move, each packed in an int64: (fold + 1) << 32 | destination row
-    # << 18 | valid << 16 | the 16-bit value (0: empty)
+    RC = R * C
     if R >= 1 << 14 or F >= 1 << 30:
         raise ValueError("stepped stationary: array or fold count too large to model")
-    sh = np.zeros((C, R), np.int64)
+    out = np.zeros((T, Sc), dtype=np.int32)
+    # fold f: its tile's first row (row fold f % rf) and first column (column fold f // rf)
+    frow = np.empty(max(F, 1), np.int64)
+    fcol = np.empty(max(F, 1), np.int64)
+    for f in range(F):
+        frow[f] = (f % rf) * R
+        fcol[f] = (f // rf) * C
+    # streamed tokens: fold (-1 = empty) and value, PE k's at h*[pa + k]
+    Wn = 512 + C
+    h_f = np.full(Wn * R, -1, np.int32)
+    h_v = np.zeros(Wn * R, np.int16)       # operand registers are 16 bits wide
+    oa = Wn - C
+    ps0 = np.zeros(RC + 1, np.int32)       # partial sums PE k passed down last cycle, at k + 1
+    ps1 = np.zeros(RC + 1, np.int32)       # and this cycle
+    w_f = np.full(RC, -1, np.int32)        # active stationary register: fold, value
+    w_v = np.zeros(RC, np.int16)
+    tb = np.zeros((2, C, R), np.int64)     # load chains: the tiles of each column's last loads
+    cl = np.full(C, -1, np.int64)
     starts = np.full(max(F, 1), -1, np.int64)
     loads = np.full(F, -1, np.int64)
     cnt = np.zeros(6, np.int64)
@@ -635,45 +663,43 @@ def _run_stationary(S, W, init, R, C, pipelined):
     last_a = -(1 << 40)   # last cycle a row was fed a token
     while True:
         if oa - t < 0:    # slide the window
-            for i in range(R):
-                for q in range(C - 1):
-                    h_f[i, Wn - C + 1 + q] = h_f[i, q]
-                    h_t[i, Wn - C + 1 + q] = h_t[i, q]
-                    h_v[i, Wn - C + 1 + q] = h_v[i, q]
-                    h_ok[i, Wn - C + 1 + q] = h_ok[i, q]
+            for q in range((C - 1) * R):
+                h_f[(Wn - C + 1) * R + q] = h_f[q]
+                h_v[(Wn - C + 1) * R + q] = h_v[q]
             oa = t + Wn - C
-        pa = oa - t
+        pa = (oa - t) * R
         # 1. tokens in the array after this cycle's shift
         tokens = last_a >= t - C + 1
         # 2. controller (shared with _run_stationary_shift)
         streamed, loaded, pending = _stationary_controller(
             t, streamed, loaded, pending, tokens, F, T, R, pipelined, starts, loads)
-        # 3. row i takes the newest fold that has reached it, if it still has a token for it
+        # 3. row i takes the newest fold that has reached it, if it still has a token for it:
+        # fold f feeds rows lo..hi their tokens d - i, the valid ones (rows of S) from S
         for i in range(R):
-            h_f[i, pa] = -1
-            h_t[i, pa] = 0
-            h_v[i, pa] = 0
-            h_ok[i, pa] = 0
+            h_f[pa + i] = -1
+            h_v[pa + i] = 0
         newer = t + 1
         for f in range(streamed - 1, -1, -1):
             if t - newer + 1 > R - 1:
                 break
             d = t - starts[f]
-            r0 = (f % rf) * R
-            for i in range(max(t - newer + 1, d - T + 1, 0), min(d, R - 1) + 1):
-                tt = d - i
-                h_f[i, pa] = f
-                h_t[i, pa] = tt
+            r0 = frow[f]
+            lo = max(t - newer + 1, d - T + 1, 0)
+            hi = min(d, R - 1)
+            if lo <= hi:
                 last_a = t
-                pending -= 1
-                if r0 + i < Sr:
-                    h_v[i, pa] = S[tt, r0 + i]
-                    h_ok[i, pa] = 1
-                    cnt[1] += 1
+                pending -= hi - lo + 1
+                for i in range(lo, hi + 1):
+                    h_f[pa + i] = f
+                hv = min(hi, Sr - 1 - r0)
+                for i in range(lo, hv + 1):
+                    h_v[pa + i] = S[d - i, r0 + i]
+                cnt[1] += max(0, hv - lo + 1)
             newer = starts[f]
         busy = last_a >= t - C + 1
         if busy:
-            # 4a. a fold's first token swaps its tile in (anti-diagonal i + j = t - start)
+            # 4a. a fold's first token swaps its tile in (anti-diagonal i + j = t - start),
+            # after checking that the shadow register holds the tile's value for its row
             for f in range(streamed - 1, -1, -1):
                 d = t - starts[f]
                 if d - (T - 1) > R + C - 2:
@@ -682,81 +708,88 @@ def _run_stationary(S, W, init, R, C, pipelined):
                     continue
                 for i in range(max(0, d - C + 1), min(R - 1, d) + 1):
                     j = d - i
-                    x = sh[j, i]
+                    g = cl[j]
+                    c = min(R, t - loads[g] - j) if g >= 0 else 0
+                    x = tb[g & 1, j, R - c + i] if i < c else tb[(g - 1) & 1, j, i]
                     if (x >> 32) - 1 != f or (x >> 18) & 0x3FFF != i:
                         raise RuntimeError("stepped stationary: a token reached a PE before "
                                            "its tile was loaded")
-                    w_f[i, j] = f
-                    w_v[i, j] = ((x & 0xFFFF) ^ 0x8000) - 0x8000
-                    w_ok[i, j] = (x >> 16) & 1
-            # 4b. PEs, bottom row first; row 0 takes the bias or the stored partial sum
-            xf = h_f[:, pa:pa + C]
-            xv = h_v[:, pa:pa + C]
-            xok = h_ok[:, pa:pa + C]
-            bad = 0
-            macs = 0
-            for ii in range(R - 1):      # (a forward loop: a negative-step range() keeps
-                i = R - 1 - ii             # the compiler from vectorising the inner one)
-                for j in range(C):
-                    f = xf[i, j]
-                    both = xok[i, j] & w_ok[i, j]
-                    bad += (f >= 0) & (w_f[i, j] != f)
-                    macs += both
-                    p = ps[i - 1, j] + xv[i, j] * w_v[i, j] * both
-                    ps[i, j] = p if f >= 0 else 0
-            for j in range(C):
-                f = xf[0, j]
-                if f < 0:
-                    ps[0, j] = 0
-                    continue
-                bad += w_f[0, j] != f
-                col = (f // rf) * C + j
-                p = np.int64(0)
-                if col < Sc:
-                    tt = h_t[0, pa + j]
-                    if f % rf == 0:
-                        p = np.int64(init[tt, col])
-                    else:
-                        p = np.int64(out[tt, col])
-                        cnt[4] += 1
-                if xok[0, j] and w_ok[0, j]:
-                    p = wrap_i32(p + np.int64(xv[0, j]) * np.int64(w_v[0, j]))
-                    macs += 1
-                ps[0, j] = p
+                    w_f[j * R + i] = f
+                    w_v[j * R + i] = ((x & 0xFFFF) ^ 0x8000) - 0x8000
+                    if (x >> 16) & 1 and frow[f] + i < Sr:
+                        cnt[0] += T
+            # 4b. every PE as if it sat below another (row 0 is redone below): its token must
+            # meet its fold's tile; the partial sum from above plus the product (int32:
+            # wraps) goes down; a PE without a token passes 0
+            xf = h_f[pa:pa + RC]
+            xv = h_v[pa:pa + RC]
+            bad = False
+            for k in range(RC):
+                g = xf[k]
+                bad |= (g >= 0) & (w_f[k] != g)
+                p = ps0[k] + xv[k] * w_v[k]
+                ps1[k + 1] = p if g >= 0 else 0
+            # 4c. row 0 starts from the bias (first row fold) or the stored partial sum;
+            # padded columns (past Sc) from 0
+            for f in range(streamed - 1, -1, -1):
+                d = t - starts[f]
+                if d - (T - 1) > C - 1:
+                    break
+                lo = max(0, d - T + 1)
+                hi = min(C - 1, d)
+                c0 = fcol[f]
+                hv = min(hi, Sc - 1 - c0)
+                if frow[f] == 0:
+                    for j in range(lo, hv + 1):
+                        bad |= xf[j * R] != f
+                        ps1[j * R + 1] = init[d - j, c0 + j] + xv[j * R] * w_v[j * R]
+                else:
+                    for j in range(lo, hv + 1):
+                        bad |= xf[j * R] != f
+                        ps1[j * R + 1] = out[d - j, c0 + j] + xv[j * R] * w_v[j * R]
+                    cnt[4] += max(0, hv - lo + 1)
+                for j in range(max(lo, hv + 1), hi + 1):
+                    bad |= xf[j * R] != f
+                    ps1[j * R + 1] = xv[j * R] * w_v[j * R]
+            # the bottom row writes its partial sums back
+            for f in range(streamed - 1, -1, -1):
+                e = t - starts[f] - (R - 1)
+                if e - (T - 1) > C - 1:
+                    break
+                c0 = fcol[f]
+                lo = max(0, e - T + 1)
+                hi = min(C - 1, e, Sc - 1 - c0)
+                for j in range(lo, hi + 1):
+                    bad |= xf[j * R + R - 1] != f
+                    out[e - j, c0 + j] = ps1[j * R + R]
+                cnt[3] += max(0, hi - lo + 1)
             if bad:
                 raise RuntimeError("stepped stationary: a token met another fold's tile")
-            cnt[0] += macs
-            # the bottom row writes its partial sums back
-            for j in range(C):
-                f = xf[R - 1, j]
-                if f >= 0:
-                    col = (f // rf) * C + j
-                    if col < Sc:
-                        out[h_t[R - 1, pa + j], col] = ps[R - 1, j]
-                        cnt[3] += 1
-        # 5. load chains (as _run_stationary_shift)
+            ps0, ps1 = ps1, ps0
+        # 5. load chains: column j of tile f takes step c = t - loads[f] - j (0 <= c < R),
+        # the value for row R - 1 - c entering; row c, the first the wave overwrites, must
+        # not hold a tile that was never used (it holds load f - 1's value for row c)
         for f in range(loaded - 1, -1, -1):
             if t >= loads[f] + C - 1 + R:
                 break
-            r0 = (f % rf) * R
-            c0 = (f // rf) * C
-            for j in range(C):
+            r0 = frow[f]
+            c0 = fcol[f]
+            for j in range(max(0, t - loads[f] - R + 1), min(C - 1, t - loads[f]) + 1):
                 c = t - loads[f] - j
-                if c < 0 or c >= R:
-                    continue
                 busy = True
-                if (sh[j, c] >> 32) - 1 >= 0 and (sh[j, c] >> 32) - 1 != w_f[c, j]:
+                o = (tb[(f - 1) & 1, j, c] >> 32) - 1
+                if o >= 0 and o != w_f[j * R + c]:
                     raise RuntimeError("stepped stationary: a load overwrote a tile that was "
                                        "never used")
-                for q in range(c):         # rows c .. 1 take the row above's value
-                    sh[j, c - q] = sh[j, c - q - 1]
                 row = r0 + R - 1 - c
                 col = c0 + j
                 x = (np.int64(f) + 1) << 32 | np.int64(R - 1 - c) << 18
                 if row < Sr and col < Sc:
                     x |= np.int64(1) << 16 | (np.int64(W[row, col]) & 0xFFFF)
                     cnt[2] += 1
-                sh[j, 0] = x
+                tb[f & 1, j, R - 1 - c] = x
+                if c == 0:
+                    cl[j] = f
         if busy:
             last_busy = t
             cnt[5] += R * C

@@ -171,3 +171,74 @@ def test_stationary_history_kernel_equals_the_shifting_registers(M, K, N, R, C, 
     a = _run_stationary(S, W, I0, R, C, pipelined)
     b = _run_stationary_shift(S, W, I0, R, C, pipelined)
     assert np.array_equal(a[0], b[0]) and a[1] == b[1] and np.array_equal(a[2], b[2])
+
+
+def _stationary_twins_agree(A, B, init, R, C, pipelined, transpose):
+    """_run_stationary and its twin _run_stationary_shift on ws (S = A, W = B) or is (S = B^T,
+    W = A^T): same outputs, last busy cycle and counters."""
+    from amchw.sims.stepped import _run_stationary, _run_stationary_shift
+
+    S, W, I0 = (B.T, A.T, init.T) if transpose else (A, B, init)
+    S, W, I0 = (np.ascontiguousarray(v) for v in (S, W, I0))
+    a = _run_stationary(S, W, I0, R, C, pipelined)
+    b = _run_stationary_shift(S, W, I0, R, C, pipelined)
+    assert np.array_equal(a[0], b[0]), "outputs differ"
+    assert a[1] == b[1], f"last busy cycle {a[1]} vs {b[1]}"
+    assert np.array_equal(a[2], b[2]), f"counters {a[2]} vs {b[2]}"
+
+
+@settings(max_examples=60, deadline=None)
+@given(M=st.integers(1, 80), K=st.integers(1, 6), N=st.integers(1, 80),
+       R=st.integers(1, 32), C=st.integers(1, 32), pipelined=st.booleans(),
+       transpose=st.booleans(), zeros=st.sampled_from([0.0, 0.5, 1.0]),
+       seed=st.integers(0, 2**32 - 1))
+def test_stationary_short_folds_equal_the_shifting_registers(M, K, N, R, C, pipelined,
+                                                             transpose, zeros, seed):
+    """Short reductions (1..6) on arrays up to 32 x 32, as in the first convolutions: tiles
+    mostly padding, many folds, loads back to back on every chain, a fold's tile swapped in
+    while the next one loads. Zero operands are valid tokens and weights (they count as MACs,
+    unlike padding, which the history kernel also holds as 0); operands span the 16-bit
+    registers and the bias the int32 range, so accumulators wrap."""
+    rng = np.random.default_rng(seed)
+    A = rng.integers(-32768, 32768, (M, K))
+    B = rng.integers(-32768, 32768, (K, N))
+    A[rng.random(A.shape) < zeros] = 0
+    B[rng.random(B.shape) < zeros] = 0
+    init = rng.integers(-(1 << 31), 1 << 31, (M, N)).astype(np.int32)
+    _stationary_twins_agree(A.astype(np.int16), B.astype(np.int16), init, R, C, pipelined,
+                            transpose)
+
+
+# short-fold GEMMs (M, K, N) on (R, C): the shapes of VTCNN2 conv1 and VGG10 conv1 cut down,
+# single-row and single-column arrays, a reduction of 1, folds shorter than the array
+SHORT_FOLDS = [(40, 3, 70, 32, 32), (70, 6, 40, 32, 32), (33, 1, 65, 32, 32),
+               (5, 6, 100, 32, 1), (100, 2, 5, 1, 32), (64, 6, 64, 16, 16), (3, 4, 9, 32, 32)]
+
+
+@pytest.mark.parametrize("M,K,N,R,C", SHORT_FOLDS, ids=lambda v: str(v))
+def test_stationary_short_folds_against_the_twin_and_the_references(M, K, N, R, C):
+    """The same short-fold GEMMs through stepped_gemm (ws and is, both timings): outputs equal
+    the int64 product, cycles the closed form, counters the memory model's access formulas;
+    and the kernel equals its shifting twin with and without zero operands."""
+    rng = np.random.default_rng(M * 10_000 + K * 100 + N)
+    A, B, bias = _operands(rng, M, K, N)
+    for df in ("ws", "is"):
+        for timing in TIMINGS:
+            r = stepped_gemm(A, B, bias, R, C, df, timing)
+            ft = gemm_cycles(M, K, N, R, C, df, timing)
+            acc = gemm_accesses(M, K, N, ft, df)
+            assert np.array_equal(r.out, A @ B + bias), (df, timing)
+            assert r.cycles == ft.cycles, (df, timing)
+            assert r.counts["macs"] == M * K * N
+            assert (r.counts["a_reads"], r.counts["b_reads"], r.counts["out_writes"],
+                    r.counts["psum_reads"]) == (acc.a_reads, acc.b_reads, acc.out_writes,
+                                                acc.psum_reads), (df, timing)
+    init = np.broadcast_to(bias, (M, N)).astype(np.int32)
+    for zeros in (0.0, 0.7):
+        A0, B0 = A.copy(), B.copy()
+        A0[rng.random(A.shape) < zeros] = 0
+        B0[rng.random(B.shape) < zeros] = 0
+        for pipelined in (True, False):
+            for transpose in (False, True):
+                _stationary_twins_agree(A0.astype(np.int16), B0.astype(np.int16), init, R, C,
+                                        pipelined, transpose)
