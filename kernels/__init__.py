@@ -3,7 +3,17 @@
 Every kernel `<op>_<dtype>[_variant]` has a `<op>_<dtype>_ref` twin written differently
 (vectorised int64 numpy, wrap once at the end); the two are equal bit for bit.
 This package never imports the IR, torch or brevitas.
+
+Numba's on-disk cache checks only the source file of each cached function, not the files of the
+kernels it calls (fused.py calls conv.py and pool.py, vnni.py calls fused.py, and their code is
+compiled into the caller). So the cache of these kernels lives in a folder named after a digest
+of every source file here: an edit to any of them starts a fresh cache instead of leaving stale
+machine code behind. The folder is under $NUMBA_CACHE_DIR if set, else the user cache folder.
 """
+
+from ._numba_cache import use_versioned_cache
+
+use_versioned_cache()
 
 from .modes import (ROUND_FLOOR, ROUND_HALF_AWAY, ROUND_HALF_EVEN, ROUND_HALF_UP,
                     ROUNDING_NAMES)

@@ -10,7 +10,7 @@ them against the reference interpreter in the tests."""
 import numpy as np
 from numba import njit
 
-from .modes import ROUND_HALF_AWAY, ROUND_HALF_EVEN, ROUND_HALF_UP
+from .modes import ROUND_FLOOR, ROUND_HALF_AWAY, ROUND_HALF_EVEN, ROUND_HALF_UP
 from .conv import im2col_fill
 from .pool import maxpool_plane
 
@@ -118,6 +118,10 @@ def gemm_epilogue(acc, bias, kk0, n0, oh_n, ow_n, has_rq, mult, shift, offset, z
             for kk in range(kgs):
                 k = g * kg + kk0 + kk
                 dst = out[n, k]
+                if use_f32 and not has_pool and acc.shape[0] == 1:
+                    _rows_f32(acc[0, g, kk, base:base + plane], bias[k], oh_n, ow_n, fq, k, zo,
+                              lo, hi, rounding, dst)
+                    continue
                 if use_f32:  # multiplier > 0 here: pool first, then requantize
                     _sum_rows(acc, g, kk, base, plane, np.int64(bias[k]), tmp32)
                     if has_pool:
@@ -192,38 +196,62 @@ def requant_f32_params(mult, shift, offset, zx, zo, lo, hi) -> np.ndarray:
 
 
 @njit(cache=True, inline="always")
+def _rq_f32(a, a_lo, a_hi, m, off, half, sc, z, flo, fhi, rounding):
+    """One code: clamp(round_shift(a*m + off, s) + zo, lo, hi) in float32 lanes (a int32;
+    the other arguments float32 or int32 as requant_f32_params makes them)."""
+    t = np.float32(min(max(a, a_lo), a_hi)) * m + off
+    if rounding == ROUND_HALF_EVEN:
+        v = np.rint(t * sc)
+    elif rounding == ROUND_HALF_UP:
+        v = np.floor((t + half) * sc)
+    elif rounding == ROUND_HALF_AWAY:
+        v = np.copysign(np.floor((np.abs(t) + half) * sc), t)
+    else:
+        v = np.floor(t * sc)
+    return np.int32(min(max(v + z, flo), fhi))
+
+
+@njit(cache=True, inline="always")
 def _requant_f32(buf, fq, k, zo, lo, hi, rounding):
     """buf[p] = clamp(round_shift(a*m + off, s) + zo, lo, hi) for the int32 accumulators
     buf[p], in float32 lanes (requant_f32_params gives fq and says why it is exact)."""
-    a_lo = np.int32(fq[0, k])
-    a_hi = np.int32(fq[1, k])
-    m = np.float32(fq[2, k])
-    off = np.float32(fq[3, k])
-    half = np.float32(fq[4, k])
-    sc = np.float32(fq[5, k])
-    z = np.float32(zo)
-    flo = np.float32(lo)
-    fhi = np.float32(hi)
-    if rounding == ROUND_HALF_EVEN:
-        for p in range(buf.size):
-            t = np.float32(min(max(buf[p], a_lo), a_hi)) * m + off
-            v = np.rint(t * sc) + z
-            buf[p] = np.int32(min(max(v, flo), fhi))
-    elif rounding == ROUND_HALF_UP:
-        for p in range(buf.size):
-            t = np.float32(min(max(buf[p], a_lo), a_hi)) * m + off
-            v = np.floor((t + half) * sc) + z
-            buf[p] = np.int32(min(max(v, flo), fhi))
-    elif rounding == ROUND_HALF_AWAY:
-        for p in range(buf.size):
-            t = np.float32(min(max(buf[p], a_lo), a_hi)) * m + off
-            v = np.copysign(np.floor((np.abs(t) + half) * sc), t) + z
-            buf[p] = np.int32(min(max(v, flo), fhi))
-    else:
-        for p in range(buf.size):
-            t = np.float32(min(max(buf[p], a_lo), a_hi)) * m + off
-            v = np.floor(t * sc) + z
-            buf[p] = np.int32(min(max(v, flo), fhi))
+    a_lo, a_hi = np.int32(fq[0, k]), np.int32(fq[1, k])
+    m, off, half, sc = np.float32(fq[2, k]), np.float32(fq[3, k]), np.float32(fq[4, k]), \
+        np.float32(fq[5, k])
+    z, flo, fhi = np.float32(zo), np.float32(lo), np.float32(hi)
+    for p in range(buf.size):
+        buf[p] = _rq_f32(buf[p], a_lo, a_hi, m, off, half, sc, z, flo, fhi, rounding)
+
+
+@njit(cache=True, inline="always")
+def _rows_f32(row, bias, oh_n, ow_n, fq, k, zo, lo, hi, rounding, dst):
+    """dst[oh, ow] = the float32-lane requantization of wrap_i32(row[oh*ow_n + ow] + bias):
+    one pass from a single block's sums to the output plane."""
+    a_lo, a_hi = np.int32(fq[0, k]), np.int32(fq[1, k])
+    m, off, half, sc = np.float32(fq[2, k]), np.float32(fq[3, k]), np.float32(fq[4, k]), \
+        np.float32(fq[5, k])
+    z, flo, fhi = np.float32(zo), np.float32(lo), np.float32(hi)
+    b = np.int64(bias)
+    for oh in range(oh_n):
+        src = row[oh * ow_n:(oh + 1) * ow_n]
+        d = dst[oh]
+        # one loop per rounding mode, each with the mode a constant (no branch inside)
+        if rounding == ROUND_HALF_EVEN:
+            for ow in range(ow_n):
+                a = np.int32(np.int64(src[ow]) + b)  # wraps to int32
+                d[ow] = _rq_f32(a, a_lo, a_hi, m, off, half, sc, z, flo, fhi, ROUND_HALF_EVEN)
+        elif rounding == ROUND_HALF_UP:
+            for ow in range(ow_n):
+                a = np.int32(np.int64(src[ow]) + b)
+                d[ow] = _rq_f32(a, a_lo, a_hi, m, off, half, sc, z, flo, fhi, ROUND_HALF_UP)
+        elif rounding == ROUND_HALF_AWAY:
+            for ow in range(ow_n):
+                a = np.int32(np.int64(src[ow]) + b)
+                d[ow] = _rq_f32(a, a_lo, a_hi, m, off, half, sc, z, flo, fhi, ROUND_HALF_AWAY)
+        else:
+            for ow in range(ow_n):
+                a = np.int32(np.int64(src[ow]) + b)
+                d[ow] = _rq_f32(a, a_lo, a_hi, m, off, half, sc, z, flo, fhi, ROUND_FLOOR)
 
 
 @njit(cache=True, inline="always")

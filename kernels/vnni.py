@@ -268,21 +268,23 @@ N_PARAMS = 33
 
 
 @njit(cache=True, nogil=True)
-def _epilogue(acc, n0, nb, k_, oh_n, ow_n, prm, chan, fq, out):
-    """kernels.fused.gemm_epilogue on acc (int32 (Kp, >= nb*OH*OW)) with the step's
-    parameters: chan = (folded bias, multiplier, shift, offset) rows of length K; fq:
-    kernels.fused.requant_f32_params of the requantization (or none)."""
+def _epilogue(acc, n0, nb, k0, k_, oh_n, ow_n, prm, chan, fq, out):
+    """kernels.fused.gemm_epilogue on acc (int32 (>= k_, >= nb*OH*OW): filters k0 ..
+    k0+k_-1) with the step's parameters: chan = (folded bias, multiplier, shift, offset)
+    rows of length K; fq: kernels.fused.requant_f32_params of the requantization (or
+    none)."""
     a4 = acc.reshape(1, 1, acc.shape[0], acc.shape[1])
-    gemm_epilogue(a4, chan[0], 0, n0, oh_n, ow_n, prm[P_HAS_RQ] != 0, chan[1], chan[2], chan[3],
+    gemm_epilogue(a4, chan[0], k0, n0, oh_n, ow_n, prm[P_HAS_RQ] != 0, chan[1], chan[2], chan[3],
                   prm[P_AZP], prm[P_ZO], prm[P_LO], prm[P_HI], prm[P_ROUND],
                   prm[P_HAS_POOL] != 0, prm[P_PKH], prm[P_PKW], prm[P_PSH], prm[P_PSW],
                   prm[P_PDH], prm[P_PDW], prm[P_PTOP], prm[P_PLEFT], out, fq, nb, k_)
 
 
 @njit(cache=True, nogil=True)
-def conv_chunk(x, n0, nb, prm, chan, fq, wp, xp_buf, a32_buf, acc_buf, out):
-    """One fused Conv [-> Requant [-> MaxPool]] step for images n0 .. n0+nb-1: pad, pack,
-    multiply on VNNI, then kernels.fused.gemm_epilogue with the folded bias. x: int32
+def conv_chunk(x, n0, nb, prm, chan, fq, wp, xp_buf, a32_buf, acc_buf, out, k_lo, k_hi):
+    """One fused Conv [-> Requant [-> MaxPool]] step for images n0 .. n0+nb-1 and filters
+    k_lo .. k_hi-1 (k_lo a multiple of 8; two threads can share a layer by filters): pad,
+    pack, multiply on VNNI, then kernels.fused.gemm_epilogue with the folded bias. x: int32
     (N, C, H, W); prm: the P_* parameters; chan: int64 (4, K); wp: pack_conv's weights;
     scratch (flat, large enough): xp_buf uint8, a32_buf uint32, acc_buf int32."""
     c_ = x.shape[1]
@@ -299,8 +301,10 @@ def conv_chunk(x, n0, nb, prm, chan, fq, wp, xp_buf, a32_buf, acc_buf, out):
     im2col_panels(xp, nb, prm[P_KH], prm[P_KW], prm[P_SH], prm[P_SW], prm[P_DH], prm[P_DW],
                   oh_n, ow_n, prm[P_R], k4, ldm, a32)
     # positions past the last image (up to the panel's end) are multiplied but never read
-    conv_gemm(wp, k4, a32.view(np.uint8), ldm, npanels, acc)
-    _epilogue(acc, n0, nb, prm[P_K], oh_n, ow_n, prm, chan, fq, out)
+    k_hi = min(k_hi, prm[P_K])
+    kt = -(-(k_hi - k_lo) // POS_MR) * POS_MR
+    conv_gemm(wp[k_lo:k_lo + kt], k4, a32.view(np.uint8), ldm, npanels, acc[:kt])
+    _epilogue(acc[:kt], n0, nb, k_lo, k_hi - k_lo, oh_n, ow_n, prm, chan, fq, out)
 
 
 def _params(wc, bias, xmin, zx, rq, pool):
@@ -390,8 +394,9 @@ def dense_scratch(prm, nb: int) -> tuple[int, int]:
 
 
 @njit(cache=True, nogil=True)
-def dense_chunk(x, n0, nb, prm, chan, fq, pw, a8_buf, acc_buf, out):
-    """One fused Dense [-> Requant] step for images n0 .. n0+nb-1: x (int32 (N, R)) becomes
+def dense_chunk(x, n0, nb, prm, chan, fq, pw, a8_buf, acc_buf, out, k_lo, k_hi):
+    """One fused Dense [-> Requant] step for images n0 .. n0+nb-1 and filters k_lo .. k_hi-1
+    (k_lo a multiple of 64, the filters of a weight panel): x (int32 (N, R)) becomes
     rows of u = x - xmin (zero beyond R), VNNI product, kernels.fused.gemm_epilogue with the
     folded bias. Scratch (flat): a8_buf uint8 (>= nb*4*k4), acc_buf int32 (>= nb*kp); the
     epilogue reads the transposed accumulators from the tail of acc_buf (>= 2*nb*kp)."""
@@ -401,10 +406,13 @@ def dense_chunk(x, n0, nb, prm, chan, fq, pw, a8_buf, acc_buf, out):
     for nn in range(nb):
         _to_u8(x[n0 + nn], a8[nn, :r_], xmin)
         a8[nn, r_:] = 0
-    acc = acc_buf[:nb * kp].reshape(nb, kp)
-    dense_gemm(pw, k4, kp, a8, nb, acc)
-    acc_t = acc_buf[nb * kp:nb * kp + kp * nb].reshape(kp, nb)
+    k_hi = min(k_hi, k_)
+    kt = -(-(k_hi - k_lo) // ROW_W) * ROW_W
+    acc = acc_buf[:nb * kt].reshape(nb, kt)
+    dense_gemm(pw[k_lo * 4 * k4:(k_lo + kt) * 4 * k4], k4, kt, a8, nb, acc)
+    acc_t = acc_buf[nb * kt:2 * nb * kt].reshape(kt, nb)
     for nn in range(nb):
-        for k in range(k_):
+        for k in range(k_hi - k_lo):
             acc_t[k, nn] = acc[nn, k]
-    _epilogue(acc_t, n0, nb, k_, 1, 1, prm, chan, fq, out)
+    _epilogue(acc_t, n0, nb, k_lo, k_hi - k_lo, 1, 1, prm, chan, fq, out)
+

@@ -53,6 +53,9 @@ TILE_BYTES = 4 * 2**20
 MAX_TILE = 64
 # Below this many multiply-accumulates a step runs on the calling thread alone.
 PARALLEL_MIN_MACS = 4_000_000
+# A VNNI step on fewer images than threads shares its filters among the threads from here
+# (measured on 2 cores: below it the wake-up of a pool thread costs more than it saves).
+SPLIT_MIN_MACS = 64_000_000
 # Dense layers on at most this many images use the int16 weight kernel (reads 2 bytes per weight).
 SMALL_DENSE_BATCH = 4
 
@@ -205,6 +208,18 @@ class FastPlan:
         # a multiple of the dense kernels' row tile where it can be
         self.tile = tile - tile % V.ROW_MR if tile >= V.ROW_MR else tile
         self.uses_blas = any(isinstance(s, _Gemm) and s.vnni is None for s in self.steps)
+        sizes = [0, 0, 0, 0]   # xp, a32, acc, a8 of the largest VNNI chunk
+        for s in self.steps:
+            if isinstance(s, _Gemm) and s.vnni is not None:
+                kind, prm, _, _, chunk = s.vnni
+                if kind == "dense":
+                    a8, acc = V.dense_scratch(prm, chunk)
+                    need = (0, 0, acc, a8)
+                else:
+                    need = (*V.conv_scratch(prm, types[s.x].shape[0], chunk), 0)
+                sizes = [max(a, b) for a, b in zip(sizes, need)]
+        self._vnni_sizes = sizes
+        self._impl = kernels_for("fast")
         self.last_use = {}
         for k, s in enumerate(self.steps):
             for i in ([s.x] if isinstance(s, (_Gemm, _Direct)) else s.inputs):
@@ -374,33 +389,56 @@ class FastPlan:
                 part(0, n_)
         return out.reshape((n_, *s.final_shape))
 
+    def _vnni_buffers(self):
+        """This thread's scratch for every VNNI step (sized for the largest chunk)."""
+        bufs = self._local.__dict__.get("vnni")
+        if bufs is None:
+            bufs = tuple(np.empty(max(n, 1), dtype=t) for n, t in
+                         zip(self._vnni_sizes, (np.uint8, np.uint32, np.int32, np.uint8)))
+            self._local.vnni = bufs
+        return bufs
+
     def _run_vnni(self, s: _Gemm, x4, out, workers: int):
         """A step on amchw.kernels.vnni: images split over threads (a batch of fewer images
         than threads runs on the calling thread), in chunks that keep the scratch small."""
         n_ = x4.shape[0]
         assert s.vnni is not None
         kind, prm, chan, w, chunk = s.vnni
-        x2 = x4.reshape(n_, -1) if kind == "dense" else x4
-        c_ = x4.shape[1]
+        fq = s.fq
+        k_ = s.out_shape[0]
+        if kind == "dense":
+            x2 = x4.reshape(n_, -1)
 
-        def part(a, b):
-            nb = min(chunk, b - a)
-            if kind == "dense":
-                sizes = V.dense_scratch(prm, nb)
-                a8 = self._scratch("v_a8", sizes[0], np.uint8)
-                acc = self._scratch("v_acc", sizes[1], np.int32)
+            def part(a, b, k_lo=0, k_hi=k_):
+                xp, a32, acc, a8 = self._vnni_buffers()
                 for n0 in range(a, b, chunk):
-                    V.dense_chunk(x2, n0, min(chunk, b - n0), prm, chan, s.fq, w, a8, acc, out)
-                return
-            sizes = V.conv_scratch(prm, c_, nb)
-            xp = self._scratch("v_xp", sizes[0], np.uint8)
-            a32 = self._scratch("v_a32", sizes[1], np.uint32)
-            acc = self._scratch("v_acc", sizes[2], np.int32)
-            for n0 in range(a, b, chunk):
-                V.conv_chunk(x2, n0, min(chunk, b - n0), prm, chan, s.fq, w, xp, a32, acc, out)
+                    V.dense_chunk(x2, n0, min(chunk, b - n0), prm, chan, fq, w, a8, acc, out,
+                                  k_lo, k_hi)
+        else:
+            def part(a, b, k_lo=0, k_hi=k_):
+                xp, a32, acc, a8 = self._vnni_buffers()
+                for n0 in range(a, b, chunk):
+                    V.conv_chunk(x4, n0, min(chunk, b - n0), prm, chan, fq, w, xp, a32, acc, out,
+                                 k_lo, k_hi)
 
-        if workers <= 1 or n_ < workers or s.macs_per_image * n_ < PARALLEL_MIN_MACS:
+        if workers <= 1 or s.macs_per_image * n_ < PARALLEL_MIN_MACS:
             part(0, n_)
+        elif n_ < workers:
+            # fewer images than threads: for a large layer the threads share the filters
+            # (whole weight tiles; waking a sleeping thread costs tens of microseconds, so a
+            # small layer runs on the calling thread alone), which takes the first share
+            if s.macs_per_image * n_ < SPLIT_MIN_MACS:
+                part(0, n_)
+            else:
+                unit = V.ROW_W if kind == "dense" else V.POS_MR
+                tiles = -(-k_ // unit)
+                cuts = sorted({unit * (tiles * i // workers) for i in range(workers + 1)})
+                pool = self._executor()
+                futures = [pool.submit(part, 0, n_, c0, c1) for c0, c1 in zip(cuts[1:-1],
+                                                                               cuts[2:])]
+                part(0, n_, cuts[0], cuts[1])
+                for f in futures:
+                    f.result()
         else:
             edges = np.linspace(0, n_, workers + 1).astype(int)
             list(self._executor().map(part, edges[:-1], edges[1:]))
@@ -456,7 +494,6 @@ class FastPlan:
         types = self._types
         env = {graph.inputs[0].name: x}
         labels = self.step_names() if timings is not None else None
-        impl = None
         for k, s in enumerate(self.steps):
             t0 = time.perf_counter()
             if isinstance(s, _Gemm):
@@ -466,9 +503,8 @@ class FastPlan:
                 env[s.out] = s.run(env[s.x])
                 inputs = [s.x]
             else:
-                impl = impl or kernels_for("fast")
                 env[s.output.name] = eval_node(s, [env[i] for i in s.inputs],
-                                               [types[i].dtype for i in s.inputs], impl)
+                                               [types[i].dtype for i in s.inputs], self._impl)
                 inputs = s.inputs
             if labels is not None and timings is not None:
                 timings[labels[k]] = timings.get(labels[k], 0.0) + time.perf_counter() - t0

@@ -131,6 +131,7 @@ def test_fused_plan_equals_reference(case, threads, squeeze, use_vnni):
             mp.setattr(fast, "F32_LIMIT", 2**11)
             mp.setattr(fast, "CHUNK_BYTES", 1024)
             mp.setattr(fast, "PARALLEL_MIN_MACS", 0)
+            mp.setattr(fast, "SPLIT_MIN_MACS", 0)
             mp.setattr(fast, "SMALL_DENSE_BATCH", 2)
             mp.setattr(fast, "TILE_BYTES", 1)
         plan = fast.FastPlan(g, threads)

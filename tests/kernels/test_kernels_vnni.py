@@ -1,6 +1,7 @@
 """kernels.vnni == the _ref twins bit for bit: conv_chunk against conv2d_i32_ref (then
 requant_i32_ref and maxpool2d_i32_ref) and dense_chunk against dense_i32_ref, on shapes that
-cross the kernels' tiles (filters not a multiple of 8 or 64, positions not a multiple of 48,
+cross the kernels' tiles (filters not a multiple of 8 or 64, in two shares as threads split
+them, positions not a multiple of 48,
 reductions not a multiple of 4, every dense row tile), strides, dilations, asymmetric padding,
 signed, unsigned and offset input codes, weights at both ends of int8, and accumulators that
 wrap. Runs only where the CPU has AVX-512 VNNI (elsewhere amchw never calls these kernels)."""
@@ -98,8 +99,13 @@ def test_conv_chunk_equals_refs(c, seed):
     out = np.full(want.shape, -7, np.int32)
     bufs = [np.empty(sizes[0], np.uint8), np.empty(sizes[1], np.uint32),
             np.empty(sizes[2], np.int32)]
+    # the filters in two shares, cut at a whole tile of 8 (as threads share a layer)
+    cut = 8 * int(rng.integers(0, -(-c["k"] // 8) + 1))
     for n0 in range(0, c["n"], c["chunk"]):
-        vnni.conv_chunk(x, n0, min(c["chunk"], c["n"] - n0), prm, chan, fq, w, *bufs, out)
+        for k_lo, k_hi in ((0, cut), (cut, c["k"])):
+            if k_hi > k_lo:
+                vnni.conv_chunk(x, n0, min(c["chunk"], c["n"] - n0), prm, chan, fq, w, *bufs,
+                                out, k_lo, k_hi)
     assert np.array_equal(out, want), np.argwhere(out != want)[:5]
 
 
@@ -128,8 +134,12 @@ def test_dense_chunk_equals_refs(seed, n, r, k, inp, wide, rq, chunk):
     sizes = vnni.dense_scratch(prm, chunk)
     out = np.full((n, k, 1, 1), -7, np.int32)
     a8, acc = np.empty(sizes[0], np.uint8), np.empty(sizes[1], np.int32)
+    cut = 64 * int(rng.integers(0, -(-k // 64) + 1))  # filter shares: whole panels
     for n0 in range(0, n, chunk):
-        vnni.dense_chunk(x, n0, min(chunk, n - n0), prm, chan, fq, w, a8, acc, out)
+        for k_lo, k_hi in ((0, cut), (cut, k)):
+            if k_hi > k_lo:
+                vnni.dense_chunk(x, n0, min(chunk, n - n0), prm, chan, fq, w, a8, acc, out,
+                                 k_lo, k_hi)
     assert np.array_equal(out[:, :, 0, 0], want)
 
 
