@@ -11,9 +11,7 @@ of every source file here: an edit to any of them starts a fresh cache instead o
 machine code behind. The folder is under $NUMBA_CACHE_DIR if set, else the user cache folder.
 """
 
-from ._numba_cache import use_versioned_cache
-
-use_versioned_cache()
+from . import _numba_cache  # noqa: F401  (first: it points Numba's cache before any kernel)
 
 from .modes import (ROUND_FLOOR, ROUND_HALF_AWAY, ROUND_HALF_EVEN, ROUND_HALF_UP,
                     ROUNDING_NAMES)

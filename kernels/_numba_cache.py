@@ -1,4 +1,5 @@
-"""A Numba cache folder per version of the kernel sources (see the package docstring)."""
+"""A Numba cache folder per version of the kernel sources (see the package docstring); set
+when this module is imported, which the package does before any kernel."""
 
 import hashlib
 import os
@@ -31,3 +32,6 @@ def use_versioned_cache() -> None:
     except OSError:
         return
     numba.config.CACHE_DIR = str(target)
+
+
+use_versioned_cache()

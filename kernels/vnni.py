@@ -398,9 +398,9 @@ def dense_chunk(x, n0, nb, prm, chan, fq, pw, a8_buf, acc_buf, out, k_lo, k_hi):
     """One fused Dense [-> Requant] step for images n0 .. n0+nb-1 and filters k_lo .. k_hi-1
     (k_lo a multiple of 64, the filters of a weight panel): x (int32 (N, R)) becomes
     rows of u = x - xmin (zero beyond R), VNNI product, kernels.fused.gemm_epilogue with the
-    folded bias. Scratch (flat): a8_buf uint8 (>= nb*4*k4), acc_buf int32 (>= nb*kp); the
-    epilogue reads the transposed accumulators from the tail of acc_buf (>= 2*nb*kp)."""
-    r_, k_, k4, kp = prm[P_R], prm[P_K], prm[P_K4], prm[P_KP]
+    folded bias. Scratch (flat): a8_buf uint8 (>= nb*4*k4), acc_buf int32 (>= 2*nb*kp: the
+    accumulators, then their transpose for the epilogue)."""
+    r_, k_, k4 = prm[P_R], prm[P_K], prm[P_K4]
     xmin = np.int32(prm[P_XMIN])
     a8 = a8_buf[:nb * 4 * k4].reshape(nb, 4 * k4)
     for nn in range(nb):
