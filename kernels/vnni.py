@@ -284,20 +284,30 @@ def _epilogue(acc, n0, nb, k0, k_, oh_n, ow_n, prm, chan, fq, out):
 def conv_chunk(x, n0, nb, prm, chan, fq, wp, xp_buf, a32_buf, acc_buf, out, k_lo, k_hi):
     """One fused Conv [-> Requant [-> MaxPool]] step for images n0 .. n0+nb-1 and filters
     k_lo .. k_hi-1 (k_lo a multiple of 8; two threads can share a layer by filters): pad,
-    pack, multiply on VNNI, then kernels.fused.gemm_epilogue with the folded bias. x: int32
-    (N, C, H, W); prm: the P_* parameters; chan: int64 (4, K); wp: pack_conv's weights;
-    scratch (flat, large enough): xp_buf uint8, a32_buf uint32, acc_buf int32."""
+    then conv_body. x: int32 (N, C, H, W); prm: the P_* parameters; chan: int64 (4, K); wp:
+    pack_conv's weights; scratch (flat, large enough): xp_buf uint8, a32_buf uint32,
+    acc_buf int32."""
     c_ = x.shape[1]
-    hp, wpad, oh_n, ow_n = prm[P_HP], prm[P_WP], prm[P_OH], prm[P_OW]
+    hp, wpad = prm[P_HP], prm[P_WP]
+    xp = xp_buf[:nb * c_ * hp * wpad].reshape(nb, c_, hp, wpad)
+    pad_u8(x, n0, nb, prm[P_XMIN], prm[P_ZX], prm[P_TOP], prm[P_LEFT], hp, wpad, xp)
+    conv_body(xp, n0, nb, prm, chan, fq, wp, a32_buf, acc_buf, out, k_lo, k_hi)
+
+
+@njit(cache=True, nogil=True)
+def conv_body(xp, n0, nb, prm, chan, fq, wp, a32_buf, acc_buf, out, k_lo, k_hi):
+    """conv_chunk from the padded unsigned codes xp (uint8 (nb, C, HP, WP): pad_u8's form,
+    or what a previous step's epilogue wrote there): pack, multiply on VNNI, then
+    kernels.fused.gemm_epilogue with the folded bias into out[n0 .. n0+nb-1] (int32, or
+    the next step's uint8 input)."""
+    oh_n, ow_n = prm[P_OH], prm[P_OW]
     k4, kp = prm[P_K4], prm[P_KP]
     plane = oh_n * ow_n
     m_total = nb * plane
     npanels = -(-m_total // POS_W)
-    xp = xp_buf[:nb * c_ * hp * wpad].reshape(nb, c_, hp, wpad)
     ldm = npanels * POS_W
     a32 = a32_buf[:k4 * ldm]
     acc = acc_buf[:kp * ldm].reshape(kp, ldm)
-    pad_u8(x, n0, nb, prm[P_XMIN], prm[P_ZX], prm[P_TOP], prm[P_LEFT], hp, wpad, xp)
     im2col_panels(xp, nb, prm[P_KH], prm[P_KW], prm[P_SH], prm[P_SW], prm[P_DH], prm[P_DW],
                   oh_n, ow_n, prm[P_R], k4, ldm, a32)
     # positions past the last image (up to the panel's end) are multiplied but never read
@@ -396,16 +406,24 @@ def dense_scratch(prm, nb: int) -> tuple[int, int]:
 @njit(cache=True, nogil=True)
 def dense_chunk(x, n0, nb, prm, chan, fq, pw, a8_buf, acc_buf, out, k_lo, k_hi):
     """One fused Dense [-> Requant] step for images n0 .. n0+nb-1 and filters k_lo .. k_hi-1
-    (k_lo a multiple of 64, the filters of a weight panel): x (int32 (N, R)) becomes
-    rows of u = x - xmin (zero beyond R), VNNI product, kernels.fused.gemm_epilogue with the
-    folded bias. Scratch (flat): a8_buf uint8 (>= nb*4*k4), acc_buf int32 (>= 2*nb*kp: the
-    accumulators, then their transpose for the epilogue)."""
-    r_, k_, k4 = prm[P_R], prm[P_K], prm[P_K4]
+    (k_lo a multiple of 64, the filters of a weight panel): x (int32 (N, R)) becomes rows of
+    u = x - xmin (zero beyond R), then dense_body. Scratch (flat): a8_buf uint8
+    (>= nb*4*k4), acc_buf int32 (>= 2*nb*kp: the accumulators, then their transpose)."""
+    r_, k4 = prm[P_R], prm[P_K4]
     xmin = np.int32(prm[P_XMIN])
     a8 = a8_buf[:nb * 4 * k4].reshape(nb, 4 * k4)
     for nn in range(nb):
         _to_u8(x[n0 + nn], a8[nn, :r_], xmin)
         a8[nn, r_:] = 0
+    dense_body(a8, n0, nb, prm, chan, fq, pw, acc_buf, out, k_lo, k_hi)
+
+
+@njit(cache=True, nogil=True)
+def dense_body(a8, n0, nb, prm, chan, fq, pw, acc_buf, out, k_lo, k_hi):
+    """dense_chunk from the rows of unsigned codes a8 (uint8 (nb, 4*k4), zero beyond R:
+    dense_chunk's form, or what a previous step's epilogue wrote there): VNNI product, then
+    kernels.fused.gemm_epilogue with the folded bias into out[n0 .. n0+nb-1]."""
+    k_, k4 = prm[P_K], prm[P_K4]
     k_hi = min(k_hi, k_)
     kt = -(-(k_hi - k_lo) // ROW_W) * ROW_W
     acc = acc_buf[:nb * kt].reshape(nb, kt)
@@ -415,4 +433,3 @@ def dense_chunk(x, n0, nb, prm, chan, fq, pw, a8_buf, acc_buf, out, k_lo, k_hi):
         for k in range(k_hi - k_lo):
             acc_t[k, nn] = acc[nn, k]
     _epilogue(acc_t, n0, nb, k_lo, k_hi - k_lo, 1, 1, prm, chan, fq, out)
-

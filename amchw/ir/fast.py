@@ -39,7 +39,7 @@ from amchw.kernels.fused import (dense_acc_small, dense_cols, gemm_epilogue, im2
 
 from .backends import check_input, eval_node, kernels_for
 from .graph import Graph
-from .ops import Conv, Dense, Dequantize, MaxPool, Quantize, Requant
+from .ops import Conv, Dense, Dequantize, MaxPool, Quantize, Requant, Reshape
 from .ops.base import pair as _pair
 from .types import IRError, QType
 from .validate import value_bounds
@@ -107,6 +107,12 @@ class _Gemm:
                                   # small batches (int32 accumulation, exact by acc_bound)
     vnni: tuple | None = None     # the VNNI form when it applies (see _vnni_form)
     fq: np.ndarray | None = None  # kernels.fused.requant_f32_params of the Requant (or none)
+    # a VNNI step whose codes only the next VNNI step reads writes them straight into that
+    # step's unsigned input (FastPlan._link): feeds is that step, prm_feed its parameters
+    # with the output range moved to u = code - xmin; prepared marks the reading step
+    feeds: "_Gemm | None" = None
+    prm_feed: np.ndarray | None = None
+    prepared: bool = False
 
 
 @dataclass
@@ -202,6 +208,7 @@ class FastPlan:
             else:
                 fused.update(step.names)
                 self.steps.append(step)
+        self._link(users)
         # images per tile: the largest value a step makes, tile images of it, fits TILE_BYTES
         biggest = max((4 * int(np.prod(v.shape)) for v in types.values()), default=1)
         tile = int(min(MAX_TILE, max(1, TILE_BYTES // max(biggest, 1))))
@@ -226,6 +233,45 @@ class FastPlan:
                 self.last_use[i] = k
 
     # ------------------------------------------------------------------ planning
+    def _link(self, users) -> None:
+        """Let a VNNI step write its codes straight into the unsigned input of the VNNI step
+        that alone reads them (directly, or a dense layer through a Reshape that alone reads
+        them): the int32 value between them, the padding pass of a convolution and the
+        conversion of a dense layer's input disappear. The Reshape step goes."""
+        graph = self.graph
+        by_out = {s.out: s for s in self.steps if isinstance(s, _Gemm)}
+        dropped = set()
+        for s2 in self.steps:
+            if not (isinstance(s2, _Gemm) and s2.vnni is not None):
+                continue
+            v = s2.x
+            sole = [u.name for u in users.get(v, [])] == [s2.names[0]]
+            if v in graph.outputs or not sole:
+                continue
+            s1 = by_out.get(v)
+            reshape = None
+            if s1 is None and s2.vnni[0] == "dense":
+                node = next((n for n in self.steps if not isinstance(n, (_Gemm, _Direct))
+                             and n.output.name == v and isinstance(n.op, Reshape)), None)
+                if node is not None:
+                    u = node.inputs[0]
+                    if u not in graph.outputs and len(users.get(u, [])) == 1:
+                        s1, reshape = by_out.get(u), node
+            if s1 is None or s1.vnni is None or s1.feeds is not None:
+                continue
+            xmin = int(s2.vnni[1][V.P_XMIN])
+            prm = s1.vnni[1].copy()
+            prm[V.P_ZO] -= xmin
+            prm[V.P_LO] -= xmin
+            prm[V.P_HI] -= xmin
+            if not (prm[V.P_HAS_RQ] and 0 <= prm[V.P_LO] <= prm[V.P_HI] <= 255):
+                continue
+            s1.feeds, s1.prm_feed, s2.prepared = s2, prm, True
+            if reshape is not None:
+                dropped.add(reshape.name)
+        self.steps = [s for s in self.steps if isinstance(s, (_Gemm, _Direct))
+                      or s.name not in dropped]
+
     def _gemm_step(self, n, rq, mp, types, bounds):
         op = n.op
         xt: QType = types[n.inputs[0]].dtype
@@ -307,7 +353,8 @@ class FastPlan:
         lines = []
         for s in self.steps:
             if isinstance(s, _Gemm) and s.vnni is not None:
-                lines.append(f"{'+'.join(s.names)}: u8 x s8 -> int32 VNNI GEMM")
+                feeds = f", writes {s.feeds.names[0]}'s input" if s.feeds is not None else ""
+                lines.append(f"{'+'.join(s.names)}: u8 x s8 -> int32 VNNI GEMM{feeds}")
             elif isinstance(s, _Direct):
                 lines.append(f"{s.names[0]}: {s.kind} (parameters checked once)")
             elif isinstance(s, _Gemm):
@@ -352,15 +399,65 @@ class FastPlan:
         gemm_epilogue(acc, s.bias, 0, n0, oh_n, ow_n, has_rq, mult, shift, offset, zx, zo, lo,
                       hi, rounding, has_pool, pkh, pkw, psh, psw, pdh, pdw, ptop, pleft, out, s.fq)
 
+    def _input_buffer(self, s2: _Gemm, n_: int) -> np.ndarray:
+        """This thread's unsigned input of the prepared VNNI step s2 for n_ images: a
+        convolution's padded (n_, C, HP, WP), whose border holds the code that adds 0 (filled
+        once: epilogues write only the inside), or a dense layer's rows (n_, 4*k4), zero
+        beyond R."""
+        store = self._local.__dict__.setdefault("inputs", {})
+        key = id(s2)
+        buf = store.get(key)
+        if buf is None or buf.shape[0] < n_:
+            assert s2.vnni is not None
+            prm = s2.vnni[1]
+            if s2.vnni[0] == "conv":
+                c_ = int(self._types[s2.x].shape[0])
+                buf = np.full((n_, c_, int(prm[V.P_HP]), int(prm[V.P_WP])),
+                              int(prm[V.P_ZX] - prm[V.P_XMIN]), dtype=np.uint8)
+            else:
+                buf = np.zeros((n_, 4 * int(prm[V.P_K4])), dtype=np.uint8)
+            store[key] = buf
+        return buf[:n_]
+
+    def _run_feeding(self, s: _Gemm, x, workers: int) -> np.ndarray:
+        """Run s with its epilogue writing u = code - xmin into the input buffer of the step
+        it feeds, and return that buffer."""
+        s2 = s.feeds
+        assert s2 is not None and s2.vnni is not None
+        n_ = x.shape[0]
+        buf = self._input_buffer(s2, n_)
+        k_, oh2, ow2 = s.out_shape
+        if s2.vnni[0] == "conv":
+            prm2 = s2.vnni[1]
+            top, left = int(prm2[V.P_TOP]), int(prm2[V.P_LEFT])
+            out = buf[:, :, top:top + oh2, left:left + ow2]
+        else:  # a dense layer's rows: the codes in (K, OH, OW) order, as the Reshape had them
+            out = np.lib.stride_tricks.as_strided(
+                buf, (n_, k_, oh2, ow2), (buf.strides[0], oh2 * ow2, ow2, 1))
+        self._run_vnni(s, self._as4(s, x), out, workers, s.prm_feed)
+        return buf
+
+    @staticmethod
+    def _as4(s: _Gemm, x: np.ndarray) -> np.ndarray:
+        """The step's input as int32 (N, C, H, W), or the prepared buffer as it is."""
+        if s.prepared:
+            return x
+        n_ = x.shape[0]
+        x4 = x.reshape((n_, x.shape[1], 1, x.shape[2])) if s.nd == 1 else (
+            x.reshape((n_, x.shape[1], 1, 1)) if s.nd == 0 else x)
+        return np.ascontiguousarray(x4, dtype=np.int32)
+
     def _run_gemm(self, s: _Gemm, x: np.ndarray, workers: int) -> np.ndarray:
         n_ = x.shape[0]
+        if s.vnni is not None:
+            out = np.empty((n_, *s.out_shape), dtype=np.int32)
+            self._run_vnni(s, self._as4(s, x), out, workers, s.vnni[1])
+            return out.reshape((n_, *s.final_shape))
         x4 = x.reshape((n_, x.shape[1], 1, x.shape[2])) if s.nd == 1 else (
             x.reshape((n_, x.shape[1], 1, 1)) if s.nd == 0 else x)
         x4 = np.ascontiguousarray(x4, dtype=np.int32)
         out = np.empty((n_, *s.out_shape), dtype=np.int32)
         k_ = s.out_shape[0]
-        if s.vnni is not None:
-            return self._run_vnni(s, x4, out, workers)
         if s.w16 is not None and n_ <= SMALL_DENSE_BATCH:
             xc = (x4.reshape(n_, -1) - s.zx).astype(np.int16)
             acc = np.empty((1, 1, k_, n_), dtype=np.int32)
@@ -398,15 +495,22 @@ class FastPlan:
             self._local.vnni = bufs
         return bufs
 
-    def _run_vnni(self, s: _Gemm, x4, out, workers: int):
-        """A step on amchw.kernels.vnni: images split over threads (a batch of fewer images
-        than threads runs on the calling thread), in chunks that keep the scratch small."""
+    def _run_vnni(self, s: _Gemm, x4, out, workers: int, prm) -> None:
+        """A step on amchw.kernels.vnni (x4: int32 (N, C, H, W), or the prepared unsigned
+        input): images split over threads, in chunks that keep the scratch small."""
         n_ = x4.shape[0]
         assert s.vnni is not None
-        kind, prm, chan, w, chunk = s.vnni
+        kind, _, chan, w, chunk = s.vnni
         fq = s.fq
         k_ = s.out_shape[0]
-        if kind == "dense":
+        if kind == "dense" and s.prepared:
+            def part(a, b, k_lo=0, k_hi=k_):
+                xp, a32, acc, a8 = self._vnni_buffers()
+                for n0 in range(a, b, chunk):
+                    n1 = min(n0 + chunk, b)
+                    V.dense_body(x4[n0:n1], n0, n1 - n0, prm, chan, fq, w, acc, out, k_lo,
+                                 k_hi)
+        elif kind == "dense":
             x2 = x4.reshape(n_, -1)
 
             def part(a, b, k_lo=0, k_hi=k_):
@@ -414,6 +518,13 @@ class FastPlan:
                 for n0 in range(a, b, chunk):
                     V.dense_chunk(x2, n0, min(chunk, b - n0), prm, chan, fq, w, a8, acc, out,
                                   k_lo, k_hi)
+        elif s.prepared:
+            def part(a, b, k_lo=0, k_hi=k_):
+                xp, a32, acc, a8 = self._vnni_buffers()
+                for n0 in range(a, b, chunk):
+                    n1 = min(n0 + chunk, b)
+                    V.conv_body(x4[n0:n1], n0, n1 - n0, prm, chan, fq, w, a32, acc, out, k_lo,
+                                k_hi)
         else:
             def part(a, b, k_lo=0, k_hi=k_):
                 xp, a32, acc, a8 = self._vnni_buffers()
@@ -442,7 +553,6 @@ class FastPlan:
         else:
             edges = np.linspace(0, n_, workers + 1).astype(int)
             list(self._executor().map(part, edges[:-1], edges[1:]))
-        return out.reshape((n_, *s.final_shape))
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -496,7 +606,10 @@ class FastPlan:
         labels = self.step_names() if timings is not None else None
         for k, s in enumerate(self.steps):
             t0 = time.perf_counter()
-            if isinstance(s, _Gemm):
+            if isinstance(s, _Gemm) and s.feeds is not None:
+                env[s.feeds.x] = self._run_feeding(s, env[s.x], workers)
+                inputs = [s.x]
+            elif isinstance(s, _Gemm):
                 env[s.out] = self._run_gemm(s, env[s.x], workers)
                 inputs = [s.x]
             elif isinstance(s, _Direct):
