@@ -32,7 +32,7 @@ def round_f64(v, mode):
     return f + 1.0 if f - 2.0 * np.floor(f * 0.5) == 1.0 else f
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _quantize_kernel(x, scale, zp, lo, hi, rounding):
     # x: (N, C, S) float64; scale/zp broadcast to length C.
     n_, c_, s_ = x.shape
@@ -102,7 +102,7 @@ def quantize_f64_ref(x, scale, zp, lo, hi, rounding):
     return r.astype(np.int32)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _dequantize_kernel(q, scale, zp, bias):
     n_, c_, s_ = q.shape
     out = np.empty((n_, c_, s_), dtype=np.float64)
