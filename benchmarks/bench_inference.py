@@ -3,8 +3,11 @@
 
 For each model (VGG10, VTCNN2) and batch size (default 1 and 256) it times:
 
-  fast          amchw.ir.interp.run(graph, x, "fast")   fused executor (amchw.ir.fast): Numba
-                im2col + exact float BLAS product + Numba requant/pool epilogue
+  fast          amchw.ir.interp.run(graph, x, "fast")   fused executor (amchw.ir.fast): on a
+                CPU with AVX-512 VNNI, u8 x s8 -> int32 kernels (kernels/vnni.py); elsewhere
+                Numba im2col + exact float BLAS product + Numba requant/pool epilogue
+  fast-float    the same executor with the VNNI kernels switched off (the portable path every
+                CPU runs)
   numba         amchw.ir.interp.run(graph, x, "numba")  Numba loop kernels
   ref           amchw.ir.interp.run(graph, x, "ref")    numpy reference interpreter
   torch-f32     plain float32 torch.nn.Sequential mirror of the model (nn.Conv/nn.Linear/BN/
@@ -37,9 +40,9 @@ BLAS); without it BLAS keeps its default (usually all cores). --blas-threads set
 threads alone. The "fast" executor holds BLAS to one thread while it runs and splits the batch
 over its own threads (benchmarks/README.md: thread-pool contention).
 
-Exactness: while benchmarking, the outputs of "fast" and "numba" (warm-up call and last timed
-call) are compared with the "ref" output on the same batch with np.array_equal; the result is
-printed per model/batch and in --json. The script exits with status 1 if any check fails.
+Exactness: while benchmarking, the outputs of "fast", "fast-float" and "numba" (warm-up call and
+last timed call) are compared with the "ref" output on the same batch with np.array_equal; the
+result is printed per model/batch and in --json. The script exits with status 1 if any check fails.
 
 Examples (from the repository root, with the python where amchw is installed):
     python benchmarks/bench_inference.py --quick
@@ -56,9 +59,10 @@ import argparse
 import os
 import sys
 
-PATHS = ("fast", "numba", "ref", "torch-f32", "brevitas-fq", "ort-f32", "ort-int8")
+PATHS = ("fast", "fast-float", "numba", "ref", "torch-f32", "brevitas-fq", "ort-f32",
+         "ort-int8")
 ORT_PATHS = ("ort-f32", "ort-int8")
-IR_PATHS = ("fast", "numba", "ref")
+IR_PATHS = ("fast", "fast-float", "numba", "ref")
 MODELS = ("vgg10", "vtcnn2")
 PEER = "torch-f32"
 
@@ -135,6 +139,7 @@ if ARGS.blas_threads is not None:
     for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(ARGS.blas_threads)
 
+import contextlib  # noqa: E402
 import copy  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
@@ -153,7 +158,8 @@ warnings.filterwarnings("ignore", message="brevitas.fx is deprecated")
 
 from float_layers import float_layer  # noqa: E402
 from amchw.data.synthetic import PROFILES, synthesize  # noqa: E402
-from amchw.ir.fast import plan_for  # noqa: E402
+from amchw.ir.fast import FastPlan, plan_for  # noqa: E402
+from amchw.kernels import vnni  # noqa: E402
 from amchw.ir.interp import eval_node, kernels_for, run  # noqa: E402
 from amchw.lower.brevitas import lower  # noqa: E402
 from amchw.models import ZOO, build  # noqa: E402
@@ -292,13 +298,24 @@ def fmt_rate(v: float | None) -> str:
     return f"{v:.3g}"
 
 
+@contextlib.contextmanager
+def _vnni_off():
+    """Plans built inside take the portable float path (as on a CPU without VNNI)."""
+    saved = vnni.HAVE_VNNI
+    vnni.HAVE_VNNI = False
+    try:
+        yield
+    finally:
+        vnni.HAVE_VNNI = saved
+
+
 def main(args: argparse.Namespace) -> int:
     if args.threads is not None:
         numba.set_num_threads(args.threads)
     threads = numba.get_num_threads()
     torch.set_num_threads(threads)
     timed = [p for p in PATHS if p in args.paths]
-    need_ref = any(p in timed for p in ("fast", "numba", "ort-int8"))
+    need_ref = any(p in timed for p in ("fast", "fast-float", "numba", "ort-int8"))
 
     meta = {
         "cpu_count": os.cpu_count(),
@@ -357,6 +374,11 @@ def main(args: argparse.Namespace) -> int:
             y_fq = model(xt).numpy()
             y_f32 = mirror(xt).numpy()
         y_ir = run(graph, X, "ref")
+        plan = plan_for(graph)
+        with _vnni_off():
+            float_plan = FastPlan(graph)
+        print(f"# {name}: fast plan ({'VNNI' if vnni.HAVE_VNNI else 'no VNNI on this CPU'}): "
+              + "; ".join(plan.describe()))
         s = {"model": name, "frames": int(X.shape[0]),
              "top1_torch_f32_vs_brevitas": top1_agreement(y_f32, y_fq),
              "top1_ir_ref_vs_brevitas": top1_agreement(y_ir, y_fq),
@@ -373,6 +395,7 @@ def main(args: argparse.Namespace) -> int:
             xbt = torch.from_numpy(xb)
             fns = {
                 "fast": lambda: run(graph, xb, "fast"),
+                "fast-float": (lambda fp: lambda: fp(xb))(float_plan),
                 "numba": lambda: run(graph, xb, "numba"),
                 "ref": lambda: run(graph, xb, "ref"),
             }
@@ -409,7 +432,7 @@ def main(args: argparse.Namespace) -> int:
                 sys.stdout.flush()
             if ref_out is None and "ref" in outs:
                 ref_out = outs["ref"][1]
-            for path in ("fast", "numba"):
+            for path in ("fast", "fast-float", "numba"):
                 if path in outs:
                     first, last = outs[path]
                     ok = bool(np.array_equal(first, ref_out) and np.array_equal(last, ref_out))
