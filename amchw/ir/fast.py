@@ -215,6 +215,10 @@ class FastPlan:
         # a multiple of the dense kernels' row tile where it can be
         self.tile = tile - tile % V.ROW_MR if tile >= V.ROW_MR else tile
         self.uses_blas = any(isinstance(s, _Gemm) and s.vnni is None for s in self.steps)
+        if self.uses_blas:
+            # float products want whole batches (a dense layer re-reads its float weights
+            # per call): no tiles, as before the VNNI path
+            self.tile = 2**62
         sizes = [0, 0, 0, 0]   # xp, a32, acc, a8 of the largest VNNI chunk
         for s in self.steps:
             if isinstance(s, _Gemm) and s.vnni is not None:
