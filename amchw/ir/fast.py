@@ -580,6 +580,12 @@ class FastPlan:
         threads by images."""
         x = check_input(self.graph, x)
         n_ = x.shape[0]
+        t = self.graph.inputs[0].dtype
+        if isinstance(t, QType) and x.size and (int(x.min()) < t.lo or int(x.max()) > t.hi):
+            # the plan's exactness (float blocks, bytes) is proven for codes of the type
+            raise IRError(f"graph {self.graph.name!r}: input codes span [{int(x.min())}, "
+                          f"{int(x.max())}], outside the input type {t.short()} "
+                          f"[{t.lo}, {t.hi}]")
         limit = (_blas_controller().limit(limits=1, user_api="blas") if self.uses_blas
                  else contextlib.nullcontext())
         with self._lock, limit:

@@ -202,3 +202,21 @@ def test_dense_cols_equals_the_1x1_im2col(n, c, n0, nb):
     dense_cols(x, n0, nb, 5, a)
     im2col_chunk(x.reshape(n, c, 1, 1), n0, nb, 5, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, b)
     assert np.array_equal(a, b) and np.all(a[..., nb:] == 7)
+
+
+def test_input_codes_outside_their_type_are_refused():
+    """The plan's exactness is proven for codes inside their types (float blocks bound by the
+    type's range, one byte per code on the VNNI path): codes outside are an IRError."""
+    from amchw.ir.types import IRError
+
+    u8 = QType(8, False, False, (2.0**-5,))
+    w8 = QType(8, True, True, (2.0**-7,))
+    b = GraphBuilder("codes")
+    b.input("x", (4,), u8)
+    d = b.add("fc", Dense(np.ones((3, 4), np.int32), None, w8, acc_type(u8, w8)), ["x"])
+    g = b.build([d.name])
+    plan = fast.FastPlan(g, 1)
+    ok = np.array([[255, 0, 1, 2]], np.int32)
+    _same(plan(ok), run(g, ok, "ref"))
+    with pytest.raises(IRError, match=r"outside the input type .*\[0, 255\]"):
+        plan(np.array([[300, 0, 1, 2]], np.int32))
