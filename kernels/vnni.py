@@ -25,9 +25,10 @@ tile of <16 x i32> accumulators in registers over the whole reduction:
 - `_tile_row1` .. `_tile_row6` (dense layers): a vector holds 16 filters, the activations of one
   image are broadcast. Weights are packed by `pack_dense` as [panel][r/4][64 filters][4].
 
-The intrinsics exist only where the CPU has AVX-512 VNNI (`HAVE_VNNI`); amchw.ir.fast uses
-them only then, and otherwise keeps its exact float path. Nothing here is compiled before
-its first call, so a machine without VNNI never meets the instruction."""
+The intrinsics exist only where the CPU has AVX-512 VNNI and Numba compiles for it
+(`HAVE_VNNI`, see `target_has_vnni`); amchw.ir.fast uses them only then, and otherwise keeps
+its exact float path. Nothing here is compiled before its first call, so a machine without
+VNNI never meets the instruction."""
 
 import os
 
@@ -46,17 +47,44 @@ POS_W = 48        # output positions per convolution panel (3 vectors of 16)
 ROW_W = 64        # filters per dense panel (4 vectors of 16)
 
 
-def _host_has_vnni() -> bool:
+_NEEDED = ("avx512f", "avx512vnni")
+
+
+def target_has_vnni(host_features: dict, host_name: str, cpu_name: str | None,
+                    cpu_features: str | None) -> bool:
+    """Whether code Numba compiles can use VPDPBUSD: the host must run it, and the target
+    Numba compiles for must have it enabled. Numba compiles for the host unless
+    NUMBA_CPU_NAME names another CPU (`cpu_name`) and takes the host's features unless
+    NUMBA_CPU_FEATURES gives a list (`cpu_features`, "+a,-b,..."). A named CPU other than the
+    host's turns the path off: LLVM may leave 512-bit vectors illegal there ("generic" does,
+    with every AVX-512 feature switched on), and then aborts the process on the instruction
+    instead of raising an error. A host LLVM does not know is also named "generic": off too."""
+    if not all(host_features.get(f, False) for f in _NEEDED):
+        return False
+    name = host_name if cpu_name is None else cpu_name.strip()
+    if name.lower() in ("host", "native"):
+        name = host_name
+    if name.lower() != host_name.lower() or name.lower() in ("", "generic"):
+        return False
+    if cpu_features is not None:
+        flags = {f.strip() for f in cpu_features.split(",") if f.strip()}
+        if any(f"+{f}" not in flags for f in _NEEDED) or "-evex512" in flags:
+            return False
+    return True
+
+
+def _numba_target_has_vnni() -> bool:
     try:
         feats = _llvm.get_host_cpu_features()
+        name = _llvm.get_host_cpu_name()
     except Exception:  # pragma: no cover - llvmlite could not read the CPU features
         return False
-    return bool(feats.get("avx512vnni", False)) and bool(feats.get("avx512f", False))
+    return target_has_vnni(dict(feats), name, numba_config.CPU_NAME, numba_config.CPU_FEATURES)
 
 
 # AMCHW_VNNI=off forces the portable float path (tests compare the two); without the JIT
 # (NUMBA_DISABLE_JIT=1) the intrinsics cannot run at all.
-HAVE_VNNI = (_host_has_vnni() and not numba_config.DISABLE_JIT
+HAVE_VNNI = (_numba_target_has_vnni() and not numba_config.DISABLE_JIT
              and os.environ.get("AMCHW_VNNI", "on").lower() not in ("off", "0", "no", "false"))
 
 _I32 = ir.IntType(32)
