@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numba
 
+from ._isa import ISA
+
 
 def kernels_digest() -> str:
     """SHA-256 (first 16 hex digits) of every .py file of this package, in name order."""
@@ -20,13 +22,14 @@ def kernels_digest() -> str:
 def use_versioned_cache() -> None:
     """Point Numba's cache at <base>/amchw-kernels-<digest>, base = $NUMBA_CACHE_DIR or
     $XDG_CACHE_HOME/amchw-numba or ~/.cache/amchw-numba. Where that folder cannot be made,
-    Numba keeps its own choice (beside the sources)."""
+    Numba keeps its own choice (beside the sources). The chosen dot-product ISA (_isa.ISA)
+    is part of the name: the VNNI kernels compiled for one are not the other's."""
     base = os.environ.get("NUMBA_CACHE_DIR")
     if not base:
         xdg = os.environ.get("XDG_CACHE_HOME")
         base = str(Path(xdg) / "amchw-numba") if xdg else str(Path.home() / ".cache" /
                                                               "amchw-numba")
-    target = Path(base) / f"amchw-kernels-{kernels_digest()}"
+    target = Path(base) / f"amchw-kernels-{kernels_digest()}-{ISA or 'float'}"
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError:

@@ -1,9 +1,10 @@
-"""Integer GEMMs on the AVX-512 VNNI instruction VPDPBUSD, for the fused executor.
+"""Integer GEMMs on the VNNI instruction VPDPBUSD, for the fused executor.
 
 VPDPBUSD multiplies, in each 32-bit lane, four unsigned bytes of one operand by the four
 signed bytes at the same place in the other, and adds the four products to the lane's int32
 (modulo 2^32, no saturation). With activations as unsigned bytes and weights as signed bytes
-this is a u8 x s8 -> int32 dot product, 64 multiply-accumulates per instruction.
+this is a u8 x s8 -> int32 dot product: 64 multiply-accumulates per instruction on 512-bit
+registers (AVX-512 VNNI), 32 on 256-bit ones (AVX-VNNI, or AVX-512 VNNI with VL).
 
 Exactness. An input code x of a type of at most 8 bits is held as u = x - xmin in [0, 255]
 (xmin: the least code of its type), a centred weight w - zw in [-128, 127] as a signed byte.
@@ -18,28 +19,26 @@ zx - xmin, that is x = zx: it adds exactly 0, as in the reference. Reduction ent
 make the reduction a multiple of 4, and filters added to fill a register, have weight 0.
 
 Two micro-kernels, both one generated LLVM function (numba intrinsic) that keeps an MR x NR
-tile of <16 x i32> accumulators in registers over the whole reduction:
-- `_tile_pos` (convolutions): a vector holds 16 output positions, the weights of one filter
-  are broadcast. Activations are packed by `im2col_panels` as [r/4][position][4]; a tile is
-  8 filters x 48 positions.
-- `_tile_row1` .. `_tile_row6` (dense layers): a vector holds 16 filters, the activations of one
-  image are broadcast. Weights are packed by `pack_dense` as [panel][r/4][64 filters][4].
+tile of <L x i32> accumulators (L = LANES: 16 or 8) in registers over the whole reduction:
+- `_tile_pos` (convolutions): a vector holds L output positions, the weights of one filter
+  are broadcast. Activations are packed by `im2col_panels` as [r/4][position][4]; a block is
+  8 filters x 48 positions, one tile on 512-bit registers, four tiles of 4 x 24 on 256-bit.
+- `_tile_row1` .. `_tile_row3`, `_tile_big` (dense layers): a vector holds L filters, the
+  activations of one image are broadcast. Weights are packed by `pack_dense` as
+  [panel][r/4][64 filters][4]; a tile covers 64 filters (512-bit) or 32 (256-bit).
 
-The intrinsics exist only where the CPU has AVX-512 VNNI and Numba compiles for it
-(`HAVE_VNNI`, see `target_has_vnni`); amchw.ir.fast uses them only then, and otherwise keeps
-its exact float path. Nothing here is compiled before its first call, so a machine without
-VNNI never meets the instruction."""
-
-import os
+The register width is chosen once per process by _isa (`ISA`; `HAVE_VNNI` when there is
+one): where neither form exists, or Numba compiles for another CPU, amchw.ir.fast keeps its
+exact float path. Nothing here is compiled before its first call, so a machine without VNNI
+never meets the instruction."""
 
 import numpy as np
-from llvmlite import binding as _llvm
 from llvmlite import ir
-from numba import config as numba_config
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from . import _isa
 from .fused import gemm_epilogue
 
 POS_MR = 8        # filters per convolution tile
@@ -47,61 +46,32 @@ POS_W = 48        # output positions per convolution panel (3 vectors of 16)
 ROW_W = 64        # filters per dense panel (4 vectors of 16)
 
 
-_NEEDED = ("avx512f", "avx512vnni")
-
-
-def target_has_vnni(host_features: dict, host_name: str, cpu_name: str | None,
-                    cpu_features: str | None) -> bool:
-    """Whether code Numba compiles can use VPDPBUSD: the host must run it, and the target
-    Numba compiles for must have it enabled. Numba compiles for the host unless
-    NUMBA_CPU_NAME names another CPU (`cpu_name`) and takes the host's features unless
-    NUMBA_CPU_FEATURES gives a list (`cpu_features`, "+a,-b,..."). A named CPU other than the
-    host's turns the path off: LLVM may leave 512-bit vectors illegal there ("generic" does,
-    with every AVX-512 feature switched on), and then aborts the process on the instruction
-    instead of raising an error. A host LLVM does not know is also named "generic": off too."""
-    if not all(host_features.get(f, False) for f in _NEEDED):
-        return False
-    name = host_name if cpu_name is None else cpu_name.strip()
-    if name.lower() in ("host", "native"):
-        name = host_name
-    if name.lower() != host_name.lower() or name.lower() in ("", "generic"):
-        return False
-    if cpu_features is not None:
-        flags = {f.strip() for f in cpu_features.split(",") if f.strip()}
-        if any(f"+{f}" not in flags for f in _NEEDED) or "-evex512" in flags:
-            return False
-    return True
-
-
-def _numba_target_has_vnni() -> bool:
-    try:
-        feats = _llvm.get_host_cpu_features()
-        name = _llvm.get_host_cpu_name()
-    except Exception:  # pragma: no cover - llvmlite could not read the CPU features
-        return False
-    return target_has_vnni(dict(feats), name, numba_config.CPU_NAME, numba_config.CPU_FEATURES)
-
-
 # AMCHW_VNNI=off forces the portable float path (tests compare the two); without the JIT
-# (NUMBA_DISABLE_JIT=1) the intrinsics cannot run at all.
-HAVE_VNNI = (_numba_target_has_vnni() and not numba_config.DISABLE_JIT
-             and os.environ.get("AMCHW_VNNI", "on").lower() not in ("off", "0", "no", "false"))
+# (NUMBA_DISABLE_JIT=1) the intrinsics cannot run at all. See _isa for the choice.
+ISA = _isa.ISA
+HAVE_VNNI = ISA is not None
+LANES = 16 if ISA == "avx512" else 8     # int32 lanes of one vector register
+_DOT = {"avx512": "llvm.x86.avx512.vpdpbusd.512",
+        "avx256": "llvm.x86.avx512.vpdpbusd.256"}.get(ISA or "avx512")
 
 _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
-_V16 = ir.VectorType(_I32, 16)
+_VEC = ir.VectorType(_I32, LANES)
 
 
 def _make_tile(mr: int, nr: int, vector_is_unsigned: bool):
-    """An intrinsic tile(P, p_off, ldp, Q, q_off, ldq, kq, C, c_off, ldc) computing
+    """An intrinsic tile(P, p_off, ldp, Q, q_off, ldq, kq, C, c_off, ldc) computing, with
+    L = LANES,
 
-        C[c_off + i*ldc + 16*v + l] = sum_{kk < kq} sum_{b < 4}
-            P[p_off + i*ldp + 4*kk + b] * Q[q_off + kk*ldq + 64*v + 4*l + b]
+        C[c_off + i*ldc + L*v + l] = sum_{kk < kq} sum_{b < 4}
+            P[p_off + i*ldp + 4*kk + b] * Q[q_off + kk*ldq + 4*L*v + 4*l + b]
 
-    for i < mr, v < nr, lanes l < 16, in int32 modulo 2^32 (offsets in elements; P and Q are
-    byte arrays, C an int32 array). P's four bytes are broadcast to every lane; Q's 64 bytes
+    for i < mr, v < nr, lanes l < L, in int32 modulo 2^32 (offsets in elements; P and Q are
+    byte arrays, C an int32 array). P's four bytes are broadcast to every lane; Q's 4*L bytes
     are one vector. With vector_is_unsigned, Q holds the unsigned bytes and P the signed
     ones; otherwise the reverse. The caller keeps every index in bounds."""
+    lanes = LANES
+    vec = _VEC
 
     @intrinsic
     def tile(typingctx, P, p_off, ldp, Q, q_off, ldq, kq, C, c_off, ldc):
@@ -114,13 +84,12 @@ def _make_tile(mr: int, nr: int, vector_is_unsigned: bool):
             cd = cgutils.create_struct_proxy(a[7])(context, builder, value=args[7]).data
             (p_off, ldp, q_off, ldq, kq, c_off, ldc) = (
                 context.cast(builder, args[j], a[j], types.int64) for j in (1, 2, 4, 5, 6, 8, 9))
-            fnty = ir.FunctionType(_V16, [_V16, _V16, _V16])
-            dp = cgutils.get_or_insert_function(builder.module, fnty,
-                                                "llvm.x86.avx512.vpdpbusd.512")
-            zero = ir.Constant(_V16, [0] * 16)
+            fnty = ir.FunctionType(vec, [vec, vec, vec])
+            dp = cgutils.get_or_insert_function(builder.module, fnty, _DOT)
+            zero = ir.Constant(vec, [0] * lanes)
             accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(nr)]
                     for _ in range(mr)]
-            splat = ir.Constant(_V16, [0] * 16)
+            splat = ir.Constant(vec, [0] * lanes)
 
             def const(v):
                 return ir.Constant(_I64, v)
@@ -130,15 +99,15 @@ def _make_tile(mr: int, nr: int, vector_is_unsigned: bool):
                 qbase = builder.add(q_off, builder.mul(kk, ldq))
                 qv = []
                 for v in range(nr):
-                    ptr = builder.gep(qd, [builder.add(qbase, const(64 * v))])
-                    qv.append(builder.load(builder.bitcast(ptr, _V16.as_pointer()), align=1))
+                    ptr = builder.gep(qd, [builder.add(qbase, const(4 * lanes * v))])
+                    qv.append(builder.load(builder.bitcast(ptr, vec.as_pointer()), align=1))
                 pbase = builder.add(p_off, builder.mul(kk, const(4)))
                 for i in range(mr):
                     ptr = builder.gep(pd, [builder.add(pbase, builder.mul(ldp, const(i)))])
                     word = builder.load(builder.bitcast(ptr, _I32.as_pointer()), align=1)
-                    one = builder.insert_element(ir.Constant(_V16, None), word,
+                    one = builder.insert_element(ir.Constant(vec, None), word,
                                                  ir.Constant(_I32, 0))
-                    bc = builder.shuffle_vector(one, ir.Constant(_V16, None), splat)
+                    bc = builder.shuffle_vector(one, ir.Constant(vec, None), splat)
                     for v in range(nr):
                         acc = builder.load(accs[i][v])
                         ops = [acc, qv[v], bc] if vector_is_unsigned else [acc, bc, qv[v]]
@@ -146,8 +115,8 @@ def _make_tile(mr: int, nr: int, vector_is_unsigned: bool):
             for i in range(mr):
                 for v in range(nr):
                     off = builder.add(c_off, builder.add(builder.mul(ldc, const(i)),
-                                                         const(16 * v)))
-                    ptr = builder.bitcast(builder.gep(cd, [off]), _V16.as_pointer())
+                                                         const(lanes * v)))
+                    ptr = builder.bitcast(builder.gep(cd, [off]), vec.as_pointer())
                     builder.store(builder.load(accs[i][v]), ptr, align=4)
             return context.get_dummy_value()
 
@@ -156,12 +125,20 @@ def _make_tile(mr: int, nr: int, vector_is_unsigned: bool):
     return tile
 
 
-_tile_pos = _make_tile(POS_MR, POS_W // 16, True)
-_tile_row1 = _make_tile(1, ROW_W // 16, False)
-_tile_row2 = _make_tile(2, ROW_W // 16, False)
-_tile_row3 = _make_tile(3, ROW_W // 16, False)
-_tile_row6 = _make_tile(6, ROW_W // 16, False)
-ROW_MR = 6        # images per dense tile (fewer for the last ones)
+# Tiles: a convolution tile covers CT_MR filters x CT_W positions of a POS_MR x POS_W block,
+# a dense tile DT_W filters of a ROW_W panel for up to ROW_BIG images. With 512-bit registers
+# one tile is the whole block (24 accumulators); with 256-bit ones (16 registers) a quarter
+# of it (12 accumulators), and the dense tiles are half a panel wide.
+if LANES == 16:
+    CT_MR, CT_W, DT_W, ROW_BIG = 8, 48, 64, 6
+else:
+    CT_MR, CT_W, DT_W, ROW_BIG = 4, 24, 32, 3
+_tile_pos = _make_tile(CT_MR, CT_W // LANES, True)
+_tile_row1 = _make_tile(1, DT_W // LANES, False)
+_tile_row2 = _make_tile(2, DT_W // LANES, False)
+_tile_row3 = _make_tile(3, DT_W // LANES, False)
+_tile_big = _make_tile(ROW_BIG, DT_W // LANES, False)
+ROW_MR = 6        # images per dense tile (fewer for the last ones); a multiple of ROW_BIG
 
 
 # ---------------------------------------------------------------------------- packing
@@ -281,9 +258,9 @@ def conv_gemm(wp, k4, a8, ldm, npanels, acc):
     w8 = wp.reshape(-1)
     c = acc.reshape(-1)
     for p in range(npanels):
-        for k0 in range(0, kp, POS_MR):
-            _tile_pos(w8, k0 * ldp, ldp, a8, p * 4 * POS_W, 4 * ldm, k4, c,
-                      k0 * ldc + p * POS_W, ldc)
+        for k0 in range(0, kp, CT_MR):
+            for q0 in range(p * POS_W, (p + 1) * POS_W, CT_W):
+                _tile_pos(w8, k0 * ldp, ldp, a8, 4 * q0, 4 * ldm, k4, c, k0 * ldc + q0, ldc)
 
 
 # The scalar parameters of a step travel as one int64 array (a Numba call checks the type of
@@ -396,25 +373,23 @@ def dense_gemm(pw, k4, kp, a8, m_, acc):
     c = acc.reshape(-1)
     panel = k4 * 4 * ROW_W
     for p in range(kp // ROW_W):
-        m0 = 0
-        while m0 < m_:
-            left = m_ - m0
-            if left >= 6:
-                _tile_row6(a, m0 * lda, lda, pw, p * panel, 4 * ROW_W, k4, c,
-                           m0 * kp + p * ROW_W, kp)
-                m0 += 6
-            elif left >= 3:
-                _tile_row3(a, m0 * lda, lda, pw, p * panel, 4 * ROW_W, k4, c,
-                           m0 * kp + p * ROW_W, kp)
-                m0 += 3
-            elif left == 2:
-                _tile_row2(a, m0 * lda, lda, pw, p * panel, 4 * ROW_W, k4, c,
-                           m0 * kp + p * ROW_W, kp)
-                m0 += 2
-            else:
-                _tile_row1(a, m0 * lda, lda, pw, p * panel, 4 * ROW_W, k4, c,
-                           m0 * kp + p * ROW_W, kp)
-                m0 += 1
+        for f0 in range(p * ROW_W, (p + 1) * ROW_W, DT_W):
+            q0 = p * panel + 4 * (f0 - p * ROW_W)
+            m0 = 0
+            while m0 < m_:
+                left = m_ - m0
+                if left >= ROW_BIG:
+                    _tile_big(a, m0 * lda, lda, pw, q0, 4 * ROW_W, k4, c, m0 * kp + f0, kp)
+                    m0 += ROW_BIG
+                elif left >= 3:
+                    _tile_row3(a, m0 * lda, lda, pw, q0, 4 * ROW_W, k4, c, m0 * kp + f0, kp)
+                    m0 += 3
+                elif left == 2:
+                    _tile_row2(a, m0 * lda, lda, pw, q0, 4 * ROW_W, k4, c, m0 * kp + f0, kp)
+                    m0 += 2
+                else:
+                    _tile_row1(a, m0 * lda, lda, pw, q0, 4 * ROW_W, k4, c, m0 * kp + f0, kp)
+                    m0 += 1
 
 
 def dense_plan(wc, bias, xmin, zx, rq):

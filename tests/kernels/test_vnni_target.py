@@ -1,37 +1,60 @@
-"""When the VNNI kernels may be used: the host must have AVX-512 VNNI and Numba must compile
-for it. NUMBA_CPU_NAME=generic (with the host's features, as Numba passes them) once made LLVM
-abort the whole process on the first VNNI kernel; the rule now keeps that target on the float
-path, and a process started that way runs a fused plan to the reference's bits."""
+"""Which dot-product instruction the VNNI kernels use (kernels/_isa.py): the host must run it
+and Numba must compile for it. NUMBA_CPU_NAME=generic (with the host's features, as Numba
+passes them) once made LLVM abort the whole process on the first VNNI kernel; that target now
+runs the float path. The 256-bit kernels run the fused executor to the reference's bits, both
+chosen on an AVX-512 host (AMCHW_VNNI=avx256) and on a target with AVX-VNNI but no AVX-512 at
+all (the VEX form, what Alder Lake and later client cores have)."""
 
 import os
 import subprocess
 import sys
 import textwrap
 
-from amchw.kernels import vnni
+import pytest
+from llvmlite import binding as llvm
 
-HOST = {"avx512f": True, "avx512vnni": True, "avx2": True}
+from amchw.kernels import _isa, vnni
+
+FULL = {"avx512f": True, "avx512vnni": True, "avx512vl": True, "avxvnni": True, "avx2": True}
 
 
 def test_target_rule():
-    t = vnni.target_has_vnni
-    assert t(HOST, "icelake-server", None, None)
-    assert t(HOST, "icelake-server", "host", None)
-    assert t(HOST, "icelake-server", "ICELAKE-SERVER", None)
-    assert not t({**HOST, "avx512vnni": False}, "skylake-avx512", None, None)
-    assert not t({"avx2": True}, "haswell", None, None)
-    assert not t(HOST, "icelake-server", "generic", None)   # LLVM aborted there
-    assert not t(HOST, "generic", None, None)                # a host LLVM does not know
-    assert not t(HOST, "icelake-server", "znver4", None)     # another CPU: not assumed
-    assert t(HOST, "znver4", None, "+avx512f,+avx512vnni,+avx2")
-    assert not t(HOST, "znver4", None, "+avx512f,-avx512vnni")
-    assert not t(HOST, "znver4", None, "+avx2")
-    assert not t(HOST, "znver4", None, "+avx512f,+avx512vnni,-evex512")
+    t = _isa.target_isas
+    assert t(FULL, "sapphirerapids", None, None) == ("avx512", "avx256")
+    assert t(FULL, "sapphirerapids", "host", None) == ("avx512", "avx256")
+    assert t(FULL, "sapphirerapids", "SAPPHIRERAPIDS", None) == ("avx512", "avx256")
+    no_vl = {**FULL, "avx512vl": False, "avxvnni": False}
+    assert t(no_vl, "x", None, None) == ("avx512",)
+    assert t({"avx2": True, "avxvnni": True}, "alderlake", None, None) == ("avx256",)
+    assert t({**FULL, "avx512vnni": False, "avxvnni": False}, "skylake-avx512", None, None) == ()
+    assert t({"avx2": True}, "haswell", None, None) == ()
+    assert t(FULL, "sapphirerapids", "generic", None) == ()   # LLVM aborted there
+    assert t(FULL, "generic", None, None) == ()                # a host LLVM does not know
+    assert t(FULL, "sapphirerapids", "znver4", None) == ()     # another CPU: not assumed
+    # NUMBA_CPU_FEATURES edits the host's list; a feature the host lacks cannot be added
+    assert t(FULL, "x", None, "-avx512f") == ("avx256",)
+    assert t(FULL, "x", None, "-avx512vnni,-avxvnni") == ()
+    assert t(FULL, "x", None, "-evex512") == ("avx256",)
+    assert t({"avx2": True}, "x", None, "+avx512f,+avx512vnni,+avxvnni") == ()
+
+
+def test_choice():
+    c = _isa.choose
+    both = ("avx512", "avx256")
+    assert c(both, None) == "avx512" and c(both, "on") == "avx512"
+    assert c(both, "avx256") == "avx256" and c(both, " AVX512 ") == "avx512"
+    assert c(both, "off") is None and c(both, "0") is None
+    assert c(("avx256",), "avx512") is None
+    assert c((), "on") is None
+    assert c(both, "on", jit=False) is None
+    assert vnni.HAVE_VNNI == (vnni.ISA is not None)
+    assert vnni.LANES == (16 if vnni.ISA == "avx512" else 8)
 
 
 SCRIPT = textwrap.dedent("""
     import numpy as np
-    from amchw.ir import Conv, Dequantize, FloatType, GraphBuilder, QType, Quantize, Requant
+    from amchw.ir import (Conv, Dense, Dequantize, FloatType, GraphBuilder, QType, Quantize,
+                          Requant, Reshape)
     from amchw.ir import acc_type, fast
     from amchw.ir.interp import run
     from amchw.kernels import vnni
@@ -45,22 +68,59 @@ SCRIPT = textwrap.dedent("""
     b.add("conv", Conv(w, None, wt, (1,), ((1, 1),), (1,), 1, acc_type(t, wt)), ["q"])
     b.add("rq", Requant(np.array([3]), np.array([12]), np.array([0]), t, t.lo, t.hi,
                         "half_even"), ["conv"])
-    b.add("out", Dequantize(), ["rq"])
+    b.add("flat", Reshape((16 * 40,)), ["rq"])
+    w2 = rng.integers(-127, 127, size=(70, 16 * 40), endpoint=True).astype(np.int32)
+    b.add("fc", Dense(w2, None, wt, acc_type(t, wt)), ["flat"])
+    b.add("out", Dequantize(), ["fc"])
     g = b.build(["out"])
-    x = rng.normal(0, 1.0, size=(5, 4, 40)).astype(np.float32)
+    x = rng.normal(0, 1.0, size=(7, 4, 40)).astype(np.float32)
     plan = fast.FastPlan(g, 1)
-    assert ("VNNI" in plan.describe()[1]) == vnni.HAVE_VNNI
+    text = " | ".join(plan.describe())
+    assert text.count("VNNI") == (2 if vnni.HAVE_VNNI else 0), text
+    assert text.count(f"({vnni.LANES * 32} bits)") == (2 if vnni.HAVE_VNNI else 0), text
     got = plan(x)
     want = run(g, x, "ref")
     assert np.array_equal(got, want)
-    print("HAVE_VNNI", vnni.HAVE_VNNI)
+    print("ISA", vnni.ISA)
+    if vnni.HAVE_VNNI:  # the instructions of a tile (a fresh function: cached code has no asm)
+        from numba import njit
+
+        @njit
+        def tile(w8, a8, c):
+            vnni._tile_pos(w8, 0, 8, a8, 0, 4 * 48, 2, c, 0, 48)
+
+        tile(np.zeros(64, np.int8), np.zeros(4 * 2 * 48, np.uint8), np.zeros(8 * 48, np.int32))
+        asm = "".join(tile.inspect_asm().values())
+        dots = sorted({ln.split()[0] for ln in asm.splitlines() if "vpdpbusd" in ln})
+        print("DOT", dots, "zmm" in asm)
 """)
 
 
-def test_generic_numba_target_runs_the_float_path(tmp_path):
-    env = {**os.environ, "NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": str(tmp_path)}
-    env.pop("AMCHW_VNNI", None)
+def _run(**env_vars):
+    env = {**os.environ, **env_vars}
     p = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
                        timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
-    assert "HAVE_VNNI False" in p.stdout
+    return p.stdout
+
+
+def test_generic_numba_target_runs_the_float_path():
+    assert "ISA None" in _run(NUMBA_CPU_NAME="generic", AMCHW_VNNI="on")
+
+
+HOST = dict(llvm.get_host_cpu_features())
+AVX_VNNI_ONLY = ",".join(
+    ("-" if k.startswith(("avx512", "avx10", "amx", "evex512")) or not v else "+") + k
+    for k, v in HOST.items())
+
+
+@pytest.mark.skipif("avx256" not in _isa.USABLE, reason="no 256-bit VNNI on this host")
+def test_256_bit_kernels_equal_the_reference():
+    out = _run(AMCHW_VNNI="avx256")
+    assert "ISA avx256" in out and "DOT" in out and "True" not in out, out
+
+
+@pytest.mark.skipif(not HOST.get("avxvnni"), reason="this host has no AVX-VNNI")
+def test_vex_form_on_a_target_without_avx512():
+    out = _run(AMCHW_VNNI="on", NUMBA_CPU_FEATURES=AVX_VNNI_ONLY)
+    assert "ISA avx256" in out and "DOT ['{vex}'] False" in out, out
