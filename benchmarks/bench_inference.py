@@ -4,10 +4,10 @@
 For each model (VGG10, VTCNN2) and batch size (default 1 and 256) it times:
 
   fast          amchw.ir.interp.run(graph, x, "fast")   fused executor (amchw.ir.fast): on a
-                CPU with AVX-512 VNNI or AVX-VNNI, u8 x s8 -> int32 kernels (kernels/vnni.py,
-                512- or 256-bit: AMCHW_VNNI=avx256 picks the narrower one for a comparison);
-                elsewhere Numba im2col + exact float BLAS product + Numba requant/pool
-                epilogue
+                CPU with AVX-512 VNNI, AVX-VNNI or AVX2, u8 x s8 -> int32 kernels
+                (kernels/vnni.py; AMCHW_VNNI=avx256 or avx2 picks a narrower form for a
+                comparison); elsewhere Numba im2col + exact float BLAS product + Numba
+                requant/pool epilogue
   fast-float    the same executor with the VNNI kernels switched off (the portable path every
                 CPU runs)
   numba         amchw.ir.interp.run(graph, x, "numba")  Numba loop kernels
@@ -379,8 +379,8 @@ def main(args: argparse.Namespace) -> int:
         plan = plan_for(graph)
         with _vnni_off():
             float_plan = FastPlan(graph)
-        isa = (f"VNNI on {vnni.LANES * 32}-bit registers" if vnni.HAVE_VNNI
-               else "no VNNI on this CPU, or AMCHW_VNNI=off")
+        isa = (f"integer kernels: {vnni.KERNEL}" if vnni.HAVE_VNNI
+               else "no integer kernels for this CPU, or AMCHW_VNNI=off")
         print(f"# {name}: fast plan ({isa}): "
               + "; ".join(plan.describe()))
         s = {"model": name, "frames": int(X.shape[0]),

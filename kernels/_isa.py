@@ -5,7 +5,9 @@ process before any kernel is compiled (the Numba cache folder is named after the
   Xeons, Zen 4 and later);
 - "avx256": VPDPBUSD on 256-bit registers, in its VEX form (AVX-VNNI: Alder Lake and later
   client cores) or its EVEX form (AVX-512 VNNI with AVX-512 VL);
-- None: neither; amchw.ir.fast keeps its exact float path.
+- "avx2": no VNNI, but AVX2's VPMADDWD (16-bit products summed in pairs, exact for bytes):
+  Haswell and later, Zen 1 to 3;
+- None: none of them; amchw.ir.fast keeps its exact float path.
 
 The host must run the instruction and the target Numba compiles for must enable it. Numba
 compiles for the host's CPU unless NUMBA_CPU_NAME names another, with the host's features
@@ -15,15 +17,15 @@ features and applies the list). A named CPU other than the host's gives None: LL
 the whole process on the instruction instead of raising an error. A host LLVM does not know is
 also named "generic": None too.
 
-AMCHW_VNNI picks: unset or "on" the best usable, "off" none, "avx512" or "avx256" that one where
-it is usable (none otherwise)."""
+AMCHW_VNNI picks: unset or "on" the best usable, "off" none, "avx512", "avx256" or "avx2" that
+one where it is usable (none otherwise)."""
 
 import os
 
 from llvmlite import binding as _llvm
 from numba import config as numba_config
 
-ISAS = ("avx512", "avx256")
+ISAS = ("avx512", "avx256", "avx2")
 
 
 def target_isas(host_features: dict, host_name: str, cpu_name: str | None,
@@ -49,6 +51,8 @@ def target_isas(host_features: dict, host_name: str, cpu_name: str | None,
         out.append("avx512")
     if has("avxvnni") or (has("avx512f") and has("avx512vnni") and has("avx512vl")):
         out.append("avx256")
+    if has("avx2"):
+        out.append("avx2")
     return tuple(out)
 
 

@@ -53,10 +53,57 @@ HAVE_VNNI = ISA is not None
 LANES = 16 if ISA == "avx512" else 8     # int32 lanes of one vector register
 _DOT = {"avx512": "llvm.x86.avx512.vpdpbusd.512",
         "avx256": "llvm.x86.avx512.vpdpbusd.256"}.get(ISA or "avx512")
+EMULATED = ISA == "avx2"                  # VPMADDWD on 16-bit halves instead of VPDPBUSD
+KERNEL = {"avx512": "VNNI, 512-bit", "avx256": "VNNI, 256-bit",
+          "avx2": "AVX2 VPMADDWD"}.get(ISA or "", "none")
 
+_I8 = ir.IntType(8)
+_I16 = ir.IntType(16)
 _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
 _VEC = ir.VectorType(_I32, LANES)
+_B32 = ir.VectorType(_I8, 32)
+_W16 = ir.VectorType(_I16, 16)
+_W32 = ir.VectorType(_I16, 32)
+# VPHADDD of the two pair-sum accumulators leaves lanes in the order 0 1 4 5 2 3 6 7 (it adds
+# within 128-bit halves); this shuffle (its own inverse) restores them
+_PHADD_ORDER = [0, 1, 4, 5, 2, 3, 6, 7]
+
+
+def _emulated_ops(builder):
+    """The AVX2 form of the tile's arithmetic: a VPDPBUSD lane (four u8 x s8 products summed)
+    is computed as two VPMADDWD pair sums of the bytes widened to 16 bits (exact: |u*s| <
+    2^15, and a pair sum fits int32), kept in two accumulators per output vector (bytes 0-15
+    and 16-31 of the operands) and added across pairs with one VPHADDD at the end."""
+    pmadd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VEC, [_W16, _W16]),
+                                           "llvm.x86.avx2.pmadd.wd")
+    phadd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VEC, [_VEC, _VEC]),
+                                           "llvm.x86.avx2.phadd.d")
+    lo = ir.Constant(ir.VectorType(_I32, 16), list(range(16)))
+    hi = ir.Constant(ir.VectorType(_I32, 16), list(range(16, 32)))
+
+    def widen(v, unsigned):   # <8 x i32> holding 32 bytes -> its two <16 x i16> halves
+        b = builder.bitcast(v, _B32)
+        w = builder.zext(b, _W32) if unsigned else builder.sext(b, _W32)
+        return (builder.shuffle_vector(w, ir.Constant(_W32, None), lo),
+                builder.shuffle_vector(w, ir.Constant(_W32, None), hi))
+
+    def widen_bcast(v, unsigned):  # a broadcast word: both halves are the same
+        b = builder.shuffle_vector(builder.bitcast(v, _B32), ir.Constant(_B32, None), lo)
+        w = builder.zext(b, _W16) if unsigned else builder.sext(b, _W16)
+        return (w, w)
+
+    def dot(accs2, q2, p2):    # accs2: the two accumulator slots; q2, p2: widened halves
+        for h in range(2):
+            acc = builder.load(accs2[h])
+            builder.store(builder.add(acc, builder.call(pmadd, [q2[h], p2[h]])), accs2[h])
+
+    def final(accs2):
+        r = builder.call(phadd, [builder.load(accs2[0]), builder.load(accs2[1])])
+        return builder.shuffle_vector(r, ir.Constant(_VEC, None),
+                                      ir.Constant(_VEC, _PHADD_ORDER))
+
+    return widen, widen_bcast, dot, final
 
 
 def _make_tile(mr: int, nr: int, vector_is_unsigned: bool):
@@ -72,6 +119,7 @@ def _make_tile(mr: int, nr: int, vector_is_unsigned: bool):
     ones; otherwise the reverse. The caller keeps every index in bounds."""
     lanes = LANES
     vec = _VEC
+    emulated = EMULATED
 
     @intrinsic
     def tile(typingctx, P, p_off, ldp, Q, q_off, ldq, kq, C, c_off, ldc):
@@ -84,12 +132,16 @@ def _make_tile(mr: int, nr: int, vector_is_unsigned: bool):
             cd = cgutils.create_struct_proxy(a[7])(context, builder, value=args[7]).data
             (p_off, ldp, q_off, ldq, kq, c_off, ldc) = (
                 context.cast(builder, args[j], a[j], types.int64) for j in (1, 2, 4, 5, 6, 8, 9))
-            fnty = ir.FunctionType(vec, [vec, vec, vec])
-            dp = cgutils.get_or_insert_function(builder.module, fnty, _DOT)
             zero = ir.Constant(vec, [0] * lanes)
-            accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(nr)]
-                    for _ in range(mr)]
+            slots = 2 if emulated else 1
+            accs = [[[cgutils.alloca_once_value(builder, zero) for _ in range(slots)]
+                     for _ in range(nr)] for _ in range(mr)]
             splat = ir.Constant(vec, [0] * lanes)
+            if emulated:
+                widen, widen_bcast, edot, final = _emulated_ops(builder)
+            else:
+                dp = cgutils.get_or_insert_function(
+                    builder.module, ir.FunctionType(vec, [vec, vec, vec]), _DOT)
 
             def const(v):
                 return ir.Constant(_I64, v)
@@ -100,7 +152,8 @@ def _make_tile(mr: int, nr: int, vector_is_unsigned: bool):
                 qv = []
                 for v in range(nr):
                     ptr = builder.gep(qd, [builder.add(qbase, const(4 * lanes * v))])
-                    qv.append(builder.load(builder.bitcast(ptr, vec.as_pointer()), align=1))
+                    q = builder.load(builder.bitcast(ptr, vec.as_pointer()), align=1)
+                    qv.append(widen(q, vector_is_unsigned) if emulated else q)
                 pbase = builder.add(p_off, builder.mul(kk, const(4)))
                 for i in range(mr):
                     ptr = builder.gep(pd, [builder.add(pbase, builder.mul(ldp, const(i)))])
@@ -108,16 +161,22 @@ def _make_tile(mr: int, nr: int, vector_is_unsigned: bool):
                     one = builder.insert_element(ir.Constant(vec, None), word,
                                                  ir.Constant(_I32, 0))
                     bc = builder.shuffle_vector(one, ir.Constant(vec, None), splat)
+                    if emulated:
+                        bc = widen_bcast(bc, not vector_is_unsigned)
                     for v in range(nr):
-                        acc = builder.load(accs[i][v])
+                        if emulated:
+                            edot(accs[i][v], qv[v], bc)
+                            continue
+                        acc = builder.load(accs[i][v][0])
                         ops = [acc, qv[v], bc] if vector_is_unsigned else [acc, bc, qv[v]]
-                        builder.store(builder.call(dp, ops), accs[i][v])
+                        builder.store(builder.call(dp, ops), accs[i][v][0])
             for i in range(mr):
                 for v in range(nr):
                     off = builder.add(c_off, builder.add(builder.mul(ldc, const(i)),
                                                          const(lanes * v)))
                     ptr = builder.bitcast(builder.gep(cd, [off]), vec.as_pointer())
-                    builder.store(builder.load(accs[i][v]), ptr, align=4)
+                    val = final(accs[i][v]) if emulated else builder.load(accs[i][v][0])
+                    builder.store(val, ptr, align=4)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -128,11 +187,15 @@ def _make_tile(mr: int, nr: int, vector_is_unsigned: bool):
 # Tiles: a convolution tile covers CT_MR filters x CT_W positions of a POS_MR x POS_W block,
 # a dense tile DT_W filters of a ROW_W panel for up to ROW_BIG images. With 512-bit registers
 # one tile is the whole block (24 accumulators); with 256-bit ones (16 registers) a quarter
-# of it (12 accumulators), and the dense tiles are half a panel wide.
+# of it (12 accumulators), and the dense tiles are half a panel wide; emulated on AVX2 (two
+# accumulators each, and the widened operands) 2 x 2 vectors: 2 filters x 16 positions, or
+# 16 filters x 2 images.
 if LANES == 16:
     CT_MR, CT_W, DT_W, ROW_BIG = 8, 48, 64, 6
-else:
+elif not EMULATED:
     CT_MR, CT_W, DT_W, ROW_BIG = 4, 24, 32, 3
+else:   # two accumulators per output vector
+    CT_MR, CT_W, DT_W, ROW_BIG = 2, 16, 16, 2
 _tile_pos = _make_tile(CT_MR, CT_W // LANES, True)
 _tile_row1 = _make_tile(1, DT_W // LANES, False)
 _tile_row2 = _make_tile(2, DT_W // LANES, False)

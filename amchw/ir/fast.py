@@ -358,8 +358,7 @@ class FastPlan:
         for s in self.steps:
             if isinstance(s, _Gemm) and s.vnni is not None:
                 feeds = f", writes {s.feeds.names[0]}'s input" if s.feeds is not None else ""
-                lines.append(f"{'+'.join(s.names)}: u8 x s8 -> int32 VNNI GEMM "
-                             f"({V.LANES * 32} bits){feeds}")
+                lines.append(f"{'+'.join(s.names)}: u8 x s8 -> int32 GEMM ({V.KERNEL}){feeds}")
             elif isinstance(s, _Direct):
                 lines.append(f"{s.names[0]}: {s.kind} (parameters checked once)")
             elif isinstance(s, _Gemm):

@@ -136,7 +136,7 @@ def test_fused_plan_equals_reference(case, threads, squeeze, use_vnni):
             mp.setattr(fast, "TILE_BYTES", 1)
         plan = fast.FastPlan(g, threads)
         if use_vnni and g.nodes[1].op.groups == 1:
-            assert "VNNI" in plan.describe()[1]
+            assert f"GEMM ({vnni.KERNEL})" in plan.describe()[1]
             # the conv writes fc1's input itself unless a second reader needs its codes
             assert ("writes fc1's input" in plan.describe()[1]) == (len(g.outputs) == 1)
         _same(plan(x), want)

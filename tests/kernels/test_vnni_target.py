@@ -1,9 +1,11 @@
-"""Which dot-product instruction the VNNI kernels use (kernels/_isa.py): the host must run it
+"""Which dot-product instruction the integer GEMMs use (kernels/_isa.py): the host must run it
 and Numba must compile for it. NUMBA_CPU_NAME=generic (with the host's features, as Numba
 passes them) once made LLVM abort the whole process on the first VNNI kernel; that target now
-runs the float path. The 256-bit kernels run the fused executor to the reference's bits, both
-chosen on an AVX-512 host (AMCHW_VNNI=avx256) and on a target with AVX-VNNI but no AVX-512 at
-all (the VEX form, what Alder Lake and later client cores have)."""
+runs the float path. Each narrower form runs the fused executor to the reference's bits in a
+fresh process, both chosen on this host (AMCHW_VNNI=avx256 / avx2) and on a target whose
+features lack the wider ones (NUMBA_CPU_FEATURES): AVX-VNNI without AVX-512 (only the VEX
+form of VPDPBUSD may appear, as on Alder Lake and later client cores) and AVX2 without any
+VNNI (VPMADDWD, as on Haswell to Zen 3)."""
 
 import os
 import subprocess
@@ -20,22 +22,26 @@ FULL = {"avx512f": True, "avx512vnni": True, "avx512vl": True, "avxvnni": True, 
 
 def test_target_rule():
     t = _isa.target_isas
-    assert t(FULL, "sapphirerapids", None, None) == ("avx512", "avx256")
-    assert t(FULL, "sapphirerapids", "host", None) == ("avx512", "avx256")
-    assert t(FULL, "sapphirerapids", "SAPPHIRERAPIDS", None) == ("avx512", "avx256")
+    all3 = ("avx512", "avx256", "avx2")
+    assert t(FULL, "sapphirerapids", None, None) == all3
+    assert t(FULL, "sapphirerapids", "host", None) == all3
+    assert t(FULL, "sapphirerapids", "SAPPHIRERAPIDS", None) == all3
     no_vl = {**FULL, "avx512vl": False, "avxvnni": False}
-    assert t(no_vl, "x", None, None) == ("avx512",)
-    assert t({"avx2": True, "avxvnni": True}, "alderlake", None, None) == ("avx256",)
-    assert t({**FULL, "avx512vnni": False, "avxvnni": False}, "skylake-avx512", None, None) == ()
-    assert t({"avx2": True}, "haswell", None, None) == ()
+    assert t(no_vl, "x", None, None) == ("avx512", "avx2")
+    assert t({"avx2": True, "avxvnni": True}, "alderlake", None, None) == ("avx256", "avx2")
+    no_vnni = {**FULL, "avx512vnni": False, "avxvnni": False}
+    assert t(no_vnni, "skylake-avx512", None, None) == ("avx2",)
+    assert t({"avx2": True}, "haswell", None, None) == ("avx2",)
+    assert t({"avx": True}, "sandybridge", None, None) == ()
     assert t(FULL, "sapphirerapids", "generic", None) == ()   # LLVM aborted there
     assert t(FULL, "generic", None, None) == ()                # a host LLVM does not know
     assert t(FULL, "sapphirerapids", "znver4", None) == ()     # another CPU: not assumed
     # NUMBA_CPU_FEATURES edits the host's list; a feature the host lacks cannot be added
-    assert t(FULL, "x", None, "-avx512f") == ("avx256",)
-    assert t(FULL, "x", None, "-avx512vnni,-avxvnni") == ()
-    assert t(FULL, "x", None, "-evex512") == ("avx256",)
-    assert t({"avx2": True}, "x", None, "+avx512f,+avx512vnni,+avxvnni") == ()
+    assert t(FULL, "x", None, "-avx512f") == ("avx256", "avx2")
+    assert t(FULL, "x", None, "-avx512vnni,-avxvnni") == ("avx2",)
+    assert t(FULL, "x", None, "-avx512vnni,-avxvnni,-avx2") == ()
+    assert t(FULL, "x", None, "-evex512") == ("avx256", "avx2")
+    assert t({"avx2": True}, "x", None, "+avx512f,+avx512vnni,+avxvnni") == ("avx2",)
 
 
 def test_choice():
@@ -45,10 +51,12 @@ def test_choice():
     assert c(both, "avx256") == "avx256" and c(both, " AVX512 ") == "avx512"
     assert c(both, "off") is None and c(both, "0") is None
     assert c(("avx256",), "avx512") is None
+    assert c(("avx2",), None) == "avx2" and c(("avx512", "avx2"), "avx2") == "avx2"
     assert c((), "on") is None
     assert c(both, "on", jit=False) is None
     assert vnni.HAVE_VNNI == (vnni.ISA is not None)
     assert vnni.LANES == (16 if vnni.ISA == "avx512" else 8)
+    assert vnni.EMULATED == (vnni.ISA == "avx2")
 
 
 SCRIPT = textwrap.dedent("""
@@ -76,8 +84,8 @@ SCRIPT = textwrap.dedent("""
     x = rng.normal(0, 1.0, size=(7, 4, 40)).astype(np.float32)
     plan = fast.FastPlan(g, 1)
     text = " | ".join(plan.describe())
-    assert text.count("VNNI") == (2 if vnni.HAVE_VNNI else 0), text
-    assert text.count(f"({vnni.LANES * 32} bits)") == (2 if vnni.HAVE_VNNI else 0), text
+    assert text.count("int32 GEMM (") == (2 if vnni.HAVE_VNNI else 0), text
+    assert text.count(f"({vnni.KERNEL})") == (2 if vnni.HAVE_VNNI else 0), text
     got = plan(x)
     want = run(g, x, "ref")
     assert np.array_equal(got, want)
@@ -92,7 +100,7 @@ SCRIPT = textwrap.dedent("""
         tile(np.zeros(64, np.int8), np.zeros(4 * 2 * 48, np.uint8), np.zeros(8 * 48, np.int32))
         asm = "".join(tile.inspect_asm().values())
         dots = sorted({ln.split()[0] for ln in asm.splitlines() if "vpdpbusd" in ln})
-        print("DOT", dots, "zmm" in asm)
+        print("DOT", dots, "zmm" in asm, "vpmaddwd" in asm)
 """)
 
 
@@ -120,7 +128,22 @@ def test_256_bit_kernels_equal_the_reference():
     assert "ISA avx256" in out and "DOT" in out and "True" not in out, out
 
 
+@pytest.mark.skipif("avx2" not in _isa.USABLE, reason="no AVX2 on this host")
+def test_avx2_kernels_equal_the_reference():
+    out = _run(AMCHW_VNNI="avx2")
+    assert "ISA avx2" in out and "DOT [] " in out and out.rstrip().endswith("True"), out
+
+
+NO_VNNI = ",".join(f if "vnni" not in f else "-" + f[1:] for f in AVX_VNNI_ONLY.split(","))
+
+
+@pytest.mark.skipif(not HOST.get("avx2"), reason="this host has no AVX2")
+def test_avx2_on_a_target_without_any_vnni():
+    out = _run(AMCHW_VNNI="on", NUMBA_CPU_FEATURES=NO_VNNI)
+    assert "ISA avx2" in out and "DOT [] False True" in out, out
+
+
 @pytest.mark.skipif(not HOST.get("avxvnni"), reason="this host has no AVX-VNNI")
 def test_vex_form_on_a_target_without_avx512():
     out = _run(AMCHW_VNNI="on", NUMBA_CPU_FEATURES=AVX_VNNI_ONLY)
-    assert "ISA avx256" in out and "DOT ['{vex}'] False" in out, out
+    assert "ISA avx256" in out and "DOT ['{vex}'] False False" in out, out
