@@ -106,7 +106,7 @@ def _emulated_ops(builder):
     return widen, widen_bcast, dot, final
 
 
-def _make_tile(mr: int, nr: int, vector_is_unsigned: bool):
+def _make_tile(mr: int, nr: int, vector_is_unsigned: bool, accumulate: bool = False):
     """An intrinsic tile(P, p_off, ldp, Q, q_off, ldq, kq, C, c_off, ldc) computing, with
     L = LANES,
 
@@ -116,7 +116,8 @@ def _make_tile(mr: int, nr: int, vector_is_unsigned: bool):
     for i < mr, v < nr, lanes l < L, in int32 modulo 2^32 (offsets in elements; P and Q are
     byte arrays, C an int32 array). P's four bytes are broadcast to every lane; Q's 4*L bytes
     are one vector. With vector_is_unsigned, Q holds the unsigned bytes and P the signed
-    ones; otherwise the reverse. The caller keeps every index in bounds."""
+    ones; otherwise the reverse. With accumulate, the sums are added to what C holds (C +=
+    instead of C =). The caller keeps every index in bounds."""
     lanes = LANES
     vec = _VEC
     emulated = EMULATED
@@ -176,6 +177,8 @@ def _make_tile(mr: int, nr: int, vector_is_unsigned: bool):
                                                          const(lanes * v)))
                     ptr = builder.bitcast(builder.gep(cd, [off]), vec.as_pointer())
                     val = final(accs[i][v]) if emulated else builder.load(accs[i][v][0])
+                    if accumulate:
+                        val = builder.add(val, builder.load(ptr, align=4))
                     builder.store(val, ptr, align=4)
             return context.get_dummy_value()
 
@@ -197,6 +200,7 @@ elif not EMULATED:
 else:   # two accumulators per output vector
     CT_MR, CT_W, DT_W, ROW_BIG = 2, 16, 16, 2
 _tile_pos = _make_tile(CT_MR, CT_W // LANES, True)
+_tile_pos_add = _make_tile(CT_MR, CT_W // LANES, True, True)
 _tile_row1 = _make_tile(1, DT_W // LANES, False)
 _tile_row2 = _make_tile(2, DT_W // LANES, False)
 _tile_row3 = _make_tile(3, DT_W // LANES, False)
@@ -254,6 +258,14 @@ def pad_u8(x, n0, nb, xmin, zx, top, left, hp, wp, xp):
             xp[nn, c] = pad
             for h in range(h_):
                 _to_u8(x[n0 + nn, c, h], xp[nn, c, top + h, left:left + w_], xm)
+
+
+@njit(cache=True, inline="always")
+def _word(b0, b1, b2, b3):
+    """The low bytes of b0, b1, b2, b3 as one little-endian 32-bit word."""
+    return ((np.uint32(b0) & np.uint32(255)) | ((np.uint32(b1) & np.uint32(255)) << np.uint32(8))
+            | ((np.uint32(b2) & np.uint32(255)) << np.uint32(16))
+            | (np.uint32(b3) << np.uint32(24)))
 
 
 @njit(cache=True, inline="always")
@@ -332,7 +344,10 @@ P_XMIN, P_ZX, P_KH, P_KW, P_SH, P_SW, P_DH, P_DW, P_TOP, P_LEFT, P_HP, P_WP, P_O
 P_R, P_K, P_K4, P_KP = 14, 15, 16, 17
 P_HAS_RQ, P_AZP, P_ZO, P_LO, P_HI, P_ROUND = 18, 19, 20, 21, 22, 23
 P_HAS_POOL, P_PKH, P_PKW, P_PSH, P_PSW, P_PDH, P_PDW, P_PTOP, P_PLEFT = range(24, 33)
-N_PARAMS = 33
+# where a step writes the channel-quad input of the next (convq_body): that input's top and
+# left padding and the step's output plane (after its pool)
+P_QTOP, P_QLEFT, P_QOH, P_QOW = range(33, 37)
+N_PARAMS = 37
 
 
 @njit(cache=True, nogil=True)
@@ -340,12 +355,53 @@ def _epilogue(acc, n0, nb, k0, k_, oh_n, ow_n, prm, chan, fq, out):
     """kernels.fused.gemm_epilogue on acc (int32 (>= k_, >= nb*OH*OW): filters k0 ..
     k0+k_-1) with the step's parameters: chan = (folded bias, multiplier, shift, offset)
     rows of length K; fq: kernels.fused.requant_f32_params of the requantization (or
-    none)."""
+    none). out: the step's output (N, K, OH2, OW2), or the whole channel-quad input buffer
+    (N, HP, C4, WP, 4) of the next step (convq_body), which _quads fills."""
+    if out.ndim == 5:
+        _quads(acc, n0, nb, k0, k_, oh_n, ow_n, prm, chan, fq, out)
+        return
     a4 = acc.reshape(1, 1, acc.shape[0], acc.shape[1])
     gemm_epilogue(a4, chan[0], k0, n0, oh_n, ow_n, prm[P_HAS_RQ] != 0, chan[1], chan[2], chan[3],
                   prm[P_AZP], prm[P_ZO], prm[P_LO], prm[P_HI], prm[P_ROUND],
                   prm[P_HAS_POOL] != 0, prm[P_PKH], prm[P_PKW], prm[P_PSH], prm[P_PSW],
                   prm[P_PDH], prm[P_PDW], prm[P_PTOP], prm[P_PLEFT], out, fq, nb, k_)
+
+
+@njit(cache=True, nogil=True)
+def _quads(acc, n0, nb, k0, k_, oh_n, ow_n, prm, chan, fq, buf):
+    """_epilogue into a channel-quad buffer: four channels at a time, gemm_epilogue into a
+    small int32 block, then the four planes interleaved into the bytes of buf[n, PT + oh,
+    k // 4, PL + ow, k % 4] (PT, PL = prm[P_QTOP], prm[P_QLEFT]; k0 a multiple of 4)."""
+    qoh, qow = prm[P_QOH], prm[P_QOW]
+    top, left = prm[P_QTOP], prm[P_QLEFT]
+    hp, c4, wp = buf.shape[1], buf.shape[2], buf.shape[3]
+    flat = buf.reshape(-1)
+    w32 = flat.view(np.uint32)
+    tmp = np.empty((nb, 4, qoh, qow), dtype=np.int32)
+    cols = acc.shape[1]
+    for q0 in range(0, k_, 4):
+        kb = min(4, k_ - q0)
+        a4 = acc[q0:q0 + kb].reshape(1, 1, kb, cols)
+        lo_, hi_ = k0 + q0, k0 + q0 + kb
+        fqq = fq[:, lo_:hi_] if fq.shape[1] > 0 else fq
+        gemm_epilogue(a4, chan[0, lo_:hi_], 0, 0, oh_n, ow_n, prm[P_HAS_RQ] != 0,
+                      chan[1, lo_:hi_], chan[2, lo_:hi_], chan[3, lo_:hi_], prm[P_AZP],
+                      prm[P_ZO], prm[P_LO], prm[P_HI], prm[P_ROUND], prm[P_HAS_POOL] != 0,
+                      prm[P_PKH], prm[P_PKW], prm[P_PSH], prm[P_PSW], prm[P_PDH], prm[P_PDW],
+                      prm[P_PTOP], prm[P_PLEFT], tmp, fqq, nb, kb)
+        kq = (k0 + q0) // 4
+        for nn in range(nb):
+            for oh in range(qoh):
+                row = (((n0 + nn) * hp + top + oh) * c4 + kq) * wp + left
+                if kb == 4:  # four bytes, one 32-bit store (the codes lie in [0, 255])
+                    t0, t1, t2, t3 = tmp[nn, 0, oh], tmp[nn, 1, oh], tmp[nn, 2, oh], tmp[nn, 3, oh]
+                    for ow in range(qow):
+                        w32[row + ow] = _word(t0[ow], t1[ow], t2[ow], t3[ow])
+                else:
+                    for b in range(kb):
+                        t = tmp[nn, b, oh]
+                        for ow in range(qow):
+                            flat[4 * (row + ow) + b] = t[ow]
 
 
 @njit(cache=True, nogil=True)
@@ -383,6 +439,83 @@ def conv_body(xp, n0, nb, prm, chan, fq, wp, a32_buf, acc_buf, out, k_lo, k_hi):
     kt = -(-(k_hi - k_lo) // POS_MR) * POS_MR
     conv_gemm(wp[k_lo:k_lo + kt], k4, a32.view(np.uint8), ldm, npanels, acc[:kt])
     _epilogue(acc[:kt], n0, nb, k_lo, k_hi - k_lo, oh_n, ow_n, prm, chan, fq, out)
+
+
+# ---------------------------------------------------------------------------- implicit conv
+# A convolution whose input another VNNI step writes can skip im2col: that step writes the codes
+# in channel quads, xq[n, h, c // 4, w, c % 4] (uint8 (N, HP, C4, WP, 4)), so that the four bytes
+# of a 32-bit word are four channels at one place, and the words of one channel quad along a
+# row are consecutive. With the reduction ordered (i, j, channel) and the weights packed so
+# (pack_conv_q), a tile of 48 consecutive output positions of one row, for tap (i, j), reads
+# its activation vectors straight from that buffer (stride 1 along the row); the taps add up
+# in the accumulators (_tile_pos_add). Needs a stride of 1 along W and rows of >= 48 outputs
+# (the last tile of a row starts at OW - 48, recomputing a few positions with the same sums).
+
+
+def pack_conv_q(w: np.ndarray, c_: int, kh: int, kw: int) -> tuple[np.ndarray, int]:
+    """pack_conv's weights (Kp, 4*k4), reduction in (c, i, j) order, -> (int8 (Kp, KH*KW*4*C4),
+    C4) in (i, j, c) order with the channels padded with zero weights to 4*C4."""
+    kp = w.shape[0]
+    c4 = -(-c_ // 4)
+    w4 = w[:, :c_ * kh * kw].reshape(kp, c_, kh, kw).transpose(0, 2, 3, 1)
+    out = np.zeros((kp, kh, kw, 4 * c4), dtype=np.int8)
+    out[..., :c_] = w4
+    return out.reshape(kp, -1), c4
+
+
+@njit(cache=True, nogil=True)
+def convq_body(xq, n0, nb, prm, chan, fq, wq, acc_buf, out, k_lo, k_hi):
+    """conv_body on the channel-quad input xq (uint8 (nb, HP, C4, WP, 4), C-contiguous, border
+    and padded channels holding zx - xmin) with pack_conv_q's weights wq: implicit GEMM, then
+    kernels.fused.gemm_epilogue into out[n0 .. n0+nb-1]. Needs prm[P_SW] == 1 and OW >= 48."""
+    kh, kw, sh, dh, dw = prm[P_KH], prm[P_KW], prm[P_SH], prm[P_DH], prm[P_DW]
+    oh_n, ow_n = prm[P_OH], prm[P_OW]
+    hp, c4, wp = xq.shape[1], xq.shape[2], xq.shape[3]
+    plane = oh_n * ow_n
+    ldc = nb * plane
+    k_hi = min(k_hi, prm[P_K])
+    kt = -(-(k_hi - k_lo) // POS_MR) * POS_MR
+    acc = acc_buf[:kt * ldc].reshape(kt, ldc)
+    c = acc.reshape(-1)
+    x8 = xq.reshape(-1)
+    w8 = wq.reshape(-1)
+    ldp = wq.shape[1]
+    rowb = 4 * c4 * wp
+    ntile = -(-ow_n // POS_W)
+    for nn in range(nb):
+        for oh in range(oh_n):
+            for t in range(ntile):
+                ow0 = min(t * POS_W, ow_n - POS_W)
+                m0 = nn * plane + oh * ow_n + ow0
+                for k0 in range(0, kt, CT_MR):
+                    for q in range(0, POS_W, CT_W):
+                        for i in range(kh):
+                            base = (nn * hp + oh * sh + i * dh) * rowb + 4 * (ow0 + q)
+                            for j in range(kw):
+                                poff = (k_lo + k0) * ldp + 4 * c4 * (i * kw + j)
+                                qoff = base + 4 * j * dw
+                                if i == 0 and j == 0:
+                                    _tile_pos(w8, poff, ldp, x8, qoff, 4 * wp, c4, c,
+                                              k0 * ldc + m0 + q, ldc)
+                                else:
+                                    _tile_pos_add(w8, poff, ldp, x8, qoff, 4 * wp, c4, c,
+                                                  k0 * ldc + m0 + q, ldc)
+    _epilogue(acc[:kt], n0, nb, k_lo, k_hi - k_lo, oh_n, ow_n, prm, chan, fq, out)
+
+
+def convq_fits(prm) -> bool:
+    """Whether convq_body applies to a convolution of conv_plan's parameters: stride 1 along
+    W, rows of at least 48 outputs, and at most 1/8 of the products recomputed."""
+    ow_n = int(prm[P_OW])
+    return (int(prm[P_SW]) == 1 and ow_n >= POS_W
+            and -(-ow_n // POS_W) * POS_W * 8 <= 9 * ow_n)
+
+
+def convq_input(n_: int, prm, channels: int) -> np.ndarray:
+    """A channel-quad input buffer for n_ images, every byte the code that adds 0."""
+    c4 = -(-channels // 4)
+    return np.full((n_, int(prm[P_HP]), c4, int(prm[P_WP]), 4), int(prm[P_ZX] - prm[P_XMIN]),
+                   dtype=np.uint8)
 
 
 def _params(wc, bias, xmin, zx, rq, pool):

@@ -273,6 +273,14 @@ class FastPlan:
             s1.feeds, s1.prm_feed, s2.prepared = s2, prm, True
             if reshape is not None:
                 dropped.add(reshape.name)
+            kind2, prm2, chan2, w2, chunk2 = s2.vnni
+            if kind2 == "conv" and V.convq_fits(prm2):
+                # its producer writes channel quads: an implicit GEMM, no im2col
+                c_ = int(self._types[s2.x].shape[0])
+                wq, _ = V.pack_conv_q(w2, c_, int(prm2[V.P_KH]), int(prm2[V.P_KW]))
+                s2.vnni = ("convq", prm2, chan2, wq, chunk2)
+                prm[V.P_QTOP], prm[V.P_QLEFT] = prm2[V.P_TOP], prm2[V.P_LEFT]
+                prm[V.P_QOH], prm[V.P_QOW] = s1.out_shape[1], s1.out_shape[2]
         self.steps = [s for s in self.steps if isinstance(s, (_Gemm, _Direct))
                       or s.name not in dropped]
 
@@ -358,7 +366,9 @@ class FastPlan:
         for s in self.steps:
             if isinstance(s, _Gemm) and s.vnni is not None:
                 feeds = f", writes {s.feeds.names[0]}'s input" if s.feeds is not None else ""
-                lines.append(f"{'+'.join(s.names)}: u8 x s8 -> int32 GEMM ({V.KERNEL}){feeds}")
+                how = ", implicit: no im2col" if s.vnni[0] == "convq" else ""
+                lines.append(f"{'+'.join(s.names)}: u8 x s8 -> int32 GEMM ({V.KERNEL}{how})"
+                             f"{feeds}")
             elif isinstance(s, _Direct):
                 lines.append(f"{s.names[0]}: {s.kind} (parameters checked once)")
             elif isinstance(s, _Gemm):
@@ -414,7 +424,9 @@ class FastPlan:
         if buf is None or buf.shape[0] < n_:
             assert s2.vnni is not None
             prm = s2.vnni[1]
-            if s2.vnni[0] == "conv":
+            if s2.vnni[0] == "convq":
+                buf = V.convq_input(n_, prm, int(self._types[s2.x].shape[0]))
+            elif s2.vnni[0] == "conv":
                 c_ = int(self._types[s2.x].shape[0])
                 buf = np.full((n_, c_, int(prm[V.P_HP]), int(prm[V.P_WP])),
                               int(prm[V.P_ZX] - prm[V.P_XMIN]), dtype=np.uint8)
@@ -431,7 +443,9 @@ class FastPlan:
         n_ = x.shape[0]
         buf = self._input_buffer(s2, n_)
         k_, oh2, ow2 = s.out_shape
-        if s2.vnni[0] == "conv":
+        if s2.vnni[0] == "convq":  # channel quads (N, HP, C4, WP, 4): the whole buffer
+            out = buf
+        elif s2.vnni[0] == "conv":
             prm2 = s2.vnni[1]
             top, left = int(prm2[V.P_TOP]), int(prm2[V.P_LEFT])
             out = buf[:, :, top:top + oh2, left:left + ow2]
@@ -522,6 +536,13 @@ class FastPlan:
                 for n0 in range(a, b, chunk):
                     V.dense_chunk(x2, n0, min(chunk, b - n0), prm, chan, fq, w, a8, acc, out,
                                   k_lo, k_hi)
+        elif kind == "convq":
+            def part(a, b, k_lo=0, k_hi=k_):
+                xp, a32, acc, a8 = self._vnni_buffers()
+                for n0 in range(a, b, chunk):
+                    n1 = min(n0 + chunk, b)
+                    V.convq_body(x4[n0:n1], n0, n1 - n0, prm, chan, fq, w, acc, out, k_lo,
+                                 k_hi)
         elif s.prepared:
             def part(a, b, k_lo=0, k_hi=k_):
                 xp, a32, acc, a8 = self._vnni_buffers()

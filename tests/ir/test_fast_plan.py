@@ -220,3 +220,92 @@ def test_input_codes_outside_their_type_are_refused():
     _same(plan(ok), run(g, ok, "ref"))
     with pytest.raises(IRError, match=r"outside the input type .*\[0, 255\]"):
         plan(np.array([[300, 0, 1, 2]], np.int32))
+
+
+@st.composite
+def conv_chains(draw):
+    """conv -> requant [-> pool] -> conv -> requant [-> conv -> requant], rows of >= 48
+    outputs: the later convolutions read channel quads their producer writes (implicit GEMM,
+    kernels.vnni.convq_body). Channels and filters not multiples of 4 or 8, padding, height
+    strides, dilations, per-channel requantization with every rounding mode, pools."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    nd = draw(st.sampled_from([1, 2]))
+    c = draw(st.integers(1, 6))
+    h = draw(st.integers(1, 3)) if nd == 2 else 1
+    w = draw(st.integers(48, 150))
+    tin = draw(st.sampled_from(ACT_TYPES))
+    w8 = QType(8, True, True, (2.0**-7,), 0)
+    b = GraphBuilder("chain")
+    shape = (c, w) if nd == 1 else (c, h, w)
+    b.input("x", shape, FloatType())
+    cur = b.add("q", Quantize(tin), ["x"])
+    sel = (lambda t: t[1:]) if nd == 1 else (lambda t: t)
+    for layer in range(draw(st.integers(2, 3))):
+        cin = cur.shape[0]
+        hh = cur.shape[1] if nd == 2 else 1
+        k = draw(st.integers(1, 21))
+        kh = draw(st.integers(1, min(hh, 2))) if nd == 2 else 1
+        kw = draw(st.integers(1, 5))
+        dil = (1, draw(st.integers(1, 2)))
+        pads = ((draw(st.integers(0, 1)), draw(st.integers(0, 1))),
+                (draw(st.integers(0, 3)), draw(st.integers(0, 3))))
+        stride = (draw(st.integers(1, 2)), 1)
+        weight = _codes(rng, (k, cin, kw) if nd == 1 else (k, cin, kh, kw), w8)
+        bias = rng.integers(-2**12, 2**12, size=k).astype(np.int32) if draw(st.booleans()) \
+            else None
+        conv = b.add(f"conv{layer}", Conv(weight, bias, w8, sel(stride), sel(pads), sel(dil), 1,
+                                          acc_type(cur.dtype, w8)), [cur.name])
+        out_t = draw(st.sampled_from(ACT_TYPES[:2]))
+        cur = b.add(f"rq{layer}", _requant(rng, k, draw(st.sampled_from(ROUNDINGS)), out_t,
+                                           b.bound(conv.name), weight[0].size), [conv.name])
+        if layer == 0 and draw(st.booleans()) and cur.shape[-1] >= 100:
+            cur = b.add("pool", MaxPool((2,), (2,), ((0, 0),), (1,)) if nd == 1 else
+                        MaxPool((1, 2), (1, 2), ((0, 0), (0, 0)), (1, 1)), [cur.name])
+    out = b.add("out", Dequantize(), [cur.name])
+    n = draw(st.sampled_from([1, 2, 5, 9]))
+    x = rng.normal(0, 0.4 * max(abs(tin.lo), tin.hi) * tin.scale[0], size=(n, *shape))
+    return b.build([out.name]), x.astype(np.float32)
+
+
+@pytest.mark.skipif(not vnni.HAVE_VNNI, reason="no integer kernels for this CPU")
+@settings(max_examples=40, deadline=None)
+@given(conv_chains(), st.sampled_from([1, 2]), st.booleans())
+def test_implicit_conv_chains_equal_reference(case, threads, squeeze):
+    g, x = case
+    want = run(g, x, "ref")
+    with pytest.MonkeyPatch.context() as mp:
+        if squeeze:  # one-image chunks and tiles, filters shared between the threads
+            mp.setattr(fast, "CHUNK_BYTES", 1024)
+            mp.setattr(fast, "PARALLEL_MIN_MACS", 0)
+            mp.setattr(fast, "SPLIT_MIN_MACS", 0)
+            mp.setattr(fast, "TILE_BYTES", 1)
+        plan = fast.FastPlan(g, threads)
+    text = " | ".join(plan.describe())
+    # every later convolution whose rows fit reads channel quads
+    for s in plan.steps[2:]:
+        if isinstance(s, fast._Gemm) and s.vnni is not None and s.prepared:
+            assert (s.vnni[0] == "convq") == vnni.convq_fits(s.vnni[1]), text
+    _same(plan(x), want)
+
+
+def test_implicit_conv_is_used_on_vtcnn2_shapes():
+    """A conv of 256 filters over 2 x 132 positions feeding one of 80 filters (2 x 3): the
+    second runs on channel quads."""
+    rng = np.random.default_rng(5)
+    u8 = QType(8, False, False, (2.0**-5,))
+    w8 = QType(8, True, True, (2.0**-7,), 0)
+    b = GraphBuilder("vt")
+    b.input("x", (1, 2, 128), FloatType())
+    b.add("q", Quantize(u8), ["x"])
+    b.add("c1", Conv(_codes(rng, (16, 1, 1, 3), w8), None, w8, (1, 1), ((0, 0), (2, 2)),
+                     (1, 1), 1, acc_type(u8, w8)), ["q"])
+    b.add("r1", Requant(np.array([3]), np.array([8]), np.array([0]), u8, 0, 255), ["c1"])
+    b.add("c2", Conv(_codes(rng, (10, 16, 2, 3), w8), None, w8, (1, 1), ((0, 0), (2, 2)),
+                     (1, 1), 1, acc_type(u8, w8)), ["r1"])
+    b.add("out", Dequantize(), ["c2"])
+    g = b.build(["out"])
+    plan = fast.FastPlan(g, 1)
+    if vnni.HAVE_VNNI:
+        assert "implicit: no im2col" in plan.describe()[2]
+    x = rng.normal(0, 2, size=(3, 1, 2, 128)).astype(np.float32)
+    _same(plan(x), run(g, x, "ref"))
