@@ -39,9 +39,11 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import _isa
-from .fused import gemm_epilogue
+from .fused import _rq_f32, gemm_epilogue
+from .modes import ROUND_FLOOR, ROUND_HALF_AWAY, ROUND_HALF_EVEN, ROUND_HALF_UP
 
 POS_MR = 8        # filters per convolution tile
+ACC_BLOCK_BYTES = 65536   # accumulators of one filter block of conv_body
 POS_W = 48        # output positions per convolution panel (3 vectors of 16)
 ROW_W = 64        # filters per dense panel (4 vectors of 16)
 
@@ -358,13 +360,79 @@ def _epilogue(acc, n0, nb, k0, k_, oh_n, ow_n, prm, chan, fq, out):
     none). out: the step's output (N, K, OH2, OW2), or the whole channel-quad input buffer
     (N, HP, C4, WP, 4) of the next step (convq_body), which _quads fills."""
     if out.ndim == 5:
-        _quads(acc, n0, nb, k0, k_, oh_n, ow_n, prm, chan, fq, out)
+        if prm[P_HAS_RQ] != 0 and prm[P_HAS_POOL] == 0 and fq.shape[1] > 0:
+            q4 = k_ - k_ % 4
+            _quads_f32(acc, n0, nb, k0, q4, oh_n, ow_n, prm, chan, fq, out)
+            if q4 < k_:
+                _quads(acc[q4:], n0, nb, k0 + q4, k_ - q4, oh_n, ow_n, prm, chan, fq, out)
+        else:
+            _quads(acc, n0, nb, k0, k_, oh_n, ow_n, prm, chan, fq, out)
         return
     a4 = acc.reshape(1, 1, acc.shape[0], acc.shape[1])
     gemm_epilogue(a4, chan[0], k0, n0, oh_n, ow_n, prm[P_HAS_RQ] != 0, chan[1], chan[2], chan[3],
                   prm[P_AZP], prm[P_ZO], prm[P_LO], prm[P_HI], prm[P_ROUND],
                   prm[P_HAS_POOL] != 0, prm[P_PKH], prm[P_PKW], prm[P_PSH], prm[P_PSW],
                   prm[P_PDH], prm[P_PDW], prm[P_PTOP], prm[P_PLEFT], out, fq, nb, k_)
+
+
+@njit(cache=True, inline="always")
+def _rq4_row(r0, r1, r2, r3, bs, c, d, mode):
+    """d[u] = the word of the four channels' float32-lane requantizations of
+    wrap_i32(r_b[u] + bs[b]) (rows of equal length, slices: LLVM vectorises these loops
+    better than offset indexing); c: (4, 8) float32 rows per channel (unused, a_lo,
+    a_hi, m, off, half, 2^-s, -), with zo, lo, hi in c[0, 7], c[1, 7], c[2, 7]. Every
+    constant is read into a local first (w32 could alias c as far as LLVM knows)."""
+    z, flo, fhi = c[0, 7], c[1, 7], c[2, 7]
+    b0, b1, b2, b3 = bs[0], bs[1], bs[2], bs[3]
+    l0, l1, l2, l3 = np.int32(c[0, 1]), np.int32(c[1, 1]), np.int32(c[2, 1]), np.int32(c[3, 1])
+    h0, h1, h2, h3 = np.int32(c[0, 2]), np.int32(c[1, 2]), np.int32(c[2, 2]), np.int32(c[3, 2])
+    m0, m1, m2, m3 = c[0, 3], c[1, 3], c[2, 3], c[3, 3]
+    o0, o1, o2, o3 = c[0, 4], c[1, 4], c[2, 4], c[3, 4]
+    f0, f1, f2, f3 = c[0, 5], c[1, 5], c[2, 5], c[3, 5]
+    s0, s1, s2, s3 = c[0, 6], c[1, 6], c[2, 6], c[3, 6]
+    for u in range(d.size):
+        v0 = _rq_f32(np.int32(r0[u] + b0), l0, h0, m0, o0, f0, s0, z, flo, fhi, mode)
+        v1 = _rq_f32(np.int32(r1[u] + b1), l1, h1, m1, o1, f1, s1, z, flo, fhi, mode)
+        v2 = _rq_f32(np.int32(r2[u] + b2), l2, h2, m2, o2, f2, s2, z, flo, fhi, mode)
+        v3 = _rq_f32(np.int32(r3[u] + b3), l3, h3, m3, o3, f3, s3, z, flo, fhi, mode)
+        d[u] = _word(v0, v1, v2, v3)
+
+
+@njit(cache=True, nogil=True)
+def _quads_f32(acc, n0, nb, k0, k_, oh_n, ow_n, prm, chan, fq, buf):
+    """_quads for a requantization in float32 lanes without a pool (k_ a multiple of 4): each
+    word of four channels made in one pass from the accumulators, no intermediate block."""
+    top, left = prm[P_QTOP], prm[P_QLEFT]
+    hp, c4, wp = buf.shape[1], buf.shape[2], buf.shape[3]
+    w32 = buf.reshape(-1).view(np.uint32)
+    plane = oh_n * ow_n
+    mode = prm[P_ROUND]
+    c = np.zeros((4, 8), dtype=np.float32)
+    bs = np.zeros(4, dtype=np.int32)
+    c[0, 7], c[1, 7], c[2, 7] = prm[P_ZO], prm[P_LO], prm[P_HI]
+    for q0 in range(0, k_, 4):
+        for b in range(4):
+            k = k0 + q0 + b
+            bs[b] = np.int32(chan[0, k])   # the folded bias, wrapped as the accumulator wraps
+            for j in range(6):
+                c[b, 1 + j] = fq[j, k]
+        kq = (k0 + q0) // 4
+        r0, r1, r2, r3 = acc[q0], acc[q0 + 1], acc[q0 + 2], acc[q0 + 3]
+        for nn in range(nb):
+            for oh in range(oh_n):
+                a = nn * plane + oh * ow_n
+                e = a + ow_n
+                dst = (((n0 + nn) * hp + top + oh) * c4 + kq) * wp + left
+                d = w32[dst:dst + ow_n]
+                s0, s1, s2, s3 = r0[a:e], r1[a:e], r2[a:e], r3[a:e]
+                if mode == ROUND_HALF_EVEN:   # one loop per mode, the mode a constant
+                    _rq4_row(s0, s1, s2, s3, bs, c, d, ROUND_HALF_EVEN)
+                elif mode == ROUND_HALF_UP:
+                    _rq4_row(s0, s1, s2, s3, bs, c, d, ROUND_HALF_UP)
+                elif mode == ROUND_HALF_AWAY:
+                    _rq4_row(s0, s1, s2, s3, bs, c, d, ROUND_HALF_AWAY)
+                else:
+                    _rq4_row(s0, s1, s2, s3, bs, c, d, ROUND_FLOOR)
 
 
 @njit(cache=True, nogil=True)
@@ -436,9 +504,14 @@ def conv_body(xp, n0, nb, prm, chan, fq, wp, a32_buf, acc_buf, out, k_lo, k_hi):
                   oh_n, ow_n, prm[P_R], k4, ldm, a32)
     # positions past the last image (up to the panel's end) are multiplied but never read
     k_hi = min(k_hi, prm[P_K])
-    kt = -(-(k_hi - k_lo) // POS_MR) * POS_MR
-    conv_gemm(wp[k_lo:k_lo + kt], k4, a32.view(np.uint8), ldm, npanels, acc[:kt])
-    _epilogue(acc[:kt], n0, nb, k_lo, k_hi - k_lo, oh_n, ow_n, prm, chan, fq, out)
+    # filters in blocks whose accumulators (about ACC_BLOCK_BYTES) are still in the caches
+    # when the epilogue reads them
+    kb = max(POS_MR, ACC_BLOCK_BYTES // (4 * ldm) // POS_MR * POS_MR)
+    for k0 in range(k_lo, k_hi, kb):
+        k1 = min(k0 + kb, k_hi)
+        kt = -(-(k1 - k0) // POS_MR) * POS_MR
+        conv_gemm(wp[k0:k0 + kt], k4, a32.view(np.uint8), ldm, npanels, acc[:kt])
+        _epilogue(acc[:kt], n0, nb, k0, k1 - k0, oh_n, ow_n, prm, chan, fq, out)
 
 
 # ---------------------------------------------------------------------------- implicit conv

@@ -210,7 +210,16 @@ class FastPlan:
                 self.steps.append(step)
         self._link(users)
         # images per tile: the largest value a step makes, tile images of it, fits TILE_BYTES
-        biggest = max((4 * int(np.prod(v.shape)) for v in types.values()), default=1)
+        # (values as int32, except those a step writes as the next step's bytes; values
+        # inside a fused step are never held)
+        held = [4 * int(np.prod(types[graph.inputs[0].name].shape))]
+        for s in self.steps:
+            if isinstance(s, _Gemm) and s.feeds is not None:
+                held.append(self._input_bytes(s.feeds))
+            else:
+                out = s.out if isinstance(s, (_Gemm, _Direct)) else s.output.name
+                held.append(4 * int(np.prod(types[out].shape)))
+        biggest = max(held)
         tile = int(min(MAX_TILE, max(1, TILE_BYTES // max(biggest, 1))))
         # a multiple of the dense kernels' row tile where it can be
         self.tile = tile - tile % V.ROW_MR if tile >= V.ROW_MR else tile
@@ -412,6 +421,17 @@ class FastPlan:
         has_pool, pkh, pkw, psh, psw, pdh, pdw, ptop, pleft = s.pool
         gemm_epilogue(acc, s.bias, 0, n0, oh_n, ow_n, has_rq, mult, shift, offset, zx, zo, lo,
                       hi, rounding, has_pool, pkh, pkw, psh, psw, pdh, pdw, ptop, pleft, out, s.fq)
+
+    def _input_bytes(self, s2: _Gemm) -> int:
+        """Bytes per image of the prepared VNNI step s2's input buffer (_input_buffer)."""
+        assert s2.vnni is not None
+        kind, prm = s2.vnni[0], s2.vnni[1]
+        c_ = int(self._types[s2.x].shape[0]) if kind != "dense" else 0
+        if kind == "convq":
+            return int(prm[V.P_HP]) * 4 * -(-c_ // 4) * int(prm[V.P_WP])
+        if kind == "conv":
+            return c_ * int(prm[V.P_HP]) * int(prm[V.P_WP])
+        return 4 * int(prm[V.P_K4])
 
     def _input_buffer(self, s2: _Gemm, n_: int) -> np.ndarray:
         """This thread's unsigned input of the prepared VNNI step s2 for n_ images: a
