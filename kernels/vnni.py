@@ -359,6 +359,9 @@ def _epilogue(acc, n0, nb, k0, k_, oh_n, ow_n, prm, chan, fq, out):
     rows of length K; fq: kernels.fused.requant_f32_params of the requantization (or
     none). out: the step's output (N, K, OH2, OW2), or the whole channel-quad input buffer
     (N, HP, C4, WP, 4) of the next step (convq_body), which _quads fills."""
+    if _i64_applies(acc, k0, k_, oh_n, ow_n, prm, chan, fq, out):
+        _epi_i64(acc, n0, nb, k0, k_, oh_n, ow_n, prm, chan, out)
+        return
     if out.ndim == 5:
         if prm[P_HAS_RQ] != 0 and prm[P_HAS_POOL] == 0 and fq.shape[1] > 0:
             q4 = k_ - k_ % 4
@@ -373,6 +376,120 @@ def _epilogue(acc, n0, nb, k0, k_, oh_n, ow_n, prm, chan, fq, out):
                   prm[P_AZP], prm[P_ZO], prm[P_LO], prm[P_HI], prm[P_ROUND],
                   prm[P_HAS_POOL] != 0, prm[P_PKH], prm[P_PKW], prm[P_PSH], prm[P_PSW],
                   prm[P_PDH], prm[P_PDW], prm[P_PTOP], prm[P_PLEFT], out, fq, nb, k_)
+
+
+@njit(cache=True, inline="always")
+def _i64_applies(acc, k0, k_, oh_n, ow_n, prm, chan, fq, out):
+    """Whether _epi_i64 takes the step: an int64 requantization (not float32 lanes) that
+    _i64_rows cleared for every channel, and no pool or a 1-D one of disjoint windows."""
+    if prm[P_HAS_RQ] == 0 or fq.shape[1] > 0:
+        return False
+    for k in range(k0, k0 + k_):
+        if chan[7, k] == 0:
+            return False
+    if prm[P_HAS_POOL] == 0:
+        return True
+    pow_n = out.shape[3] if out.ndim == 4 else prm[P_QOW]
+    poh = out.shape[2] if out.ndim == 4 else prm[P_QOH]
+    return (oh_n == 1 and poh == 1 and prm[P_PKH] == 1 and prm[P_PSW] == prm[P_PKW]
+            and prm[P_PDW] == 1 and prm[P_PLEFT] == 0 and pow_n * prm[P_PKW] <= ow_n)
+
+
+@njit(cache=True, inline="always")
+def _rq_i64(a, a_lo, a_hi, m, off, s, half, z, lo, hi, mode):
+    """clamp(round_shift(a*m + off, s) + zo, lo, hi) for an int32 a, with a clamped to
+    [a_lo, a_hi] first (exact: see _i64_rows), the rounding written per mode (s >= 1)."""
+    t = np.int64(min(max(a, a_lo), a_hi)) * m + off
+    if mode == ROUND_HALF_EVEN:
+        q = (t + (half - 1) + ((t >> s) & 1)) >> s
+    elif mode == ROUND_HALF_UP:
+        q = (t + half) >> s
+    elif mode == ROUND_HALF_AWAY:
+        u = (abs(t) + half) >> s
+        q = -u if t < 0 else u
+    else:
+        q = t >> s
+    return np.int32(min(max(q + z, lo), hi))
+
+
+@njit(cache=True, inline="always")
+def _i64_row(src, b32, c, pkw, tr, mode):
+    """tr[u] = _rq_i64 of the max over window u (pkw entries, disjoint) of wrap_i32(src + b32);
+    c: (a_lo, a_hi, m, off, s, half, zo, lo, hi) as int64 locals."""
+    a_lo, a_hi, m, off = np.int32(c[0]), np.int32(c[1]), c[2], c[3]
+    s, half, z, lo, hi = c[4], c[5], c[6], c[7], c[8]
+    n = tr.size
+    if pkw == 1:
+        for u in range(n):
+            tr[u] = _rq_i64(np.int32(src[u] + b32), a_lo, a_hi, m, off, s, half, z, lo, hi, mode)
+    elif pkw == 2:
+        for u in range(n):
+            a = max(np.int32(src[2 * u] + b32), np.int32(src[2 * u + 1] + b32))
+            tr[u] = _rq_i64(a, a_lo, a_hi, m, off, s, half, z, lo, hi, mode)
+    else:
+        for u in range(n):
+            a = np.int32(src[u * pkw] + b32)
+            for j in range(1, pkw):
+                a = max(a, np.int32(src[u * pkw + j] + b32))
+            tr[u] = _rq_i64(a, a_lo, a_hi, m, off, s, half, z, lo, hi, mode)
+
+
+@njit(cache=True, nogil=True)
+def _epi_i64(acc, n0, nb, k0, k_, oh_n, ow_n, prm, chan, out):
+    """The epilogue (wrap with the bias, 1-D pool of disjoint windows or none, requantization
+    in int64) in one pass per output row, into out (N, K, OH2, OW2) or a channel-quad buffer
+    (see _quads): the fast form of gemm_epilogue for the cases _i64_applies admits."""
+    quads = out.ndim == 5
+    pkw = prm[P_PKW] if prm[P_HAS_POOL] != 0 else 1
+    pow_n = out.shape[3] if not quads else prm[P_QOW]
+    rows = oh_n
+    plane = oh_n * ow_n
+    mode = prm[P_ROUND]
+    tr = np.empty((4, pow_n), dtype=np.int32)
+    c = np.empty(9, dtype=np.int64)
+    c[6], c[7], c[8] = prm[P_ZO], prm[P_LO], prm[P_HI]
+    if quads:
+        top, left = prm[P_QTOP], prm[P_QLEFT]
+        hp, c4, wp = out.shape[1], out.shape[2], out.shape[3]
+        flat = out.reshape(-1)
+        w32 = flat.view(np.uint32)
+    for q0 in range(0, k_, 4):
+        kb = min(4, k_ - q0)
+        for nn in range(nb):
+            for oh in range(rows):
+                a = nn * plane + oh * ow_n
+                for b in range(kb):
+                    k = k0 + q0 + b
+                    c[0], c[1], c[2], c[3] = chan[4, k], chan[5, k], chan[1, k], chan[6, k]
+                    c[4] = chan[2, k]
+                    c[5] = np.int64(1) << (c[4] - 1)
+                    b32 = np.int32(chan[0, k])
+                    src = acc[q0 + b, a:a + ow_n]
+                    if mode == ROUND_HALF_EVEN:   # one loop per mode, the mode a constant
+                        _i64_row(src, b32, c, pkw, tr[b], ROUND_HALF_EVEN)
+                    elif mode == ROUND_HALF_UP:
+                        _i64_row(src, b32, c, pkw, tr[b], ROUND_HALF_UP)
+                    elif mode == ROUND_HALF_AWAY:
+                        _i64_row(src, b32, c, pkw, tr[b], ROUND_HALF_AWAY)
+                    else:
+                        _i64_row(src, b32, c, pkw, tr[b], ROUND_FLOOR)
+                if quads:
+                    row = (((n0 + nn) * hp + top + oh) * c4 + (k0 + q0) // 4) * wp + left
+                    if kb == 4:
+                        d = w32[row:row + pow_n]
+                        t0, t1, t2, t3 = tr[0], tr[1], tr[2], tr[3]
+                        for u in range(pow_n):
+                            d[u] = _word(t0[u], t1[u], t2[u], t3[u])
+                    else:
+                        for b in range(kb):
+                            for u in range(pow_n):
+                                flat[4 * (row + u) + b] = tr[b, u]
+                else:
+                    for b in range(kb):
+                        d = out[n0 + nn, k0 + q0 + b, oh]
+                        t = tr[b]
+                        for u in range(pow_n):
+                            d[u] = t[u]
 
 
 @njit(cache=True, inline="always")
@@ -600,9 +717,31 @@ def _params(wc, bias, xmin, zx, rq, pool):
     prm[P_HAS_RQ:P_ROUND + 1] = (int(has_rq), azp, zo, lo, hi, rounding)
     prm[P_HAS_POOL:P_PLEFT + 1] = [int(v) for v in pool]
     ones = np.ones(k_, np.int64)
-    chan = np.stack([folded_bias(np.asarray(bias), wc, xmin, zx), np.asarray(mult) * ones,
-                     np.asarray(shift) * ones, np.asarray(offset) * ones]).astype(np.int64)
+    chan = np.zeros((8, k_), np.int64)
+    chan[:4] = np.stack([folded_bias(np.asarray(bias), wc, xmin, zx), np.asarray(mult) * ones,
+                         np.asarray(shift) * ones, np.asarray(offset) * ones])
+    if has_rq:
+        chan[4:] = _i64_rows(chan[1], chan[2], chan[3], int(azp), int(zo), int(lo), int(hi))
     return prm, chan
+
+
+def _i64_rows(mult, shift, offset, azp, zo, lo, hi) -> np.ndarray:
+    """Rows (a_lo, a_hi, off, ok) per channel for _epi_i64: with m > 0 the requantization
+    R(a) = round_shift(a*m + off, s) + zo (off = offset - azp*m) is monotone, so clamping a to
+    [a_lo, a_hi] (R(a_lo) <= lo - 1, R(a_hi) >= hi + 1) changes no output; ok where m > 0,
+    1 <= s <= 62 and every t = a*m + off formed there, plus 2^s, stays below 2^62."""
+    out = np.zeros((4, mult.shape[0]), np.int64)
+    for k in range(mult.shape[0]):
+        m, s = int(mult[k]), int(shift[k])
+        if m <= 0 or not 1 <= s <= 62:
+            continue
+        off = int(offset[k]) - azp * m
+        a_lo = max(((lo - zo - 1) * 2**s - off) // m, -2**31)
+        a_hi = min(-((-((hi - zo + 1) * 2**s - off)) // m), 2**31 - 1)
+        if max(abs(a_lo * m + off), abs(a_hi * m + off)) + 2**s >= 2**62 or abs(off) >= 2**62:
+            continue
+        out[:, k] = (a_lo, a_hi, off, 1)
+    return out
 
 
 def conv_plan(wc, bias, xmin, zx, in_shape, geom, out_hw, rq, pool):

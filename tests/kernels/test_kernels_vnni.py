@@ -58,8 +58,12 @@ def conv_cases(draw):
 
 
 @settings(max_examples=60, deadline=None)
-@given(c=conv_cases(), seed=SEED)
-def test_conv_chunk_equals_refs(c, seed):
+@given(c=conv_cases(), seed=SEED, f32=st.booleans(), big=st.booleans())
+def test_conv_chunk_equals_refs(c, seed, f32, big):
+    """f32: the requantization in float32 lanes where requant_f32_params allows it, else in
+    int64 (the one-pass _epi_i64 for a positive multiplier, no pool or 1-D disjoint windows;
+    gemm_epilogue otherwise); big: multipliers up to 2^40 with shifts up to 52, as BatchNorm
+    folded into float scales gives them (small accumulators only: a * m stays in int64)."""
     rng = np.random.default_rng(seed)
     xmin, zx = c["inp"]
     top, bottom, left, right = c["pads"]
@@ -84,6 +88,11 @@ def test_conv_chunk_equals_refs(c, seed):
         mult = rng.integers(1, 2**12, size=c["k"]) * rng.choice([-1, 1, 1, 1])
         shift = rng.integers(4, 16, size=c["k"])
         offset = rng.integers(-2**10, 2**10, size=c["k"])
+        if big and not c["wide"]:
+            shift = rng.integers(30, 53, size=c["k"])
+            mult = rng.integers(2**20, 2**40, size=c["k"]) >> np.maximum(52 - shift, 0)
+            mult = np.maximum(mult, 1)
+            offset = rng.integers(-2**45, 2**45, size=c["k"])
         rnd = ROUNDING_NAMES[c["rounding"]]
         rq = (True, mult, shift, offset, 0, 0, 0, 255, rnd)
         want = requant_i32_ref(acc, mult, shift, offset, 0, 0, 0, 255, rnd)
@@ -94,7 +103,7 @@ def test_conv_chunk_equals_refs(c, seed):
     geom = (c["kh"], c["kw"], c["sh"], c["sw"], 1, c["dw"], top, left)
     prm, chan, w, _ = vnni.conv_plan(wc.reshape(c["k"], -1), bias, xmin, zx,
                                      (c["c"], c["h"], c["w"]), geom, (oh_n, ow_n), rq, pool)
-    fq = (requant_f32_params(*rq[1:8]) if c["rq"] else np.zeros((6, 0)))
+    fq = (requant_f32_params(*rq[1:8]) if c["rq"] and f32 else np.zeros((6, 0)))
     sizes = vnni.conv_scratch(prm, c["c"], c["chunk"])
     out = np.full(want.shape, -7, np.int32)
     bufs = [np.empty(sizes[0], np.uint8), np.empty(sizes[1], np.uint32),
