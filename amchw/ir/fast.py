@@ -541,13 +541,15 @@ class FastPlan:
         kind, _, chan, w, chunk = s.vnni
         fq = s.fq
         k_ = s.out_shape[0]
-        if kind == "dense" and s.prepared:
+        if kind == "convq" or (kind == "dense" and s.prepared):
+            # the prepared input as it is: channel quads, or a dense layer's rows
+            body = V.convq_body if kind == "convq" else V.dense_body
+
             def part(a, b, k_lo=0, k_hi=k_):
                 xp, a32, acc, a8 = self._vnni_buffers()
                 for n0 in range(a, b, chunk):
                     n1 = min(n0 + chunk, b)
-                    V.dense_body(x4[n0:n1], n0, n1 - n0, prm, chan, fq, w, acc, out, k_lo,
-                                 k_hi)
+                    body(x4[n0:n1], n0, n1 - n0, prm, chan, fq, w, acc, out, k_lo, k_hi)
         elif kind == "dense":
             x2 = x4.reshape(n_, -1)
 
@@ -556,13 +558,6 @@ class FastPlan:
                 for n0 in range(a, b, chunk):
                     V.dense_chunk(x2, n0, min(chunk, b - n0), prm, chan, fq, w, a8, acc, out,
                                   k_lo, k_hi)
-        elif kind == "convq":
-            def part(a, b, k_lo=0, k_hi=k_):
-                xp, a32, acc, a8 = self._vnni_buffers()
-                for n0 in range(a, b, chunk):
-                    n1 = min(n0 + chunk, b)
-                    V.convq_body(x4[n0:n1], n0, n1 - n0, prm, chan, fq, w, acc, out, k_lo,
-                                 k_hi)
         elif s.prepared:
             def part(a, b, k_lo=0, k_hi=k_):
                 xp, a32, acc, a8 = self._vnni_buffers()

@@ -14,6 +14,7 @@ import textwrap
 
 import pytest
 from llvmlite import binding as llvm
+from numba import config as numba_config
 
 from amchw.kernels import _isa, vnni
 
@@ -104,6 +105,11 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+# the subprocess checks compile kernels: nothing to check where the JIT is off (the no-JIT
+# re-run of the kernel tests, tests/kernels/test_kernels_nojit.py)
+needs_jit = pytest.mark.skipif(bool(numba_config.DISABLE_JIT), reason="the JIT is off")
+
+
 def _run(**env_vars):
     env = {**os.environ, **env_vars}
     p = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
@@ -112,6 +118,7 @@ def _run(**env_vars):
     return p.stdout
 
 
+@needs_jit
 def test_generic_numba_target_runs_the_float_path():
     assert "ISA None" in _run(NUMBA_CPU_NAME="generic", AMCHW_VNNI="on")
 
@@ -123,12 +130,14 @@ AVX_VNNI_ONLY = ",".join(
 
 
 @pytest.mark.skipif("avx256" not in _isa.USABLE, reason="no 256-bit VNNI on this host")
+@needs_jit
 def test_256_bit_kernels_equal_the_reference():
     out = _run(AMCHW_VNNI="avx256")
     assert "ISA avx256" in out and "DOT" in out and "True" not in out, out
 
 
 @pytest.mark.skipif("avx2" not in _isa.USABLE, reason="no AVX2 on this host")
+@needs_jit
 def test_avx2_kernels_equal_the_reference():
     out = _run(AMCHW_VNNI="avx2")
     assert "ISA avx2" in out and "DOT [] " in out and out.rstrip().endswith("True"), out
@@ -138,12 +147,14 @@ NO_VNNI = ",".join(f if "vnni" not in f else "-" + f[1:] for f in AVX_VNNI_ONLY.
 
 
 @pytest.mark.skipif(not HOST.get("avx2"), reason="this host has no AVX2")
+@needs_jit
 def test_avx2_on_a_target_without_any_vnni():
     out = _run(AMCHW_VNNI="on", NUMBA_CPU_FEATURES=NO_VNNI)
     assert "ISA avx2" in out and "DOT [] False True" in out, out
 
 
 @pytest.mark.skipif(not HOST.get("avxvnni"), reason="this host has no AVX-VNNI")
+@needs_jit
 def test_vex_form_on_a_target_without_avx512():
     out = _run(AMCHW_VNNI="on", NUMBA_CPU_FEATURES=AVX_VNNI_ONLY)
     assert "ISA avx256" in out and "DOT ['{vex}'] False False" in out, out
