@@ -1,4 +1,4 @@
-"""Integer GEMMs on the VNNI instruction VPDPBUSD, for the fused executor.
+"""Integer GEMMs on the VNNI instruction VPDPBUSD (or AVX2's VPMADDWD), for the fused executor.
 
 VPDPBUSD multiplies, in each 32-bit lane, four unsigned bytes of one operand by the four
 signed bytes at the same place in the other, and adds the four products to the lane's int32
@@ -18,19 +18,30 @@ every addition; a wrap at the end gives the same bits). A padded input position 
 zx - xmin, that is x = zx: it adds exactly 0, as in the reference. Reduction entries added to
 make the reduction a multiple of 4, and filters added to fill a register, have weight 0.
 
+Without VNNI (AVX2 only), the same tiles compute each lane's four products as two VPMADDWD
+pair sums of the bytes widened to 16 bits, in two accumulators added by one VPHADDD at the
+end (`EMULATED`; exact: |u * w| < 2^15 and a pair sum fits int32).
+
 Two micro-kernels, both one generated LLVM function (numba intrinsic) that keeps an MR x NR
 tile of <L x i32> accumulators (L = LANES: 16 or 8) in registers over the whole reduction:
 - `_tile_pos` (convolutions): a vector holds L output positions, the weights of one filter
-  are broadcast. Activations are packed by `im2col_panels` as [r/4][position][4]; a block is
-  8 filters x 48 positions, one tile on 512-bit registers, four tiles of 4 x 24 on 256-bit.
+  are broadcast. A block is 8 filters x 48 positions: one tile on 512-bit registers, four of
+  4 x 24 on 256-bit ones, twelve of 2 x 16 on AVX2. Activations come packed by
+  `im2col_panels` as [r/4][position][4], or, for a convolution whose input another integer
+  step writes, straight from channel quads (`convq_body`: implicit GEMM, tap by tap, the
+  taps adding up through `_tile_pos_add`).
 - `_tile_row1` .. `_tile_row3`, `_tile_big` (dense layers): a vector holds L filters, the
   activations of one image are broadcast. Weights are packed by `pack_dense` as
-  [panel][r/4][64 filters][4]; a tile covers 64 filters (512-bit) or 32 (256-bit).
+  [panel][r/4][64 filters][4]; a tile covers 64 filters (512-bit), 32 (256-bit) or 16 (AVX2).
 
-The register width is chosen once per process by _isa (`ISA`; `HAVE_VNNI` when there is
-one): where neither form exists, or Numba compiles for another CPU, amchw.ir.fast keeps its
-exact float path. Nothing here is compiled before its first call, so a machine without VNNI
-never meets the instruction."""
+The epilogues (`_epilogue`) requantize in float32 lanes, or in int64 in one pass per row
+(`_epi_i64`), or through kernels.fused.gemm_epilogue, into the step's output, the next
+step's bytes or its channel quads.
+
+The form is chosen once per process by _isa (`ISA`, `KERNEL`; `HAVE_VNNI` when there is
+one): where none exists, or Numba compiles for another CPU, amchw.ir.fast keeps its exact
+float path. Nothing here is compiled before its first call, so a machine without the
+instructions never meets them."""
 
 import numpy as np
 from llvmlite import ir
