@@ -5,7 +5,8 @@ runs the float path. Each narrower form runs the fused executor to the reference
 fresh process, both chosen on this host (AMCHW_VNNI=avx256 / avx2) and on a target whose
 features lack the wider ones (NUMBA_CPU_FEATURES): AVX-VNNI without AVX-512 (only the VEX
 form of VPDPBUSD may appear, as on Alder Lake and later client cores) and AVX2 without any
-VNNI (VPMADDWD, as on Haswell to Zen 3)."""
+VNNI (VPMADDWD, as on Haswell to Zen 3). Those four compile the kernels afresh for their
+targets (~25 s each), so they run in the long suite (`pytest -m slow`, which CI runs too)."""
 
 import os
 import subprocess
@@ -131,6 +132,7 @@ AVX_VNNI_ONLY = ",".join(
 
 @pytest.mark.skipif("avx256" not in _isa.USABLE, reason="no 256-bit VNNI on this host")
 @needs_jit
+@pytest.mark.slow  # each compiles the kernels afresh for its target (~25 s)
 def test_256_bit_kernels_equal_the_reference():
     out = _run(AMCHW_VNNI="avx256")
     assert "ISA avx256" in out and "DOT" in out and "True" not in out, out
@@ -138,6 +140,7 @@ def test_256_bit_kernels_equal_the_reference():
 
 @pytest.mark.skipif("avx2" not in _isa.USABLE, reason="no AVX2 on this host")
 @needs_jit
+@pytest.mark.slow  # each compiles the kernels afresh for its target (~25 s)
 def test_avx2_kernels_equal_the_reference():
     out = _run(AMCHW_VNNI="avx2")
     assert "ISA avx2" in out and "DOT [] " in out and out.rstrip().endswith("True"), out
@@ -148,6 +151,7 @@ NO_VNNI = ",".join(f if "vnni" not in f else "-" + f[1:] for f in AVX_VNNI_ONLY.
 
 @pytest.mark.skipif(not HOST.get("avx2"), reason="this host has no AVX2")
 @needs_jit
+@pytest.mark.slow  # each compiles the kernels afresh for its target (~25 s)
 def test_avx2_on_a_target_without_any_vnni():
     out = _run(AMCHW_VNNI="on", NUMBA_CPU_FEATURES=NO_VNNI)
     assert "ISA avx2" in out and "DOT [] False True" in out, out
@@ -155,6 +159,7 @@ def test_avx2_on_a_target_without_any_vnni():
 
 @pytest.mark.skipif(not HOST.get("avxvnni"), reason="this host has no AVX-VNNI")
 @needs_jit
+@pytest.mark.slow  # each compiles the kernels afresh for its target (~25 s)
 def test_vex_form_on_a_target_without_avx512():
     out = _run(AMCHW_VNNI="on", NUMBA_CPU_FEATURES=AVX_VNNI_ONLY)
     assert "ISA avx256" in out and "DOT ['{vex}'] False False" in out, out
