@@ -9,7 +9,6 @@ them against the reference interpreter in the tests."""
 
 import numpy as np
 from numba import njit
-from numba.extending import overload
 
 from .modes import ROUND_FLOOR, ROUND_HALF_AWAY, ROUND_HALF_EVEN, ROUND_HALF_UP
 from .conv import im2col_fill
@@ -73,22 +72,6 @@ def _sum_rows(acc, g, kk, base, plane, bias, tmp):
         tmp[p] = ((t + b) & mask) - np.int64(2**31)
 
 
-def plane_of(out, n, k):
-    """The (OH, OW) plane of image n, channel k of an epilogue's output: out[n, k] for an
-    (N, K, OH, OW) array; for a channel-quad buffer (N, OH, K/4, OW, 4) (the input layout of
-    kernels.vnni.convq_body), out[n, :, k // 4, :, k % 4]."""
-    if out.ndim == 4:
-        return out[n, k]
-    return out[n, :, k // 4, :, k % 4]
-
-
-@overload(plane_of, inline="always")
-def _plane_of(out, n, k):
-    if out.ndim == 4:
-        return lambda out, n, k: out[n, k]
-    return lambda out, n, k: out[n, :, k >> 2, :, k & 3]
-
-
 @njit(cache=True, nogil=True, error_model="numpy")
 def gemm_epilogue(acc, bias, kk0, n0, oh_n, ow_n, has_rq, mult, shift, offset, zx, zo, lo, hi,
                   rounding, has_pool, pkh, pkw, psh, psw, pdh, pdw, ptop, pleft, out, fq, nb=-1,
@@ -105,19 +88,18 @@ def gemm_epilogue(acc, bias, kk0, n0, oh_n, ow_n, has_rq, mult, shift, offset, z
     (requant_i32, mult/shift/offset of length K); otherwise q = a. With has_pool, q's
     (OH, OW) plane is max-pooled (window pkh x pkw, stride, dilation, padding top/left,
     padded positions excluded: maxpool2d_i32) into out[n, k]; otherwise out[n, k] = q.
-    out: int32 (N, K, OH2, OW2) (or a view of another integer type; or a channel-quad
-    buffer, see plane_of). The inner loops are branch-free so that they vectorise.
+    out: int32 (N, K, OH2, OW2). The inner loops are branch-free so that they vectorise.
     fq: requant_f32_params(...) for this requantization: with K columns, the requantization
     runs in float32 lanes (exact, see there); with 0 columns, in int64."""
     groups = acc.shape[1]
     if kgs < 0:
         kgs = acc.shape[2]
-    k_total = out.shape[1] if out.ndim == 4 else 4 * out.shape[2]
+    k_total = out.shape[1]
     kg = k_total // groups
     plane = oh_n * ow_n
     if nb < 0:
         nb = acc.shape[3] // plane
-    poh_n = out.shape[2] if out.ndim == 4 else out.shape[1]
+    poh_n = out.shape[2]
     pow_n = out.shape[3]
     # a 1-D pool with non-overlapping windows and no padding takes a simple path
     simple_pool = (has_pool and oh_n == 1 and poh_n == 1 and pkh == 1 and psw == pkw
@@ -135,7 +117,7 @@ def gemm_epilogue(acc, bias, kk0, n0, oh_n, ow_n, has_rq, mult, shift, offset, z
         for g in range(groups):
             for kk in range(kgs):
                 k = g * kg + kk0 + kk
-                dst = plane_of(out, n, k)
+                dst = out[n, k]
                 if use_f32 and not has_pool and acc.shape[0] == 1:
                     _rows_f32(acc[0, g, kk, base:base + plane], bias[k], oh_n, ow_n, fq, k, zo,
                               lo, hi, rounding, dst)

@@ -390,6 +390,24 @@ def _epilogue(acc, n0, nb, k0, k_, oh_n, ow_n, prm, chan, fq, out):
 
 
 @njit(cache=True, inline="always")
+def _put_quad_row(t, kb, flat, w32, row):
+    """Channels b < kb of a channel quad, the rows t[b] (int32 codes in [0, 255]), into
+    byte b of the words w32[row + u] of a channel-quad buffer (flat: its bytes): one 32-bit
+    store per place for a whole quad, the bytes alone for a partial one."""
+    n = t.shape[1]
+    if kb == 4:
+        t0, t1, t2, t3 = t[0], t[1], t[2], t[3]
+        d = w32[row:row + n]
+        for u in range(n):
+            d[u] = _word(t0[u], t1[u], t2[u], t3[u])
+    else:
+        for b in range(kb):
+            tb = t[b]
+            for u in range(n):
+                flat[4 * (row + u) + b] = tb[u]
+
+
+@njit(cache=True, inline="always")
 def _i64_applies(acc, k0, k_, oh_n, ow_n, prm, chan, fq, out):
     """Whether _epi_i64 takes the step: an int64 requantization (not float32 lanes) that
     _i64_rows cleared for every channel, and no pool or a 1-D one of disjoint windows."""
@@ -486,15 +504,7 @@ def _epi_i64(acc, n0, nb, k0, k_, oh_n, ow_n, prm, chan, out):
                         _i64_row(src, b32, c, pkw, tr[b], ROUND_FLOOR)
                 if quads:
                     row = (((n0 + nn) * hp + top + oh) * c4 + (k0 + q0) // 4) * wp + left
-                    if kb == 4:
-                        d = w32[row:row + pow_n]
-                        t0, t1, t2, t3 = tr[0], tr[1], tr[2], tr[3]
-                        for u in range(pow_n):
-                            d[u] = _word(t0[u], t1[u], t2[u], t3[u])
-                    else:
-                        for b in range(kb):
-                            for u in range(pow_n):
-                                flat[4 * (row + u) + b] = tr[b, u]
+                    _put_quad_row(tr, kb, flat, w32, row)
                 else:
                     for b in range(kb):
                         d = out[n0 + nn, k0 + q0 + b, oh]
@@ -589,15 +599,7 @@ def _quads(acc, n0, nb, k0, k_, oh_n, ow_n, prm, chan, fq, buf):
         for nn in range(nb):
             for oh in range(qoh):
                 row = (((n0 + nn) * hp + top + oh) * c4 + kq) * wp + left
-                if kb == 4:  # four bytes, one 32-bit store (the codes lie in [0, 255])
-                    t0, t1, t2, t3 = tmp[nn, 0, oh], tmp[nn, 1, oh], tmp[nn, 2, oh], tmp[nn, 3, oh]
-                    for ow in range(qow):
-                        w32[row + ow] = _word(t0[ow], t1[ow], t2[ow], t3[ow])
-                else:
-                    for b in range(kb):
-                        t = tmp[nn, b, oh]
-                        for ow in range(qow):
-                            flat[4 * (row + ow) + b] = t[ow]
+                _put_quad_row(tmp[nn, :, oh], kb, flat, w32, row)
 
 
 @njit(cache=True, nogil=True)
