@@ -18,9 +18,11 @@ the whole process on the instruction instead of raising an error. A host LLVM do
 also named "generic": None too.
 
 AMCHW_VNNI picks: unset or "on" the best usable, "off" none, "avx512", "avx256" or "avx2" that
-one where it is usable (none otherwise)."""
+one where it is usable (none otherwise, with a warning that says why; so does a value that names
+nothing)."""
 
 import os
+import warnings
 
 from llvmlite import binding as _llvm
 from numba import config as numba_config
@@ -56,6 +58,19 @@ def target_isas(host_features: dict, host_name: str, cpu_name: str | None,
     return tuple(out)
 
 
+def refusal(usable: tuple[str, ...], request: str | None) -> str | None:
+    """Why the AMCHW_VNNI setting cannot be followed (None where it can): a value that names
+    nothing, or a form this CPU and Numba target cannot run."""
+    req = (request or "on").strip().lower()
+    if req in ("on", "1", "yes", "true", "auto", "off", "0", "no", "false") or req in usable:
+        return None
+    if req not in ISAS:
+        return (f"AMCHW_VNNI={request!r} is not one of on, off, {', '.join(ISAS)}: "
+                "the exact float path is used")
+    return (f"AMCHW_VNNI={request!r}: this CPU and Numba target cannot run that form (usable: "
+            f"{', '.join(usable) or 'none'}): the exact float path is used")
+
+
 def choose(usable: tuple[str, ...], request: str | None, jit: bool = True) -> str | None:
     """The ISA to use given the usable ones and the AMCHW_VNNI setting."""
     req = (request or "on").strip().lower()
@@ -77,3 +92,5 @@ def _host_isas() -> tuple[str, ...]:
 
 USABLE = _host_isas()
 ISA = choose(USABLE, os.environ.get("AMCHW_VNNI"), not numba_config.DISABLE_JIT)
+if refusal(USABLE, os.environ.get("AMCHW_VNNI")):
+    warnings.warn(str(refusal(USABLE, os.environ.get("AMCHW_VNNI"))), stacklevel=2)

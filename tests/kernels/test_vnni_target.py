@@ -57,6 +57,10 @@ def test_choice():
     assert c(("avx2",), None) == "avx2" and c(("avx512", "avx2"), "avx2") == "avx2"
     assert c((), "on") is None
     assert c(both, "on", jit=False) is None
+    r = _isa.refusal
+    assert r(both, None) is None and r(both, "off") is None and r(both, "avx256") is None
+    assert "not one of on, off, avx512, avx256, avx2" in r(both, "avx215")
+    assert "cannot run that form (usable: avx2)" in r(("avx2",), "avx512")
     assert vnni.HAVE_VNNI == (vnni.ISA is not None)
     assert vnni.LANES == (16 if vnni.ISA == "avx512" else 8)
     assert vnni.EMULATED == (vnni.ISA == "avx2")
