@@ -146,9 +146,9 @@ def test_dependencies_point_one_way():
 
 def test_kernels_import_only_numpy_and_numba():
     # llvmlite is numba's own code generator (the VNNI intrinsics); os/hashlib/pathlib name
-    # the versioned Numba cache folder and read AMCHW_VNNI
+    # the versioned Numba cache folder and read AMCHW_VNNI; warnings refuses a bad AMCHW_VNNI
     allowed = {"numpy", "numba", "llvmlite", "math", "operator", "__future__", "typing",
-               "functools", "os", "hashlib", "pathlib"}
+               "functools", "os", "hashlib", "pathlib", "warnings"}
     bad = []
     for m in MODS:
         if _layer(m) != "kernels":
